@@ -1,0 +1,196 @@
+"""What a run in progress records, kept in contextvars, and how params become templates.
+
+Each engine run sets its own :class:`Run` in a context variable, so threads and asyncio
+tasks sharing one engine each record their own steps and never mix them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .codec import encode
+from .models import Handoff, Param, Step, Text
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+_HASHABLE = (str, int, float, bool, bytes, type(None))
+
+
+class Templater:
+    """Replaces a run's param values by references to them, and fills them back in.
+
+    A value equal in type and value to a param becomes :class:`Param` (``True`` is not
+    ``1``); a string containing string params becomes :class:`Text`, longest value first.
+    With ``words=True`` (the task key) a number param also stands for its text where
+    that text is a whole word, so ``"add 2"`` with ``n=2`` reads ``"add {n}"``.
+    When two params share a value, the first one in the dict wins.
+    """
+
+    def __init__(self, params: Mapping[str, Any], *, words: bool = False) -> None:
+        self.params = dict(params)
+        self._exact: dict[tuple[type, Any], str] = {}
+        self._by_encoding: dict[bytes, str] = {}
+        by_text: dict[str, str] = {}
+        patterns: list[tuple[int, str]] = []
+        for name, value in self.params.items():
+            if not isinstance(name, str):
+                raise TypeError(f"param names must be str, got {name!r}")
+            if type(value) in _HASHABLE:
+                self._exact.setdefault((type(value), value), name)
+            else:
+                self._by_encoding.setdefault(encode(value, f"param {name!r}"), name)
+            if type(value) is str and value and value not in by_text:
+                by_text[value] = name
+                patterns.append((len(value), re.escape(value)))
+            elif words and type(value) in (int, float) and str(value) not in by_text:
+                text = str(value)
+                by_text[text] = name
+                patterns.append((len(text), rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)"))
+        self._by_text = by_text
+        patterns.sort(key=lambda p: -p[0])  # stable: equal lengths keep dict order
+        self._pattern = re.compile("|".join(p for _, p in patterns)) if patterns else None
+
+    def template(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _HASHABLE:
+            name = self._exact.get((kind, value))
+            if name is not None:
+                return Param(name)
+            if kind is str and self._pattern is not None:
+                return self._text(value)
+            return value
+        if self._by_encoding:
+            name = self._by_encoding.get(encode(value))
+            if name is not None:
+                return Param(name)
+        if kind is list:
+            return [self.template(v) for v in value]
+        if kind is tuple:
+            return tuple(self.template(v) for v in value)
+        if kind is dict:
+            return {k: self.template(v) for k, v in value.items()}
+        return value
+
+    def _text(self, value: str) -> str | Text:
+        assert self._pattern is not None
+        parts: list[str | Param] = []
+        position = 0
+        for match in self._pattern.finditer(value):
+            if match.start() > position:
+                parts.append(value[position : match.start()])
+            parts.append(Param(self._by_text[match.group()]))
+            position = match.end()
+        if not parts:
+            return value
+        if position < len(value):
+            parts.append(value[position:])
+        return Text(tuple(parts))
+
+
+class MissingParam(LookupError):
+    """A recorded step needs a param this run was not given."""
+
+
+def resolve(template: Any, params: Mapping[str, Any]) -> Any:
+    """The value a template stands for under ``params``: always a fresh copy of containers."""
+    kind = type(template)
+    if kind in _HASHABLE:
+        return template
+    if kind is Param:
+        try:
+            return params[template.name]
+        except KeyError:
+            raise MissingParam(template.name) from None
+    if kind is Text:
+        return "".join(
+            p if type(p) is str else str(resolve(p, params)) for p in template.parts
+        )
+    if kind is list:
+        return [resolve(v, params) for v in template]
+    if kind is tuple:
+        return tuple(resolve(v, params) for v in template)
+    if kind is dict:
+        return {k: resolve(v, params) for k, v in template.items()}
+    if kind is set:
+        return set(template)
+    return template
+
+
+def has_params(template: Any) -> bool:
+    kind = type(template)
+    if kind is Param or kind is Text:
+        return True
+    if kind is list or kind is tuple:
+        return any(has_params(v) for v in template)
+    if kind is dict:
+        return any(has_params(v) for v in template.values())
+    return False
+
+
+@dataclass
+class Snapshot:
+    """A check's capture: its canonical encoding (the identity) and the value itself."""
+
+    key: bytes
+    value: Any
+
+
+@dataclass
+class RecordedCall:
+    """A tool call the agent made during a run, with the environment around it."""
+
+    step: Step
+    pre: Snapshot | None
+    post: Snapshot | None
+
+
+@dataclass
+class Run:
+    """The state of one engine run, visible to the tools it calls."""
+
+    engine: Engine
+    templater: Templater
+    calls: list[RecordedCall] = field(default_factory=list)
+    tokens: int = 0
+    cost: float = 0.0
+
+    def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
+        return (
+            tuple(self.templater.template(a) for a in args),
+            {k: self.templater.template(v) for k, v in kwargs.items()},
+        )
+
+
+current_run: ContextVar[Run | None] = ContextVar("muscle_mem_run", default=None)
+# True while a tool (or a check's capture) runs: calls made from inside it belong to it.
+inside_tool: ContextVar[bool] = ContextVar("muscle_mem_inside_tool", default=False)
+current_handoff: ContextVar[Handoff | None] = ContextVar("muscle_mem_handoff", default=None)
+
+
+def handoff() -> Handoff | None:
+    """The handoff the agent is running under: what replay did and why it stopped.
+
+    None outside a handoff (a plain miss, or no engine run at all).
+    """
+    return current_handoff.get()
+
+
+def report_usage(tokens: int = 0, cost: float = 0.0) -> None:
+    """Add an LLM call's tokens and cost to the current run's :class:`Outcome`.
+
+    Call it from the agent (or an integration) after each model call. Outside an engine
+    run there is nothing to attach it to, and it does nothing.
+    """
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        raise ValueError(f"report_usage(tokens=...) takes a non-negative int, got {tokens!r}")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
+        raise ValueError(f"report_usage(cost=...) takes a non-negative number, got {cost!r}")
+    run = current_run.get()
+    if run is not None:
+        run.tokens += tokens
+        run.cost += cost

@@ -1,0 +1,249 @@
+"""Replay: walking a task key's tree, one step at a time, while the checks allow it.
+
+:class:`Replay` decides and the engine executes: ``next()`` chooses the next step (or
+says replay is over), the engine runs the tool (synchronously or awaited), and reports
+back with ``done()`` or ``raised()``. That keeps one replay loop for sync and async.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .codec import encode
+from .errors import EncodeError
+from .models import ExecutedStep, Handoff
+from .recording import MissingParam, Snapshot, resolve
+from .tools import Tool
+from .trie import Matched, Node, Tree, Update
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+
+
+@dataclass
+class Candidate:
+    """A recorded continuation whose pre-check passes now, ready to run."""
+
+    node: Node
+    tool: Tool
+    args: tuple[Any, ...]  # self first, for a method
+    kwargs: dict[str, Any]
+    score: float
+    pre: Matched | None
+
+
+class Replay:
+    """The state of one replay through a tree.
+
+    ``tools`` finds the engine's tool for a recorded name, ``context_for`` the object to
+    inject as ``self`` into a method tool (None if there is none).
+    """
+
+    def __init__(
+        self,
+        tree: Tree,
+        params: dict[str, Any],
+        tools: dict[str, Tool],
+        context_for: Callable[[Tool], Any],
+    ) -> None:
+        self.tree = tree
+        self.params = params
+        self.tools = tools
+        self.context_for = context_for
+        self.node = tree.root
+        self.update = Update(tree.task_key)
+        self.steps: list[ExecutedStep] = []
+        self.attempted = False  # a tool was called, even if it then raised
+        self.hit = False
+        self.at: int | None = None
+        self.reason: str | None = None
+        self._current: Candidate | None = None
+
+    @property
+    def replayed(self) -> int:
+        return len(self.steps)
+
+    @property
+    def diverged(self) -> bool:
+        """Replay stopped after it had executed or attempted a step: a handoff."""
+        return self.at is not None and self.attempted
+
+    def handoff(self) -> Handoff:
+        assert self.at is not None and self.reason is not None
+        return Handoff(list(self.steps), self.at, self.reason)
+
+    def next(self) -> Candidate | None:
+        """The next step to run, or None when replay is over (see ``hit``/``at``)."""
+        node = self.node
+        if not node.children:
+            if node is self.tree.root:
+                self._stop("nothing has been recorded for this task yet")
+            else:
+                self.hit = True  # a recorded trajectory ended here
+            return None
+        captures: dict[tuple[str, bytes], Snapshot | Exception] = {}
+        reasons: list[str] = []
+        failed: list[str] = []
+        best: Candidate | None = None
+        for child in node.children:
+            candidate = self._candidate(child, captures, reasons, failed)
+            if candidate is not None and (
+                best is None
+                or (candidate.score, candidate.node.last_used) > (best.score, best.node.last_used)
+            ):
+                best = candidate
+        if best is None:
+            if node.terminal:
+                self.hit = True  # no continuation fits, but a trajectory ended here
+            else:
+                self.update.failed.extend(failed)
+                self._stop("; ".join(reasons))
+            return None
+        self._current = best
+        return best
+
+    def done(self, result: Any) -> None:
+        """The chosen step ran and returned ``result``; check what it left behind."""
+        current = self._take()
+        node, tool = current.node, current.tool
+        self.steps.append(
+            ExecutedStep(tool.name, _user_args(tool, current.args), current.kwargs, result)
+        )
+        post: Matched | None = None
+        check = tool.post_check
+        if check is not None:
+            try:
+                fresh = tool.capture(check, "post", current.args, current.kwargs)
+            except Exception as error:
+                self._stop_after(node, f"the post-check capture of {tool.name} raised {error!r}")
+                return
+            assert fresh is not None
+            found = node.post.match(check, fresh)
+            if found is None:
+                self.update.learned.append((node.id, "post", fresh))
+                self._stop_after(
+                    node,
+                    f"the post-check of {tool.name} failed: {self._explain(node.post, fresh)}",
+                )
+                return
+            post = Matched(node.id, "post", found[1], fresh, check.learn)
+        for matched in (current.pre, post):
+            if matched is not None:
+                self.update.matched.append(matched)
+        self.update.executed.append(node.id)
+        self.node = node
+
+    def raised(self, error: BaseException) -> None:
+        """The chosen step's tool raised ``error``: replay stops before it."""
+        current = self._take()
+        self.update.failed.append(current.node.id)
+        self._stop(f"{current.tool.name} raised {type(error).__name__}: {error}")
+
+    def _take(self) -> Candidate:
+        current, self._current = self._current, None
+        assert current is not None, "done()/raised() without a step from next()"
+        self.attempted = True
+        return current
+
+    def _stop(self, reason: str) -> None:
+        self.at = len(self.steps)
+        self.reason = f"step {self.at}: {reason}"
+
+    def _stop_after(self, node: Node, reason: str) -> None:
+        """A post-check failed: the step ran, so the agent goes on from after it."""
+        self.update.failed.append(node.id)
+        self.node = node
+        self.at = len(self.steps) - 1
+        self.reason = f"step {self.at}: {reason}"
+
+    def _candidate(
+        self,
+        child: Node,
+        captures: dict[tuple[str, bytes], Snapshot | Exception],
+        reasons: list[str],
+        failed: list[str],
+    ) -> Candidate | None:
+        step = child.step
+        assert step is not None
+        tool = self.tools.get(step.tool)
+        if tool is None:
+            reasons.append(f"{step.tool} is not a tool of this engine")
+            return None
+        if tool.code != step.code:
+            reasons.append(f"{tool.name} or its checks changed since it was recorded")
+            return None
+        (targs, tkwargs), templated = child.template()
+        try:
+            args, kwargs = resolve((targs, tkwargs), self.params) if templated else (targs, tkwargs)
+        except MissingParam as missing:
+            reasons.append(f"{tool.name} needs param {missing.args[0]!r}, not given to this run")
+            return None
+        if not templated:  # the cached template itself: hand the tool copies
+            args, kwargs = resolve(args, {}), resolve(kwargs, {})
+        if tool.is_method:
+            instance = self.context_for(tool)
+            if instance is None:
+                reasons.append(
+                    f"{tool.name} is a method and no {tool.owner} was given to "
+                    "engine.set_context()"
+                )
+                return None
+            args = (instance, *args)
+        check = tool.pre_check
+        if check is None:
+            return Candidate(child, tool, args, kwargs, 1.0, None)
+        fresh = self._capture(tool, args, kwargs, step.call if not templated else None, captures)
+        if isinstance(fresh, Exception):
+            reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
+            failed.append(child.id)
+            return None
+        found = child.pre.match(check, fresh)
+        if found is None:
+            reasons.append(f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}")
+            failed.append(child.id)
+            return None
+        return Candidate(child, tool, args, kwargs, found[0], Matched(child.id, "pre", found[1], fresh, check.learn))
+
+    def _capture(
+        self,
+        tool: Tool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call: bytes | None,
+        captures: dict[tuple[str, bytes], Snapshot | Exception],
+    ) -> Snapshot | Exception:
+        """The pre-check capture for a call, taken once per distinct tool and arguments."""
+        if call is None:
+            try:
+                call = encode((_user_args(tool, args), kwargs))
+            except EncodeError as error:
+                return error
+        key = (tool.name, call)
+        fresh = captures.get(key)
+        if fresh is None:
+            try:
+                fresh = tool.capture(tool.pre_check, "pre", args, kwargs)
+            except Exception as error:
+                fresh = error
+            captures[key] = fresh  # type: ignore[assignment]
+        return fresh  # type: ignore[return-value]
+
+    @staticmethod
+    def _explain(snapshots: Any, fresh: Snapshot) -> str:
+        recorded = snapshots.items()
+        if not recorded:
+            return f"now {_short.repr(fresh.value)}, nothing recorded"
+        latest = recorded[-1][1]
+        return (
+            f"now {_short.repr(fresh.value)}, matched none of {len(recorded)} recorded "
+            f"snapshot(s) (latest {_short.repr(latest)})"
+        )
+
+
+def _user_args(tool: Tool, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A call's arguments as the agent passed them: without the injected ``self``."""
+    return args[1:] if tool.is_method else args

@@ -1,0 +1,43 @@
+"""The storage protocol every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from ..models import RunRecord
+from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
+
+
+class Store(ABC):
+    """Keeps task keys' trees and the run log.
+
+    A store hands the engine a :class:`Tree` per task key and takes back, per run, one
+    :class:`Update` and one :class:`RunRecord`. Node ids are content hashes, so
+    recording a path that exists already is a no-op and two writers of the same path
+    never conflict.
+    """
+
+    snapshot_cap: int = DEFAULT_SNAPSHOT_CAP
+
+    @abstractmethod
+    def tree(self, task_key: str) -> Tree:
+        """The task key's tree as last committed; an empty tree if nothing is recorded.
+
+        Reads only that task key. The engine reads the tree while it replays and
+        must not change it but through :meth:`commit`.
+        """
+
+    @abstractmethod
+    def commit(self, update: Update, run: RunRecord) -> None:
+        """Apply one run's changes to its tree and append ``run`` to the log, atomically.
+
+        Refreshing a snapshot that has since been evicted, or counting a hit on a node
+        another writer removed, is silently a no-op.
+        """
+
+    @abstractmethod
+    def runs(self) -> list[RunRecord]:
+        """The run log, oldest first."""
+
+    def close(self) -> None:
+        """Release connections and files; the default has none."""

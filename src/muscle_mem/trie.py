@@ -1,0 +1,243 @@
+"""The cache's shape: a trie of steps per task key, and the snapshots kept at each node.
+
+All trajectories recorded for one task key share one tree. A node stands for a step
+(tool, code fingerprint, argument template) after the path that leads to it, and its id
+is a hash of its parent's id and its step: two processes that record the same path make
+the same nodes, and merging them is an idempotent insert.
+
+A node remembers every distinct environment the agent was recorded in there, as the
+de-duplicated set of its checks' snapshots, capped by evicting the least recently
+matched. A hit refreshes the snapshot it matched instead of adding one, so hits never
+grow the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checks import Check
+from .codec import decode
+from .models import Step
+from .recording import RecordedCall, Snapshot, has_params
+
+DEFAULT_SNAPSHOT_CAP = 10_000
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
+        h.update(part)
+    return h.hexdigest()
+
+
+def root_id(task_key: str) -> str:
+    return _digest(b"root", task_key.encode())
+
+
+def node_id(parent_id: str, step: Step) -> str:
+    return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), step.call)
+
+
+class SnapshotSet:
+    """A node's snapshots for one check: de-duplicated by encoding, least recent first."""
+
+    __slots__ = ("_items", "cap")
+
+    def __init__(self, cap: int = DEFAULT_SNAPSHOT_CAP) -> None:
+        self._items: OrderedDict[bytes, Any] = OrderedDict()
+        self.cap = cap
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._items
+
+    def items(self) -> list[tuple[bytes, Any]]:
+        """Oldest first. A copy, so a writer in another thread cannot break a reader."""
+        return list(self._items.items())
+
+    def add(self, snapshot: Snapshot) -> None:
+        items = self._items
+        if snapshot.key in items:
+            items.move_to_end(snapshot.key)
+            return
+        items[snapshot.key] = snapshot.value
+        while len(items) > self.cap:
+            items.popitem(last=False)
+
+    def refresh(self, matched: bytes, fresh: Snapshot, learn: bool) -> None:
+        """Mark ``matched`` as just used; with ``learn`` it takes the fresh capture's place."""
+        items = self._items
+        if learn and fresh.key != matched:
+            items.pop(matched, None)
+            items[fresh.key] = fresh.value
+            items.move_to_end(fresh.key)
+        elif matched in items:
+            items.move_to_end(matched)
+
+    def match(self, check: Check, current: Snapshot) -> tuple[float, bytes] | None:
+        """The best stored snapshot that ``current`` passes ``check`` against.
+
+        Equality checks are one hash lookup. With a compare, the stored snapshot whose
+        encoding is identical to the current capture is tried first (an equality-style
+        compare stops there), then the rest, most recently matched first. Without a
+        threshold the first ``True`` wins; scores are ranked and the highest wins.
+        """
+        items = self._items
+        if check.compare is None:
+            return (1.0, current.key) if current.key in items else None
+        best: tuple[float, bytes] | None = None
+        identical = items.get(current.key, _MISSING)
+        if identical is not _MISSING:
+            found = check.judge(current.value, identical)
+            if found is not None:
+                if found[1]:
+                    return found[0], current.key
+                best = found[0], current.key
+        for key, value in reversed(self.items()):
+            if key == current.key:
+                continue
+            found = check.judge(current.value, value)
+            if found is None:
+                continue
+            if found[1]:
+                return found[0], key
+            if best is None or found[0] > best[0]:
+                best = found[0], key
+        return best
+
+
+_MISSING = object()
+
+
+@dataclass(eq=False)
+class Node:
+    """A step in a task key's tree, with the environments it was recorded in."""
+
+    id: str
+    parent: str | None
+    step: Step | None  # None at the root
+    pre: SnapshotSet = field(default_factory=SnapshotSet)
+    post: SnapshotSet = field(default_factory=SnapshotSet)
+    terminal: bool = False  # a recorded trajectory ended here
+    hits: int = 0
+    failures: int = 0
+    last_used: float = 0.0
+    children: tuple[Node, ...] = ()
+    _template: Any = field(default=_MISSING, repr=False)
+    _templated: bool = field(default=False, repr=False)
+
+    def template(self) -> tuple[Any, bool]:
+        """The step's decoded ``(args, kwargs)`` template, and whether it has params."""
+        if self._template is _MISSING:
+            assert self.step is not None
+            self._template = decode(self.step.call)
+            self._templated = has_params(self._template)
+        return self._template, self._templated
+
+
+@dataclass
+class Matched:
+    """A check that passed during replay, and the snapshot it matched."""
+
+    node: str
+    which: str  # "pre" or "post"
+    key: bytes
+    fresh: Snapshot
+    learn: bool
+
+
+@dataclass
+class Update:
+    """Everything one run changes in a task key's tree, applied in one transaction.
+
+    ``matched`` are the snapshots replay matched (refreshed, never added); ``executed``
+    the nodes replay ran successfully; ``failed`` the nodes whose checks or tool
+    failed where replay stopped.
+    When the run recorded something, ``calls`` are appended after the node ``after``
+    (the root, or the last replayed step) and the path's end is marked terminal;
+    ``learned`` adds snapshots to replayed nodes (a post-check that failed on an
+    environment the agent then handled).
+    """
+
+    task_key: str
+    matched: list[Matched] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    after: str | None = None
+    calls: list[RecordedCall] = field(default_factory=list)
+    learned: list[tuple[str, str, Snapshot]] = field(default_factory=list)
+
+
+class Tree:
+    """All recorded trajectories of one task key, as nodes indexed by id."""
+
+    def __init__(self, task_key: str, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP) -> None:
+        self.task_key = task_key
+        self.snapshot_cap = snapshot_cap
+        self.root = Node(root_id(task_key), None, None)
+        self.nodes: dict[str, Node] = {self.root.id: self.root}
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self.nodes.values()))
+
+    def __len__(self) -> int:
+        return len(self.nodes) - 1
+
+    def insert(self, parent: Node, step: Step) -> Node:
+        """The child of ``parent`` for ``step``, made if it is new (idempotent)."""
+        nid = node_id(parent.id, step)
+        node = self.nodes.get(nid)
+        if node is None:
+            node = Node(
+                nid, parent.id, step, SnapshotSet(self.snapshot_cap), SnapshotSet(self.snapshot_cap)
+            )
+            self.nodes[nid] = node
+            # Copy-on-write, so a replay iterating the old tuple is never disturbed.
+            parent.children = (*parent.children, node)
+        return node
+
+    def apply(self, update: Update, now: float | None = None) -> list[Node]:
+        """Apply one run's changes; returns the nodes of the path it recorded, if any."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for m in update.matched:
+                node = self.nodes.get(m.node)
+                if node is not None:
+                    (node.pre if m.which == "pre" else node.post).refresh(m.key, m.fresh, m.learn)
+            for nid in update.executed:
+                node = self.nodes.get(nid)
+                if node is not None:
+                    node.hits += 1
+                    node.last_used = now
+            for nid in update.failed:
+                node = self.nodes.get(nid)
+                if node is not None:
+                    node.failures += 1
+            if update.after is None:
+                return []
+            for nid, which, snapshot in update.learned:
+                node = self.nodes.get(nid)
+                if node is not None:
+                    (node.pre if which == "pre" else node.post).add(snapshot)
+            path = []
+            node = self.nodes[update.after]
+            for call in update.calls:
+                node = self.insert(node, call.step)
+                if call.pre is not None:
+                    node.pre.add(call.pre)
+                if call.post is not None:
+                    node.post.add(call.post)
+                node.last_used = now
+                path.append(node)
+            node.terminal = True
+            return path
