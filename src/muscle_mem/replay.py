@@ -78,6 +78,8 @@ class Replay:
 
     def next(self) -> Candidate | None:
         """The next step to run, or None when replay is over (see ``hit``/``at``)."""
+        if self.at is not None:
+            return None  # stopped by a failed check or a raising tool
         node = self.node
         if not node.children:
             if node is self.tree.root:
