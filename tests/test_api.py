@@ -28,5 +28,9 @@ def test_library_logger_has_a_null_handler():
 def test_errors_share_one_root_and_misuse_errors_are_builtin_kinds():
     assert issubclass(muscle_mem.ConfigurationError, ValueError)
     assert issubclass(muscle_mem.EncodeError, TypeError)
-    for error in (muscle_mem.ConfigurationError, muscle_mem.EncodeError, muscle_mem.DivergenceError):
+    for error in (
+        muscle_mem.ConfigurationError,
+        muscle_mem.EncodeError,
+        muscle_mem.DivergenceError,
+    ):
         assert issubclass(error, muscle_mem.MuscleMemError)

@@ -15,7 +15,9 @@ def make(engine, world, *, post=False):
 
     post_check = Check(lambda field, value: world.state.get("saved")) if post else None
 
-    @engine.function(pre_check=Check(lambda field, value: world.state["page"]), post_check=post_check)
+    @engine.function(
+        pre_check=Check(lambda field, value: world.state["page"]), post_check=post_check
+    )
     def fill(field, value):
         world.calls.append(("fill", field, value))
         world.state["saved"] = world.state.get("save_as", value)

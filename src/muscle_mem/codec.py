@@ -64,7 +64,9 @@ def to_tree(value: Any, where: str = "value") -> Any:
     if kind is dict:
         if all(type(k) is str for k in value):
             return {"d": {k: to_tree(v, f"{where}[{k!r}]") for k, v in value.items()}}
-        pairs = [[to_tree(k, f"{where} key"), to_tree(v, f"{where}[{k!r}]")] for k, v in value.items()]
+        pairs = [
+            [to_tree(k, f"{where} key"), to_tree(v, f"{where}[{k!r}]")] for k, v in value.items()
+        ]
         return {"m": sorted(pairs, key=_sort_key)}
     if kind is Param:
         return {"p": value.name}
@@ -101,7 +103,8 @@ def _to_tree_other(value: Any, where: str) -> Any:
         return {"dc": _type_name(type(value)), "f": fields}
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
         fields = {
-            name: to_tree(getattr(value, name), f"{where}.{name}") for name in type(value).model_fields
+            name: to_tree(getattr(value, name), f"{where}.{name}")
+            for name in type(value).model_fields
         }
         return {"pd": _type_name(type(value)), "f": fields}
     if type(value).__module__ == "numpy" or type(value).__module__.startswith("numpy."):

@@ -16,9 +16,9 @@ from .errors import ConfigurationError, DivergenceError, EncodeError
 from .models import Outcome, RunRecord, Status
 from .recording import Run, Templater, current_handoff, current_run, inside_tool
 from .replay import Replay
-from .trie import Update
 from .store import Store, open_store
 from .tools import Tool
+from .trie import Update
 
 logger = logging.getLogger("muscle_mem")
 
@@ -134,7 +134,9 @@ class Engine:
                     f"@engine.{kind} decorates a plain function or method, got "
                     f"{type(target).__qualname__}"
                 )
-            tool = Tool(self, target, is_method=is_method, pre_check=pre_check, post_check=post_check)
+            tool = Tool(
+                self, target, is_method=is_method, pre_check=pre_check, post_check=post_check
+            )
             self._tools[tool.name] = tool
             return tool.wrap()
 
@@ -150,7 +152,9 @@ class Engine:
     def set_agent(self, agent: Callable[..., Any]) -> Engine:
         """The agent to call on a cache miss, with the arguments the engine was given."""
         if not callable(agent):
-            raise ConfigurationError(f"set_agent() takes a callable, got {type(agent).__qualname__}")
+            raise ConfigurationError(
+                f"set_agent() takes a callable, got {type(agent).__qualname__}"
+            )
         self._agent = agent
         return self
 
@@ -179,7 +183,8 @@ class Engine:
         )
         if missing:
             raise ConfigurationError(
-                "method tools without a context object: " + ", ".join(missing)
+                "method tools without a context object: "
+                + ", ".join(missing)
                 + "; pass an instance with engine.set_context(obj)"
             )
         return self
@@ -280,7 +285,9 @@ def _tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     if tags is None:
         return ()
     if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-        raise ConfigurationError(f"tags must be a list of strings, e.g. tags=['signup'], got {tags!r}")
+        raise ConfigurationError(
+            f"tags must be a list of strings, e.g. tags=['signup'], got {tags!r}"
+        )
     return tuple(sorted(set(tags)))
 
 
@@ -409,7 +416,11 @@ class _Session:
         self.engine.store.commit(update, record)
         logger.debug(
             "%s %s: replayed %d, recorded %d, %.4fs%s",
-            status, self.task_key, replay.replayed, recorded, duration,
+            status,
+            self.task_key,
+            replay.replayed,
+            recorded,
+            duration,
             f" ({reason})" if reason else "",
         )
         return Outcome(
@@ -423,4 +434,3 @@ class _Session:
             cost=self.run.cost,
             task_key=self.task_key,
         )
-

@@ -107,9 +107,7 @@ def resolve(template: Any, params: Mapping[str, Any]) -> Any:
         except KeyError:
             raise MissingParam(template.name) from None
     if kind is Text:
-        return "".join(
-            p if type(p) is str else str(resolve(p, params)) for p in template.parts
-        )
+        return "".join(p if type(p) is str else str(resolve(p, params)) for p in template.parts)
     if kind is list:
         return [resolve(v, params) for v in template]
     if kind is tuple:

@@ -190,8 +190,7 @@ class Replay:
             instance = self.context_for(tool)
             if instance is None:
                 reasons.append(
-                    f"{tool.name} is a method and no {tool.owner} was given to "
-                    "engine.set_context()"
+                    f"{tool.name} is a method and no {tool.owner} was given to engine.set_context()"
                 )
                 return None
             args = (instance, *args)
@@ -205,10 +204,19 @@ class Replay:
             return None
         found = child.pre.match(check, fresh)
         if found is None:
-            reasons.append(f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}")
+            reasons.append(
+                f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}"
+            )
             failed.append(child.id)
             return None
-        return Candidate(child, tool, args, kwargs, found[0], Matched(child.id, "pre", found[1], fresh, check.learn))
+        return Candidate(
+            child,
+            tool,
+            args,
+            kwargs,
+            found[0],
+            Matched(child.id, "pre", found[1], fresh, check.learn),
+        )
 
     def _capture(
         self,

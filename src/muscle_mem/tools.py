@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -48,15 +49,15 @@ def fingerprint(func: Callable[..., Any] | None) -> str:
     if cached is not None:
         return cached
     result = _source_fingerprint(target) or _code_fingerprint(target) or f"name:{_name(target)}"
-    try:
+    with contextlib.suppress(TypeError):
         _fingerprints[target] = result
-    except TypeError:
-        pass
     return result
 
 
 def _hash(data: str | bytes) -> str:
-    return hashlib.blake2b(data.encode() if isinstance(data, str) else data, digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        data.encode() if isinstance(data, str) else data, digest_size=16
+    ).hexdigest()
 
 
 def _source_fingerprint(func: Any) -> str | None:
@@ -119,7 +120,9 @@ class Tool:
         self.pre_check = pre_check
         self.post_check = post_check
         self.code = "tool1:" + _hash(
-            "\n".join([fingerprint(func), _check_fingerprint(pre_check), _check_fingerprint(post_check)])
+            "\n".join(
+                [fingerprint(func), _check_fingerprint(pre_check), _check_fingerprint(post_check)]
+            )
         )
 
     def __repr__(self) -> str:

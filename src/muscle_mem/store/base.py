@@ -39,5 +39,5 @@ class Store(ABC):
     def runs(self) -> list[RunRecord]:
         """The run log, oldest first."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a store without resources needs no override
         """Release connections and files; the default has none."""
