@@ -113,7 +113,7 @@ def _to_tree_other(value: Any, where: str) -> Any:
     # rather than fail: their value is what matters to an equality check.
     for base in (str, int, float, list, tuple, dict):
         if isinstance(value, base):
-            return to_tree(base(value), where)
+            return to_tree(base(value), where)  # type: ignore[arg-type]
     raise EncodeError(
         f"{where} is a {type(value).__qualname__}, which muscle-mem cannot store as data. "
         "Use primitives, lists, tuples, dicts, sets, dataclasses, enums, datetimes, bytes, "

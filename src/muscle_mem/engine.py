@@ -76,7 +76,7 @@ class Engine:
     def function(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
     def function(
-        self, *, pre_check: Check | None = None, post_check: Check | None = None
+        self, /, *, pre_check: Check | None = None, post_check: Check | None = None
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def function(
@@ -97,7 +97,7 @@ class Engine:
     def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
     def method(
-        self, *, pre_check: Check | None = None, post_check: Check | None = None
+        self, /, *, pre_check: Check | None = None, post_check: Check | None = None
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def method(
