@@ -8,6 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, overload
 
 from .checks import Check
@@ -44,20 +45,24 @@ class OnDivergence(str, enum.Enum):
 class Engine:
     """A behavior cache around an agent.
 
-    ``Engine()`` keeps its cache in memory; ``store=`` takes a :class:`Store` (or a URL).
+    ``Engine()`` keeps its cache in memory (or in ``$MUSCLE_MEM_STORE``); ``store=``
+    takes a :class:`Store`, a URL (``sqlite:///cache.db``, ``postgresql://...``) or a
+    path ending in ``.db``.
     ``match_task=False`` keys the cache by tags alone, ignoring the task's arguments.
     ``on_divergence`` says what happens when replay stops half-way: ``"handoff"``
-    (default), ``"restart"`` or ``"raise"``.
+    (default), ``"restart"`` or ``"raise"``. ``secret`` signs what is stored (HMAC) so
+    that rows nobody with the secret wrote are never replayed.
     """
 
     def __init__(
         self,
-        store: Store | str | None = None,
+        store: Store | str | Path | None = None,
         *,
         match_task: bool = True,
         on_divergence: str | OnDivergence = OnDivergence.HANDOFF,
+        secret: str | bytes | None = None,
     ) -> None:
-        self.store = open_store(store)
+        self.store = open_store(store, secret=secret)
         self.match_task = match_task
         self.on_divergence = OnDivergence.parse(on_divergence)
         self._agent: Callable[..., Any] | None = None
@@ -76,7 +81,12 @@ class Engine:
     def function(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
     def function(
-        self, /, *, pre_check: Check | None = None, post_check: Check | None = None
+        self,
+        /,
+        *,
+        pre_check: Check | None = None,
+        post_check: Check | None = None,
+        sensitive: Iterable[str] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def function(
@@ -86,18 +96,26 @@ class Engine:
         *,
         pre_check: Check | None = None,
         post_check: Check | None = None,
+        sensitive: Iterable[str] = (),
     ) -> Any:
         """Make a function a tool: its calls during a run are recorded and replayable.
 
         Works as ``@engine.function`` and as ``@engine.function(pre_check=...)``.
+        ``sensitive`` names arguments (passwords, tokens) that are never stored: they
+        must be params of the run, and a call where one is not is not replayable.
         """
-        return self._decorator(func, is_method=False, pre_check=pre_check, post_check=post_check)
+        return self._decorator(func, False, pre_check, post_check, sensitive)
 
     @overload
     def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
     def method(
-        self, /, *, pre_check: Check | None = None, post_check: Check | None = None
+        self,
+        /,
+        *,
+        pre_check: Check | None = None,
+        post_check: Check | None = None,
+        sensitive: Iterable[str] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def method(
@@ -107,20 +125,28 @@ class Engine:
         *,
         pre_check: Check | None = None,
         post_check: Check | None = None,
+        sensitive: Iterable[str] = (),
     ) -> Any:
         """Make a method a tool. ``self`` is not recorded: replay injects the object
-        given to :meth:`set_context`. Checks' captures receive ``self`` too."""
-        return self._decorator(func, is_method=True, pre_check=pre_check, post_check=post_check)
+        given to :meth:`set_context`. Checks' captures receive ``self`` too. Takes the
+        same arguments as :meth:`function`."""
+        return self._decorator(func, True, pre_check, post_check, sensitive)
 
     def _decorator(
         self,
         func: Callable[..., Any] | None,
-        *,
         is_method: bool,
         pre_check: Check | None,
         post_check: Check | None,
+        sensitive: Iterable[str],
     ) -> Any:
         kind = "method" if is_method else "function"
+        if isinstance(sensitive, str) or not all(isinstance(n, str) for n in sensitive):
+            raise ConfigurationError(
+                f"@engine.{kind}(sensitive=...) takes a list of argument names, "
+                f"e.g. sensitive=['password'], got {sensitive!r}"
+            )
+        secret_names = tuple(sensitive)
         for name, check in (("pre_check", pre_check), ("post_check", post_check)):
             if check is not None and not isinstance(check, Check):
                 raise ConfigurationError(
@@ -134,8 +160,19 @@ class Engine:
                     f"@engine.{kind} decorates a plain function or method, got "
                     f"{type(target).__qualname__}"
                 )
+            unknown = _unknown_arguments(target, secret_names)
+            if unknown:
+                raise ConfigurationError(
+                    f"@engine.{kind}(sensitive=...) names {', '.join(map(repr, unknown))}, "
+                    f"not arguments of {getattr(target, '__qualname__', target)}"
+                )
             tool = Tool(
-                self, target, is_method=is_method, pre_check=pre_check, post_check=post_check
+                self,
+                target,
+                is_method=is_method,
+                pre_check=pre_check,
+                post_check=post_check,
+                sensitive=secret_names,
             )
             self._tools[tool.name] = tool
             return tool.wrap()
@@ -278,17 +315,47 @@ class Engine:
         **kwargs: Any,
     ) -> str:
         """The cache key a call with these arguments would use."""
-        return _task_key(self.match_task, _tags(tags), dict(params or {}), args, kwargs)
+        return _task_key(self.match_task, _tags(tags), _params(params), args, kwargs)
+
+
+def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list[str]:
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return []  # a builtin: nothing to check against
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return []
+    return [n for n in names if n not in parameters]
 
 
 def _tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     if tags is None:
         return ()
-    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+    try:
+        if isinstance(tags, str):
+            raise TypeError
+        given = tuple(tags)  # once: a generator can only be read once
+    except TypeError:
+        given = None
+    if given is None or not all(isinstance(t, str) for t in given):
         raise ConfigurationError(
             f"tags must be a list of strings, e.g. tags=['signup'], got {tags!r}"
         )
-    return tuple(sorted(set(tags)))
+    return tuple(sorted(set(given)))
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(
+            f"params must be a dict of name to value, e.g. params={{'name': 'John'}}, "
+            f"got {params!r}"
+        )
+    for name in params:
+        if not isinstance(name, str):
+            raise ConfigurationError(f"param names must be strings, got {name!r}")
+    return dict(params)
 
 
 def _task_key(
@@ -326,13 +393,11 @@ class _Session:
     ) -> None:
         if engine._agent is None:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
-        if params is not None and not isinstance(params, Mapping):
-            raise ConfigurationError(f"params must be a dict of name to value, got {params!r}")
         self.engine = engine
         self.started_at = time.time()
         self.started = time.perf_counter()
         self.tags = _tags(tags)
-        self.params = dict(params or {})
+        self.params = _params(params)
         self.task_key = _task_key(engine.match_task, self.tags, self.params, args, kwargs)
         self.run = Run(engine, Templater(self.params))
         self.replay = Replay(

@@ -3,7 +3,8 @@
     MuscleMemError
     ├── ConfigurationError (also ValueError)   the engine or a tool is set up wrongly
     ├── EncodeError (also TypeError)           a value cannot be stored as data
-    └── DivergenceError                        replay stopped and on_divergence="raise"
+    ├── DivergenceError                        replay stopped and on_divergence="raise"
+    └── StoreError                             a store can't be opened, read or written
 
 Misuse errors are also built-in ``TypeError``/``ValueError`` subclasses, so code that
 already catches those keeps working. Every message says what happened and how to fix it.
@@ -41,3 +42,10 @@ class DivergenceError(MuscleMemError):
             f"replay diverged at step {handoff.at} after {len(handoff.steps)} executed "
             f"step(s): {handoff.reason}"
         )
+
+
+class StoreError(MuscleMemError):
+    """A store cannot be opened or used: unreachable, unreadable, or of a newer schema.
+
+    Messages name the store's URL without its password.
+    """

@@ -20,6 +20,13 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Redacted:
+    """A tool's sensitive argument that was not a param: never stored, so never replayed."""
+
+    argument: str
+
+
+@dataclass(frozen=True)
 class Text:
     """A string with params inside it: literal pieces alternating with :class:`Param`."""
 

@@ -6,6 +6,7 @@ tasks sharing one engine each record their own steps and never mix them.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .codec import encode
-from .models import Handoff, Param, Step, Text
+from .errors import EncodeError
+from .models import Handoff, Param, Redacted, Step, Text
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -26,6 +28,8 @@ class Templater:
 
     A value equal in type and value to a param becomes :class:`Param` (``True`` is not
     ``1``); a string containing string params becomes :class:`Text`, longest value first.
+    A param's text counts only where it is not glued into a longer word: with
+    ``name="Jo"``, ``"Hello Jo!"`` is templated but the button label ``"Join"`` is not.
     With ``words=True`` (the task key) a number param also stands for its text where
     that text is a whole word, so ``"add 2"`` with ``n=2`` reads ``"add {n}"``.
     When two params share a value, the first one in the dict wins.
@@ -38,15 +42,13 @@ class Templater:
         by_text: dict[str, str] = {}
         patterns: list[tuple[int, str]] = []
         for name, value in self.params.items():
-            if not isinstance(name, str):
-                raise TypeError(f"param names must be str, got {name!r}")
             if type(value) in _HASHABLE:
                 self._exact.setdefault((type(value), value), name)
             else:
                 self._by_encoding.setdefault(encode(value, f"param {name!r}"), name)
             if type(value) is str and value and value not in by_text:
                 by_text[value] = name
-                patterns.append((len(value), re.escape(value)))
+                patterns.append((len(value), _unglued(value)))
             elif words and type(value) in (int, float) and str(value) not in by_text:
                 text = str(value)
                 by_text[text] = name
@@ -65,7 +67,10 @@ class Templater:
                 return self._text(value)
             return value
         if self._by_encoding:
-            name = self._by_encoding.get(encode(value))
+            try:
+                name = self._by_encoding.get(encode(value))
+            except EncodeError:
+                name = None  # not a param; the caller reports it with a better name
             if name is not None:
                 return Param(name)
         if kind is list:
@@ -92,8 +97,22 @@ class Templater:
         return Text(tuple(parts))
 
 
+def _unglued(text: str) -> str:
+    """A pattern for ``text`` that doesn't match inside a longer word."""
+    pattern = re.escape(text)
+    if re.match(r"\w", text):
+        pattern = rf"(?<!\w){pattern}"
+    if re.search(r"\w$", text):
+        pattern = rf"{pattern}(?!\w)"
+    return pattern
+
+
 class MissingParam(LookupError):
     """A recorded step needs a param this run was not given."""
+
+
+class NotStored(LookupError):
+    """A recorded step's sensitive argument was not a param, so it was never stored."""
 
 
 def resolve(template: Any, params: Mapping[str, Any]) -> Any:
@@ -108,6 +127,8 @@ def resolve(template: Any, params: Mapping[str, Any]) -> Any:
             raise MissingParam(template.name) from None
     if kind is Text:
         return "".join(p if type(p) is str else str(resolve(p, params)) for p in template.parts)
+    if kind is Redacted:
+        raise NotStored(template.argument)
     if kind is list:
         return [resolve(v, params) for v in template]
     if kind is tuple:
@@ -116,13 +137,15 @@ def resolve(template: Any, params: Mapping[str, Any]) -> Any:
         return {k: resolve(v, params) for k, v in template.items()}
     if kind is set:
         return set(template)
-    return template
+    # Anything else (a dataclass, an array) is a copy too: a tool that mutates its
+    # argument must not change what later replays receive.
+    return copy.deepcopy(template)
 
 
 def has_params(template: Any) -> bool:
     kind = type(template)
-    if kind is Param or kind is Text:
-        return True
+    if kind is Param or kind is Text or kind is Redacted:
+        return True  # (Redacted: resolving it is what reports it)
     if kind is list or kind is tuple:
         return any(has_params(v) for v in template)
     if kind is dict:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import encode
+from .codec import DecodeError, encode
 from .errors import EncodeError
 from .models import ExecutedStep, Handoff
-from .recording import MissingParam, Snapshot, resolve
+from .recording import MissingParam, NotStored, Snapshot, resolve
 from .tools import Tool
 from .trie import Matched, Node, Tree, Update
 
@@ -178,11 +178,21 @@ class Replay:
         if tool.code != step.code:
             reasons.append(f"{tool.name} or its checks changed since it was recorded")
             return None
-        (targs, tkwargs), templated = child.template()
+        try:
+            (targs, tkwargs), templated = child.template()
+        except DecodeError as error:
+            reasons.append(f"{tool.name}'s recorded arguments can't be read: {error}")
+            return None
         try:
             args, kwargs = resolve((targs, tkwargs), self.params) if templated else (targs, tkwargs)
         except MissingParam as missing:
             reasons.append(f"{tool.name} needs param {missing.args[0]!r}, not given to this run")
+            return None
+        except NotStored as redacted:
+            reasons.append(
+                f"{tool.name}'s sensitive argument {redacted.args[0]!r} was not a param when "
+                "recorded, so it was not stored; pass it as a param to make the step replayable"
+            )
             return None
         if not templated:  # the cached template itself: hand the tool copies
             args, kwargs = resolve(args, {}), resolve(kwargs, {})
@@ -244,10 +254,13 @@ class Replay:
 
     @staticmethod
     def _explain(snapshots: Any, fresh: Snapshot) -> str:
-        recorded = snapshots.items()
+        recorded = snapshots.keys()
         if not recorded:
             return f"now {_short.repr(fresh.value)}, nothing recorded"
-        latest = recorded[-1][1]
+        try:
+            latest = snapshots.value(recorded[-1], fresh.value)
+        except (KeyError, DecodeError):
+            latest = "?"
         return (
             f"now {_short.repr(fresh.value)}, matched none of {len(recorded)} recorded "
             f"snapshot(s) (latest {_short.repr(latest)})"

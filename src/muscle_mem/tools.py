@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .checks import Check
 from .codec import encode
 from .errors import EncodeError
-from .models import Step
+from .models import Param, Redacted, Step
 from .recording import RecordedCall, Run, Snapshot, current_run, inside_tool
 
 if TYPE_CHECKING:
@@ -82,16 +82,30 @@ def _code_fingerprint(func: Any) -> str | None:
 
 
 def _code_bytes(code: Any) -> bytes:
-    consts = b"".join(
-        _code_bytes(c) if hasattr(c, "co_code") else repr(c).encode() for c in code.co_consts
-    )
-    return code.co_code + consts + repr(code.co_names).encode()
+    # Names count as much as bytecode: `lambda: env["a"]` and `lambda: other["a"]`
+    # differ only in co_freevars. Nested code objects are hashed, never repr'd (their
+    # repr holds a memory address).
+    parts = [code.co_code]
+    parts += [_code_bytes(c) if hasattr(c, "co_code") else repr(c).encode() for c in code.co_consts]
+    parts += [
+        repr(names).encode()
+        for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
+    ]
+    return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
 
 
 def _name(func: Any) -> str:
     module = getattr(func, "__module__", None) or "?"
     qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return f"{module}.{qualname or type(func).__qualname__}"
+    name = f"{module}.{qualname or type(func).__qualname__}"
+    code = getattr(func, "__code__", None)
+    if code is not None and code.co_name == "<lambda>":
+        name += f"@{code.co_firstlineno}"  # lambdas all share one qualified name
+    return name
+
+
+def _leaks(name: str, value: Any, tool: Tool) -> bool:
+    return name in tool.sensitive and type(value) is not Param
 
 
 def _check_fingerprint(check: Check | None) -> str:
@@ -111,6 +125,7 @@ class Tool:
         is_method: bool,
         pre_check: Check | None,
         post_check: Check | None,
+        sensitive: tuple[str, ...] = (),
     ) -> None:
         self.engine = engine
         self.func = func
@@ -119,6 +134,7 @@ class Tool:
         self.is_async = inspect.iscoroutinefunction(func)
         self.pre_check = pre_check
         self.post_check = post_check
+        self.sensitive = sensitive
         self.code = "tool1:" + _hash(
             "\n".join(
                 [fingerprint(func), _check_fingerprint(pre_check), _check_fingerprint(post_check)]
@@ -216,7 +232,10 @@ class Tool:
         """Before a recorded call: its step (taken before the tool can mutate its
         arguments) and the pre-check's capture."""
         call_args = args[1:] if self.is_method else args
-        step = Step(self.name, self.code, self.encode_call(run.template_call(call_args, kwargs)))
+        template = run.template_call(call_args, kwargs)
+        if self.sensitive:
+            template = self._redact(template)
+        step = Step(self.name, self.code, self.encode_call(template))
         return step, self.capture(self.pre_check, "pre", args, kwargs)
 
     def finish(
@@ -230,6 +249,17 @@ class Tool:
         """After a call that succeeded: add it, with the post-check's capture, to the run."""
         post = self.capture(self.post_check, "post", args, kwargs)
         run.calls.append(RecordedCall(step, pre, post))
+
+    def _redact(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
+        """Replace sensitive arguments that are not exactly a param: they are never stored."""
+        args, kwargs = template
+        names = self._parameter_names()[1 if self.is_method else 0 :]
+        args = tuple(
+            Redacted(names[i]) if i < len(names) and _leaks(names[i], value, self) else value
+            for i, value in enumerate(args)
+        )
+        kwargs = {k: Redacted(k) if _leaks(k, v, self) else v for k, v in kwargs.items()}
+        return args, kwargs
 
     def encode_call(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> bytes:
         try:

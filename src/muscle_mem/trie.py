@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Check
-from .codec import decode
+from .codec import DecodeError, decode
 from .models import Step
 from .recording import RecordedCall, Snapshot, has_params
 
@@ -60,16 +60,32 @@ class SnapshotSet:
     def __contains__(self, key: bytes) -> bool:
         return key in self._items
 
-    def items(self) -> list[tuple[bytes, Any]]:
-        """Oldest first. A copy, so a writer in another thread cannot break a reader."""
-        return list(self._items.items())
+    def keys(self) -> list[bytes]:
+        """Least recently matched first. A copy, so a writer cannot disturb a reader."""
+        return list(self._items)
+
+    def value(self, key: bytes, like: Any = None) -> Any:
+        """The stored snapshot for ``key``, decoded on first use into ``like``'s types.
+
+        Snapshots stay bytes until a compare needs them (equality checks never decode),
+        and are then rebuilt from the bytes, so they never alias a live object.
+        """
+        value = self._items[key]
+        if value is _UNDECODED:
+            value = self._items[key] = decode(key, like)  # keeps its place in the order
+        return value
+
+    def load(self, key: bytes) -> None:
+        """Append a stored snapshot as the most recent, evicting past the cap."""
+        self.add(Snapshot(key, None))
 
     def add(self, snapshot: Snapshot) -> None:
         items = self._items
         if snapshot.key in items:
             items.move_to_end(snapshot.key)
             return
-        items[snapshot.key] = snapshot.value
+        # Kept as bytes, not the live capture: the user's object may change later.
+        items[snapshot.key] = _UNDECODED
         while len(items) > self.cap:
             items.popitem(last=False)
 
@@ -78,7 +94,7 @@ class SnapshotSet:
         items = self._items
         if learn and fresh.key != matched:
             items.pop(matched, None)
-            items[fresh.key] = fresh.value
+            items[fresh.key] = _UNDECODED
             items.move_to_end(fresh.key)
         elif matched in items:
             items.move_to_end(matched)
@@ -95,16 +111,19 @@ class SnapshotSet:
         if check.compare is None:
             return (1.0, current.key) if current.key in items else None
         best: tuple[float, bytes] | None = None
-        identical = items.get(current.key, _MISSING)
-        if identical is not _MISSING:
-            found = check.judge(current.value, identical)
+        if current.key in items:
+            found = check.judge(current.value, self.value(current.key, current.value))
             if found is not None:
                 if found[1]:
                     return found[0], current.key
                 best = found[0], current.key
-        for key, value in reversed(self.items()):
+        for key in reversed(self.keys()):
             if key == current.key:
                 continue
+            try:
+                value = self.value(key, current.value)
+            except (KeyError, DecodeError):
+                continue  # evicted meanwhile, or of a class this process can't rebuild
             found = check.judge(current.value, value)
             if found is None:
                 continue
@@ -116,6 +135,7 @@ class SnapshotSet:
 
 
 _MISSING = object()
+_UNDECODED = object()
 
 
 @dataclass(eq=False)

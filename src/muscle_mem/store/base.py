@@ -39,5 +39,11 @@ class Store(ABC):
     def runs(self) -> list[RunRecord]:
         """The run log, oldest first."""
 
+    def use_secret(self, secret: str | bytes | None) -> None:  # noqa: B027 - see below
+        """Sign rows written from now on with ``secret`` and ignore rows that fail it.
+
+        Stores whose rows only this process writes (memory) have nothing to verify.
+        """
+
     def close(self) -> None:  # noqa: B027 - a store without resources needs no override
         """Release connections and files; the default has none."""

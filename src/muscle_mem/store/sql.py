@@ -1,0 +1,476 @@
+"""What the SQLite and PostgreSQL stores share: the schema, one run's writes, and the
+process's copy of each task key's tree.
+
+A process reads a task key's tree once and keeps it; each run asks only for the key's
+*generation*, a counter bumped by every commit that changes what replay can see (a new
+node, a new or replaced snapshot). When another process has bumped it, the tree is read
+again. Hits with equality checks change counts and LRU times only, so a fleet replaying
+a stable cache never re-reads it.
+
+Every write is an idempotent upsert keyed by content (a node's id hashes its path), so
+two processes recording the same path write the same rows. Each commit first upserts
+its task key's row, which serialises writers of one task key and so rules out
+deadlocks between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import warnings
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ..errors import StoreError
+from ..models import RunRecord, Step
+from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, Update, node_id
+from .base import Store
+
+SCHEMA_VERSION = 1
+
+# Statements that bring a store from version N-1 to N, in order. Version 1 is the first
+# released schema, so there is nothing to migrate yet; a change to the tables adds an
+# entry here and bumps SCHEMA_VERSION.
+MIGRATIONS: dict[int, list[str]] = {}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mm_tasks (
+    task_key TEXT PRIMARY KEY,
+    tags TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at {real} NOT NULL,
+    last_used {real} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mm_nodes (
+    id TEXT PRIMARY KEY,
+    task_key TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    code TEXT NOT NULL,
+    call {blob} NOT NULL,
+    terminal INTEGER NOT NULL DEFAULT 0,
+    hits BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0,
+    created_at {real} NOT NULL,
+    last_used {real} NOT NULL,
+    sig {blob}
+);
+CREATE INDEX IF NOT EXISTS mm_nodes_task ON mm_nodes (task_key);
+CREATE TABLE IF NOT EXISTS mm_snapshots (
+    node TEXT NOT NULL,
+    which TEXT NOT NULL,
+    digest {blob} NOT NULL,
+    task_key TEXT NOT NULL,
+    data {blob} NOT NULL,
+    used {real} NOT NULL,
+    sig {blob},
+    PRIMARY KEY (node, which, digest)
+);
+CREATE INDEX IF NOT EXISTS mm_snapshots_task ON mm_snapshots (task_key);
+CREATE TABLE IF NOT EXISTS mm_runs (
+    id {serial} PRIMARY KEY,
+    task_key TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    replayed INTEGER NOT NULL,
+    recorded INTEGER NOT NULL,
+    diverged_at INTEGER,
+    reason TEXT,
+    started_at {real} NOT NULL,
+    duration_s {real} NOT NULL,
+    tokens BIGINT NOT NULL,
+    cost {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mm_runs_task ON mm_runs (task_key, started_at)
+"""
+
+_RUN_COLUMNS = (
+    "task_key, tags, params, status, replayed, recorded, diverged_at, reason, "
+    "started_at, duration_s, tokens, cost"
+)
+
+T = TypeVar("T")
+
+
+class IntegrityWarning(UserWarning):
+    """A stored row failed its signature check and was ignored."""
+
+
+class Cursor(Protocol):
+    """The little a store needs from a DB-API cursor, with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+class SQLStore(Store):
+    """A store in an SQL database. Subclasses connect and run transactions."""
+
+    #: SQL that orders rows "all the rest" after an OFFSET.
+    no_limit = "LIMIT -1"
+    types: ClassVar[dict[str, str]] = {"real": "REAL", "blob": "BLOB", "serial": "INTEGER"}
+
+    def __init__(self, url: str, snapshot_cap: int, secret: str | bytes | None) -> None:
+        if snapshot_cap < 1:
+            raise ValueError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
+        self.url = url
+        self.snapshot_cap = snapshot_cap
+        self._key = _secret_key(secret)
+        self._trees: dict[str, tuple[int, Tree]] = {}
+        self._lock = threading.Lock()
+
+    # -- what subclasses provide ----------------------------------------------------
+
+    @abstractmethod
+    def _read(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` with a cursor outside any write transaction."""
+
+    @abstractmethod
+    def _write(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` in one write transaction: all of it is committed or none."""
+
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Keep two processes from creating the schema at once."""
+
+    # -- the schema -------------------------------------------------------------------
+
+    def _open_schema(self) -> None:
+        """Create the tables, migrate an older schema, or refuse a newer one."""
+
+        def work(cur: Cursor) -> None:
+            self._lock_schema(cur)
+            cur.execute("CREATE TABLE IF NOT EXISTS mm_meta (key TEXT PRIMARY KEY, value TEXT)")
+            cur.execute("SELECT value FROM mm_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.url} has schema version {version}, written by a newer "
+                    f"muscle-mem; this version reads up to {SCHEMA_VERSION}. Upgrade "
+                    "muscle-mem to use it."
+                )
+            if version == SCHEMA_VERSION:
+                return
+            if version == 0:
+                for statement in _SCHEMA.format(**self.types).split(";"):
+                    cur.execute(statement)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
+                        cur.execute(statement)
+            cur.execute(
+                "INSERT INTO mm_meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+        self._write(work)
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def use_secret(self, secret: str | bytes | None) -> None:
+        key = _secret_key(secret)
+        if key != self._key:
+            with self._lock:
+                self._key = key
+                self._trees.clear()  # what was verified with another key is read again
+
+    def tree(self, task_key: str) -> Tree:
+        generation = self._read(lambda cur: _generation(cur, task_key))
+        cached = self._trees.get(task_key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        tree = self._read(lambda cur: self._load(cur, task_key))
+        with self._lock:
+            self._trees[task_key] = (generation, tree)
+        return tree
+
+    def commit(self, update: Update, run: RunRecord) -> None:
+        now = time.time()
+        structural = _is_structural(update)
+        before = self._trees.get(update.task_key)
+        tree = before[1] if before else self.tree(update.task_key)
+        generation = self._write(lambda cur: self._commit(cur, update, run, tree, now, structural))
+        tree.apply(update, now)
+        with self._lock:
+            cached = self._trees.get(update.task_key)
+            # Our copy is current only if no other writer committed since we read it.
+            expected = generation - 1 if structural else generation
+            if cached is not None and cached[1] is tree and cached[0] == expected:
+                self._trees[update.task_key] = (generation, tree)
+
+    def runs(self) -> list[RunRecord]:
+        def work(cur: Cursor) -> list[RunRecord]:
+            cur.execute(f"SELECT {_RUN_COLUMNS} FROM mm_runs ORDER BY id")
+            return [_run_record(row) for row in cur.fetchall()]
+
+        return self._read(work)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        cur: Cursor,
+        update: Update,
+        run: RunRecord,
+        tree: Tree,
+        now: float,
+        structural: bool,
+    ) -> int:
+        key = update.task_key
+        cur.execute(
+            "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+            "generation = mm_tasks.generation + ?, last_used = excluded.last_used "
+            "RETURNING generation",
+            (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
+        )
+        generation = int(cur.fetchone()[0])
+        touched: set[tuple[str, str]] = set()
+        for m in update.matched:
+            if m.learn and m.fresh.key != m.key:
+                cur.execute(
+                    "DELETE FROM mm_snapshots WHERE node = ? AND which = ? AND digest = ?",
+                    (m.node, m.which, _digest(m.key)),
+                )
+                self._put_snapshot(cur, key, m.node, m.which, m.fresh.key, now)
+            else:
+                cur.execute(
+                    "UPDATE mm_snapshots SET used = ? WHERE node = ? AND which = ? AND digest = ?",
+                    (now, m.node, m.which, _digest(m.key)),
+                )
+        if update.executed:
+            cur.executemany(
+                "UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id = ?",
+                [(now, nid) for nid in update.executed],
+            )
+        if update.failed:
+            cur.executemany(
+                "UPDATE mm_nodes SET failures = failures + 1 WHERE id = ?",
+                [(nid,) for nid in update.failed],
+            )
+        if update.after is not None:
+            for nid, which, snapshot in update.learned:
+                self._put_snapshot(cur, key, nid, which, snapshot.key, now)
+                touched.add((nid, which))
+            parent = update.after
+            for call in update.calls:
+                nid = node_id(parent, call.step)
+                self._put_node(cur, key, nid, parent, call.step, now)
+                for which, taken in (("pre", call.pre), ("post", call.post)):
+                    if taken is not None:
+                        self._put_snapshot(cur, key, nid, which, taken.key, now)
+                        touched.add((nid, which))
+                parent = nid
+            if update.calls:
+                cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (parent,))
+        for nid, which in touched:
+            node = tree.nodes.get(nid)
+            held = len(getattr(node, which)) if node is not None else 0
+            if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
+                self._evict(cur, nid, which)
+        cur.execute(
+            f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.task_key,
+                json.dumps(list(run.tags)),
+                json.dumps(list(run.params)),
+                run.status,
+                run.replayed,
+                run.recorded,
+                run.diverged_at,
+                run.reason,
+                run.started_at,
+                run.duration_s,
+                run.tokens,
+                run.cost,
+            ),
+        )
+        return generation
+
+    def _put_node(
+        self, cur: Cursor, task_key: str, nid: str, parent: str, step: Step, now: float
+    ) -> None:
+        # On conflict the content is the same by construction (the id hashes it), but a
+        # row that failed verification is rewritten with a good signature.
+        cur.execute(
+            "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, created_at, "
+            "last_used, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "task_key = excluded.task_key, parent = excluded.parent, tool = excluded.tool, "
+            "code = excluded.code, call = excluded.call, last_used = excluded.last_used, "
+            "sig = excluded.sig",
+            (
+                nid,
+                task_key,
+                parent,
+                step.tool,
+                step.code,
+                step.call,
+                now,
+                now,
+                self._sign_node(nid, parent, task_key, step),
+            ),
+        )
+
+    def _put_snapshot(
+        self, cur: Cursor, task_key: str, nid: str, which: str, data: bytes, now: float
+    ) -> None:
+        cur.execute(
+            "INSERT INTO mm_snapshots (node, which, digest, task_key, data, used, sig) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node, which, digest) DO UPDATE SET "
+            "data = excluded.data, used = excluded.used, sig = excluded.sig",
+            (nid, which, _digest(data), task_key, data, now, self._sign_snapshot(nid, which, data)),
+        )
+
+    def _evict(self, cur: Cursor, nid: str, which: str) -> None:
+        cur.execute(
+            "DELETE FROM mm_snapshots WHERE node = ? AND which = ? AND digest IN ("
+            "SELECT digest FROM mm_snapshots WHERE node = ? AND which = ? "
+            f"ORDER BY used DESC {self.no_limit} OFFSET ?)",
+            (nid, which, nid, which, self.snapshot_cap),
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _load(self, cur: Cursor, task_key: str) -> Tree:
+        tree = Tree(task_key, self.snapshot_cap)
+        cur.execute(
+            "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig "
+            "FROM mm_nodes WHERE task_key = ? ORDER BY created_at, id",
+            (task_key,),
+        )
+        rows = cur.fetchall()
+        cur.execute(
+            "SELECT node, which, data, sig FROM mm_snapshots WHERE task_key = ? "
+            "ORDER BY used, digest",
+            (task_key,),
+        )
+        snapshot_rows = cur.fetchall()
+        rejected = 0
+        loaded: dict[str, Node] = {}
+        for nid, parent, tool, code, call, terminal, hits, failures, last_used, sig in rows:
+            step = Step(tool, code, bytes(call))
+            if self._key and not _valid(sig, self._sign_node(nid, parent, task_key, step)):
+                rejected += 1
+                continue
+            loaded[nid] = Node(
+                nid,
+                parent,
+                step,
+                SnapshotSet(self.snapshot_cap),
+                SnapshotSet(self.snapshot_cap),
+                terminal=bool(terminal),
+                hits=hits,
+                failures=failures,
+                last_used=last_used,
+            )
+        # Link children to parents reachable from the root, oldest first; a node whose
+        # parent was rejected is unreachable, and so never replayed.
+        for child in loaded.values():
+            assert child.parent is not None
+            parent = tree.root if child.parent == tree.root.id else loaded.get(child.parent)
+            if parent is not None:
+                parent.children = (*parent.children, child)
+        stack = [tree.root]
+        while stack:
+            for child in stack.pop().children:
+                tree.nodes[child.id] = child
+                stack.append(child)
+        for nid, which, data, sig in snapshot_rows:
+            owner = tree.nodes.get(nid)
+            if owner is None:
+                continue
+            data = bytes(data)
+            if self._key and not _valid(sig, self._sign_snapshot(nid, which, data)):
+                rejected += 1
+                continue
+            getattr(owner, which).load(data)
+        if rejected:
+            warnings.warn(
+                f"muscle-mem: {rejected} row(s) of task {task_key} in {self.url} failed "
+                "signature verification and are ignored; they are replaced when recorded again",
+                IntegrityWarning,
+                stacklevel=2,
+            )
+        return tree
+
+    # -- signatures -------------------------------------------------------------------------
+
+    def _sign_node(self, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
+        if self._key is None:
+            return None
+        return _mac(self._key, b"node", nid, parent, task_key, step.tool, step.code, step.call)
+
+    def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
+        if self._key is None:
+            return None
+        return _mac(self._key, b"snapshot", nid, which, data)
+
+
+def _valid(sig: Any, expected: bytes | None) -> bool:
+    return sig is not None and expected is not None and hmac.compare_digest(bytes(sig), expected)
+
+
+def _is_structural(update: Update) -> bool:
+    """Whether the update changes what another process's replay could match."""
+    if update.after is not None:
+        return True
+    return any(m.learn and m.fresh.key != m.key for m in update.matched)
+
+
+def _generation(cur: Cursor, task_key: str) -> int:
+    cur.execute("SELECT generation FROM mm_tasks WHERE task_key = ?", (task_key,))
+    row = cur.fetchone()
+    return int(row[0]) if row else -1
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _secret_key(secret: str | bytes | None) -> bytes | None:
+    if secret is None:
+        return None
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes) or not secret:
+        raise ValueError("secret must be a non-empty str or bytes")
+    return secret
+
+
+def _mac(key: bytes, *parts: str | bytes) -> bytes:
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        mac.update(len(data).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
+        mac.update(data)
+    return mac.digest()
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    (task_key, tags, params, status, replayed, recorded, diverged_at, reason) = row[:8]
+    started_at, duration_s, tokens, cost = row[8:]
+    return RunRecord(
+        task_key=task_key,
+        tags=tuple(json.loads(tags)),
+        params=tuple(json.loads(params)),
+        status=status,
+        replayed=replayed,
+        recorded=recorded,
+        diverged_at=diverged_at,
+        reason=reason,
+        started_at=started_at,
+        duration_s=duration_s,
+        tokens=tokens,
+        cost=cost,
+    )
+
+
+__all__ = ["DEFAULT_SNAPSHOT_CAP", "IntegrityWarning", "SQLStore"]
