@@ -5,6 +5,8 @@ import types
 
 import muscle_mem
 
+ONE_STORE = True  # nothing here touches a store
+
 
 def test_all_is_exactly_the_public_names():
     public = {

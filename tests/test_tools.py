@@ -344,7 +344,7 @@ def test_a_tool_outside_a_run_just_runs_without_its_checks(engine):
 
 
 def test_a_tool_of_another_engine_is_not_recorded_by_this_one():
-    mine, theirs = Engine(), Engine()
+    mine, theirs = Engine(), Engine(store="memory://")  # two caches, not one shared
     log = []
 
     @theirs.function()

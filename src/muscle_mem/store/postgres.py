@@ -63,7 +63,11 @@ class PostgresStore(SQLStore):
             open=True,
         )
         self._raw_url = url
-        self._open_schema()
+        try:
+            self._open_schema()
+        except BaseException:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -88,8 +92,10 @@ class PostgresStore(SQLStore):
                     with connection.transaction():
                         return work(cursor)
             except psycopg.OperationalError as error:
-                # The pool discards a broken connection when it is returned; a second
-                # failure means the server is really unreachable.
+                # What broke one connection (a server restart) broke the idle ones too:
+                # have the pool test them all, then try once more. A second failure
+                # means the server is really unreachable.
+                self._pool.check()
                 if attempt == 2:
                     raise StoreError(
                         f"lost the connection to {self.url}: {_message(error, self._raw_url)}"

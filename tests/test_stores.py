@@ -1,0 +1,380 @@
+"""Persistent stores: what survives a process, what two processes share, what is refused.
+
+Each test runs on every store kind (see conftest); tests about persistence skip the
+memory store, which by design forgets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import warnings
+
+import pytest
+
+import muscle_mem
+from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
+from muscle_mem.codec import decode
+from muscle_mem.errors import StoreError
+from muscle_mem.store import open_store
+from muscle_mem.store.sql import SCHEMA_VERSION, IntegrityWarning, SQLStore
+
+
+@pytest.fixture
+def persistent(store_kind):
+    if store_kind == "memory":
+        pytest.skip("the memory store forgets by design")
+    return store_kind
+
+
+def form_engine(store, world, **options):
+    """An engine whose agent fills a form in two steps: the name field is checked against
+    the page's version, the greeting field against where the greeting box is."""
+    engine = Engine(store=store, **options)
+
+    def where(field, value):
+        return world["page"] if field == "name" else world.get("greeting_at", "#greeting")
+
+    @engine.function(pre_check=Check(where))
+    def fill(field, value):
+        world.setdefault("filled", []).append((field, value))
+
+    def agent(task, name):
+        done = len(muscle_mem.handoff().steps) if muscle_mem.handoff() else 0
+        for field, value in [("name", name), ("greeting", f"Hello {name}!")][done:]:
+            fill(field, value)
+            muscle_mem.report_usage(tokens=100, cost=0.01)
+
+    engine.set_agent(agent)
+    return engine
+
+
+def run(engine, name):
+    return engine("fill the form", name, params={"name": name}, tags=["signup"])
+
+
+def form_tree(store, engine):
+    key = engine.task_key("fill the form", "x", params={"name": "x"}, tags=["signup"])
+    return store.tree(key)
+
+
+# -- opening stores ------------------------------------------------------------------------
+
+
+def test_urls_and_paths_open_the_right_store(tmp_path, monkeypatch):
+    from muscle_mem.store.sqlite import SQLiteStore
+
+    assert isinstance(open_store("memory://"), MemoryStore)
+    for location in (f"sqlite:///{tmp_path}/a.db", str(tmp_path / "b.sqlite"), tmp_path / "c.db"):
+        store = open_store(location)
+        assert isinstance(store, SQLiteStore)
+        store.close()
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///nested/dir/cache.db")
+    assert (tmp_path / "nested" / "dir" / "cache.db").exists()
+    relative.close()
+    for bad in ("mysql://x", "cache.txt", "sqlite://"):
+        with pytest.raises(ConfigurationError, match="sqlite:///"):
+            open_store(bad)
+
+
+def test_engine_without_a_store_uses_the_environment_variable(tmp_path, monkeypatch):
+    path = tmp_path / "env.db"
+    monkeypatch.setenv("MUSCLE_MEM_STORE", f"sqlite:///{path}")
+    engine = Engine()
+    assert "SQLiteStore" in repr(engine.store)
+    engine.store.close()
+    monkeypatch.delenv("MUSCLE_MEM_STORE")
+    assert isinstance(Engine().store, MemoryStore)
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"my notes, not a database" * 100)
+    with pytest.raises(StoreError, match=r"notes\.db"):
+        open_store(path)
+    assert path.read_bytes() == b"my notes, not a database" * 100
+
+
+def test_a_store_of_a_newer_schema_is_refused(persistent, store_url, stores):
+    store = stores.open(store_url)
+    assert isinstance(store, SQLStore)
+    store._write(
+        lambda cur: cur.execute(
+            "UPDATE mm_meta SET value = ? WHERE key = 'schema_version'",
+            (str(SCHEMA_VERSION + 1),),
+        )
+    )
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*Upgrade"):
+        stores.open(store_url)
+
+
+# -- what persists ---------------------------------------------------------------------------
+
+
+def test_a_path_recorded_by_one_engine_is_replayed_by_a_new_one(persistent, store_url, stores):
+    world = {"page": "v1"}
+    assert run(form_engine(stores.open(store_url), world), "John").status == "miss"
+    later = form_engine(stores.open(store_url), world)  # as a new process would
+    outcome = run(later, "Jane")
+    assert (outcome.status, outcome.replayed) == ("hit", 2)
+    assert world["filled"][-2:] == [("name", "Jane"), ("greeting", "Hello Jane!")]
+
+
+def test_a_handoff_branch_is_stored_and_replayed_after_reopening(persistent, store_url, stores):
+    world = {"page": "v1"}
+    run(form_engine(stores.open(store_url), world), "John")
+    world["greeting_at"] = "#welcome"
+    handed = run(form_engine(stores.open(store_url), world), "Ann")
+    assert (handed.status, handed.diverged_at) == ("handoff", 1)
+    reopened = stores.open(store_url)
+    assert run(form_engine(reopened, world), "Bob").status == "hit"
+    del world["greeting_at"]
+    assert run(form_engine(stores.open(store_url), world), "Cy").status == "hit"
+    tree = form_tree(stores.open(store_url), form_engine(reopened, world))
+    [greeting] = [node for node in tree if node.parent not in (None, tree.root.id)]
+    assert len(tree) == 2 and len(greeting.pre) == 2  # one path, two environments
+
+
+def test_the_run_log_keeps_names_usage_and_outcomes_not_param_values(store_url, stores):
+    world = {"page": "v1"}
+    engine = form_engine(stores.open(store_url), world)
+    run(engine, "John")
+    run(engine, "Jane")
+    runs = stores.open(store_url).runs() if store_url != "memory://" else engine.store.runs()
+    assert [r.status for r in runs] == ["miss", "hit"]
+    first, second = runs
+    assert first.tags == ("signup",) and first.params == ("name",)
+    assert (first.recorded, first.replayed, first.tokens) == (2, 0, 200)
+    assert first.cost == pytest.approx(0.02)
+    assert (second.recorded, second.replayed, second.tokens) == (0, 2, 0)
+    assert "John" not in repr(runs) and "Jane" not in repr(runs)
+
+
+def test_an_agent_that_raises_is_logged_as_an_error_and_records_nothing(store_url, stores):
+    store = stores.open(store_url)
+    engine = Engine(store=store)
+
+    @engine.function()
+    def tool():
+        pass
+
+    def agent(task):
+        tool()
+        raise RuntimeError("model overloaded")
+
+    engine.set_agent(agent)
+    with pytest.raises(RuntimeError):
+        engine("t")
+    assert len(store.tree(engine.task_key("t"))) == 0
+    [logged] = store.runs()
+    assert logged.status == "error" and "model overloaded" in logged.reason
+
+
+def test_snapshot_cap_evicts_the_least_recently_matched_for_good(persistent, store_url, stores):
+    world = {"page": "p0"}
+    engine = form_engine(stores.open(store_url, snapshot_cap=3), world)
+    for page in ("p0", "p1", "p2"):
+        world["page"] = page
+        run(engine, "x")
+    world["page"] = "p0"
+    assert run(engine, "x").hit  # p0 is now the most recently matched
+    world["page"] = "p3"
+    run(engine, "x")  # records p3: p1 is the least recently matched, so it goes
+    reopened = stores.open(store_url, snapshot_cap=3)
+    tree = form_tree(reopened, form_engine(reopened, world))
+    [name] = tree.root.children
+    stored = name.pre.keys()
+    assert sorted(decode(key) for key in stored) == ["p0", "p2", "p3"]
+
+
+def test_a_refreshed_snapshot_is_what_the_next_process_compares_with(persistent, store_url, stores):
+    clock = {"now": 0.0}
+    within_a_second = Check(lambda: clock["now"], lambda now, then: now - then <= 1)
+
+    def engine_on(store):
+        engine = Engine(store=store)
+
+        @engine.function(pre_check=within_a_second)
+        def ping():
+            pass
+
+        engine.set_agent(lambda task: ping())
+        return engine
+
+    engine_on(stores.open(store_url))("t")
+    for now in (0.8, 1.6, 2.4):  # each hit refreshes the snapshot, in the store too
+        clock["now"] = now
+        assert engine_on(stores.open(store_url))("t").hit
+
+
+def test_a_stored_snapshot_is_rebuilt_as_the_class_of_the_live_capture(
+    persistent, store_url, stores
+):
+    @dataclasses.dataclass
+    class Page:  # local: not importable by name, so only the live capture's class fits
+        layout: str
+        version: int
+
+    page = Page("grid", 3)
+
+    def engine_on(store):
+        engine = Engine(store=store)
+
+        @engine.function(pre_check=Check(lambda: page, lambda now, then: now == then))
+        def open_page():
+            pass
+
+        engine.set_agent(lambda task: open_page())
+        return engine
+
+    engine_on(stores.open(store_url))("t")
+    assert engine_on(stores.open(store_url))("t").hit
+    page.version = 4
+    assert not engine_on(stores.open(store_url))("t").hit
+
+
+# -- reading little, and only when needed -----------------------------------------------------
+
+
+def test_a_fresh_store_reads_only_the_task_key_it_is_asked_for(persistent, store_url, stores):
+    world = {"page": "v1"}
+    engine = form_engine(stores.open(store_url), world)
+    for i in range(5):
+        engine(f"task {i}", "x", params={"name": "x"})
+    fresh = stores.open(store_url)
+    loaded = []
+    original = fresh._load
+    fresh._load = lambda cur, key: loaded.append(key) or original(cur, key)
+    again = form_engine(fresh, world)
+    assert again("task 3", "y", params={"name": "y"}).hit
+    assert again("task 3", "z", params={"name": "z"}).hit
+    assert loaded == [again.task_key("task 3", "y", params={"name": "y"})]  # once, that key
+
+
+def test_a_path_recorded_elsewhere_is_seen_on_the_next_run(persistent, store_url, stores):
+    world = {"page": "v1"}
+    worker_a = form_engine(stores.open(store_url), world)
+    worker_b = form_engine(stores.open(store_url), world)
+    assert run(worker_b, "x").status == "miss"  # b has now read the task's tree
+    world["page"] = "v2"
+    assert run(worker_a, "y").status == "miss"  # a records the v2 path
+    assert run(worker_b, "z").hit  # b sees the new generation and re-reads
+
+
+# -- integrity and secrets ----------------------------------------------------------------------
+
+
+def tamper(store, sql):
+    store._write(lambda cur: cur.execute(sql))
+
+
+def test_a_tampered_row_is_ignored_with_a_warning_then_replaced(persistent, store_url, stores):
+    world = {"page": "v1"}
+    run(form_engine(stores.open(store_url), world, secret="s3cret"), "John")
+    tamper(stores.open(store_url), "UPDATE mm_nodes SET tool = 'os.system'")
+    engine = form_engine(stores.open(store_url), world, secret="s3cret")
+    with pytest.warns(IntegrityWarning, match="failed signature verification"):
+        outcome = run(engine, "Jane")
+    assert outcome.status == "miss"  # never replayed; the agent recorded it again
+    fresh = form_engine(stores.open(store_url), world, secret="s3cret")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(fresh, "Bob").hit
+
+
+def test_rows_without_the_secret_are_never_replayed(persistent, store_url, stores):
+    world = {"page": "v1"}
+    run(form_engine(stores.open(store_url), world), "John")  # unsigned
+    with pytest.warns(IntegrityWarning):
+        assert not run(form_engine(stores.open(store_url), world, secret=b"k"), "Jane").hit
+    with pytest.warns(IntegrityWarning):
+        assert not run(form_engine(stores.open(store_url), world, secret="other"), "Jo").hit
+
+
+def test_a_tampered_snapshot_is_ignored(persistent, store_url, stores):
+    world = {"page": "v1"}
+    run(form_engine(stores.open(store_url), world, secret="s3cret"), "John")
+    tamper(stores.open(store_url), "UPDATE mm_snapshots SET sig = NULL")
+    with pytest.warns(IntegrityWarning):
+        assert not run(form_engine(stores.open(store_url), world, secret="s3cret"), "Jane").hit
+
+
+def test_sensitive_arguments_never_reach_the_store(persistent, store_url, stores, tmp_path):
+    store = stores.open(store_url)
+    engine = Engine(store=store)
+    typed = []
+
+    @engine.function(sensitive=["password"])
+    def log_in(user, password):
+        typed.append((user, password))
+
+    engine.set_agent(lambda task, password: log_in("ann", password))
+    engine("log in", "hunter2-literal")  # not a param: stored redacted
+    engine("log in as", "hunter2-param", params={"pw": "hunter2-param"})
+    assert engine("log in as", "new-pass", params={"pw": "new-pass"}).hit
+    outcome = engine("log in", "hunter2-literal")
+    assert outcome.status == "miss" and "sensitive argument 'password'" in outcome.reason
+    dump = repr(store._read(lambda cur: _all_rows(cur)))
+    assert "hunter2" not in dump and "new-pass" not in dump
+    assert typed[2] == ("ann", "new-pass")
+
+
+def _all_rows(cur):
+    rows = []
+    for table in ("mm_nodes", "mm_snapshots", "mm_runs", "mm_tasks"):
+        cur.execute(f"SELECT * FROM {table}")
+        rows += [
+            bytes(v) if isinstance(v, memoryview) else v for row in cur.fetchall() for v in row
+        ]
+    return rows
+
+
+def test_sqlite_waits_for_a_busy_writer_instead_of_failing(tmp_path):
+    from muscle_mem.store.sqlite import SQLiteStore
+
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+    import threading
+
+    world = {"page": "v1"}
+    engine = form_engine(store, world)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(run(engine, "x").status))
+    worker.start()
+    worker.join(0.3)
+    assert worker.is_alive() and not results  # waiting, not failing
+    blocker.execute("COMMIT")
+    worker.join(10)
+    assert results == ["miss"]
+    store.close()
+    blocker.close()
+
+
+# -- PostgreSQL connections -----------------------------------------------------------------
+
+
+def test_a_dropped_connection_is_retried_once(store_kind, store_url, stores, postgres_admin):
+    if store_kind != "postgres":
+        pytest.skip("a PostgreSQL connection matter")
+    world = {"page": "v1"}
+    engine = form_engine(stores.open(store_url), world)
+    run(engine, "x")
+    postgres_admin.execute(  # what a server restart or a proxy timeout does to idle ones
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert run(engine, "y").hit
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password(store_kind):
+    if store_kind != "postgres":
+        pytest.skip("a PostgreSQL connection matter")
+    with pytest.raises(StoreError) as raised:
+        open_store("postgresql://ann:hunter2@127.0.0.1:1/nowhere")
+    message = str(raised.value)
+    assert "hunter2" not in message
+    assert "postgresql://ann:***@127.0.0.1:1/nowhere" in message
