@@ -163,6 +163,28 @@ def test_numpy_arrays_and_scalars_round_trip():
         encode(np.array([object()], dtype=object))
 
 
+def test_pydantic_models_round_trip_into_the_live_class():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Campaign(pydantic.BaseModel):  # local: found through `like`, not by name
+        name: str
+        budget: float
+        tags: tuple[str, ...] = ()
+
+    campaign = Campaign(name="spring", budget=1200.0, tags=("b2b",))
+    back = decode(encode(campaign), like=Campaign(name="x", budget=0))
+    assert type(back) is Campaign and back == campaign
+    with pytest.raises(DecodeError, match="not loaded"):
+        decode(encode(campaign))  # no live value to go by, and not importable by name
+
+
+def test_a_torch_tensor_goes_through_numpy():
+    torch = pytest.importorskip("torch", reason="torch is optional and not a test dependency")
+    tensor = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    back = decode(encode(tensor))
+    assert isinstance(back, torch.Tensor) and torch.equal(back, tensor)
+
+
 # -- property tests --------------------------------------------------------------
 
 _scalars = st.one_of(
