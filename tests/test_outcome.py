@@ -141,13 +141,14 @@ def test_agent_raising_records_nothing_and_propagates(engine, world):
 
     def agent(task):
         tool()
-        raise KeyError("boom")
+        raise KeyError("model overloaded")
 
     engine.set_agent(agent)
     with pytest.raises(KeyError):
         engine("t")
     assert len(engine.store.tree(engine.task_key("t"))) == 0
-    assert engine.store.runs()[-1].status == "error"
+    logged = engine.store.runs()[-1]
+    assert logged.status == "error" and "model overloaded" in logged.reason
 
 
 def test_run_without_tool_calls_records_nothing(engine):

@@ -151,26 +151,6 @@ def test_the_run_log_keeps_names_usage_and_outcomes_not_param_values(store_url, 
     assert "John" not in repr(runs) and "Jane" not in repr(runs)
 
 
-def test_an_agent_that_raises_is_logged_as_an_error_and_records_nothing(store_url, stores):
-    store = stores.open(store_url)
-    engine = Engine(store=store)
-
-    @engine.function()
-    def tool():
-        pass
-
-    def agent(task):
-        tool()
-        raise RuntimeError("model overloaded")
-
-    engine.set_agent(agent)
-    with pytest.raises(RuntimeError):
-        engine("t")
-    assert len(store.tree(engine.task_key("t"))) == 0
-    [logged] = store.runs()
-    assert logged.status == "error" and "model overloaded" in logged.reason
-
-
 def test_snapshot_cap_evicts_the_least_recently_matched_for_good(persistent, store_url, stores):
     world = {"page": "p0"}
     engine = form_engine(stores.open(store_url, snapshot_cap=3), world)
