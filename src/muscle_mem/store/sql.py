@@ -269,8 +269,8 @@ class SQLStore(Store):
                         self._put_snapshot(cur, key, nid, which, taken.key, now)
                         touched.add((nid, which))
                 parent = nid
-            if update.calls:
-                cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (parent,))
+            # A trajectory ends here, even one the agent ended without another call.
+            cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (parent,))
         for nid, which in touched:
             node = tree.nodes.get(nid)
             held = len(getattr(node, which)) if node is not None else 0
