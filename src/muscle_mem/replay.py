@@ -15,7 +15,7 @@ from typing import Any
 from .codec import DecodeError, encode
 from .errors import EncodeError
 from .models import ExecutedStep, Handoff
-from .recording import MissingParam, NotStored, Snapshot, resolve
+from .recording import MissingParam, NotStored, Snapshot
 from .tools import Tool
 from .trie import Matched, Node, Tree, Update
 
@@ -56,7 +56,7 @@ class Replay:
         self.context_for = context_for
         self.node = tree.root
         self.update = Update(tree.task_key)
-        self.steps: list[ExecutedStep] = []
+        self._done: list[tuple[Candidate, Any]] = []  # steps run, with their results
         self.attempted = False  # a tool was called, even if it then raised
         self.hit = False
         self.at: int | None = None
@@ -65,7 +65,7 @@ class Replay:
 
     @property
     def replayed(self) -> int:
-        return len(self.steps)
+        return len(self._done)
 
     @property
     def diverged(self) -> bool:
@@ -74,7 +74,12 @@ class Replay:
 
     def handoff(self) -> Handoff:
         assert self.at is not None and self.reason is not None
-        return Handoff(list(self.steps), self.at, self.reason)
+        # Built only when asked for: a hit never needs it.
+        steps = [
+            ExecutedStep(c.tool.name, _user_args(c.tool, c.args), dict(c.kwargs), result)
+            for c, result in self._done
+        ]
+        return Handoff(steps, self.at, self.reason)
 
     def next(self) -> Candidate | None:
         """The next step to run, or None when replay is over (see ``hit``/``at``)."""
@@ -112,9 +117,7 @@ class Replay:
         """The chosen step ran and returned ``result``; check what it left behind."""
         current = self._take()
         node, tool = current.node, current.tool
-        self.steps.append(
-            ExecutedStep(tool.name, _user_args(tool, current.args), current.kwargs, result)
-        )
+        self._done.append((current, result))
         post: Matched | None = None
         check = tool.post_check
         if check is not None:
@@ -132,7 +135,9 @@ class Replay:
                     f"the post-check of {tool.name} failed: {self._explain(node.post, fresh)}",
                 )
                 return
-            post = Matched(node.id, "post", found[1], fresh, check.learn)
+            post = Matched(
+                node.id, "post", found[1], fresh, check.learn, node.post.is_latest(found[1])
+            )
         for matched in (current.pre, post):
             if matched is not None:
                 self.update.matched.append(matched)
@@ -152,14 +157,14 @@ class Replay:
         return current
 
     def _stop(self, reason: str) -> None:
-        self.at = len(self.steps)
+        self.at = len(self._done)
         self.reason = f"step {self.at}: {reason}"
 
     def _stop_after(self, node: Node, reason: str) -> None:
         """A post-check failed: the step ran, so the agent goes on from after it."""
         self.update.failed.append(node.id)
         self.node = node
-        self.at = len(self.steps) - 1
+        self.at = len(self._done) - 1
         self.reason = f"step {self.at}: {reason}"
 
     def _candidate(
@@ -179,12 +184,10 @@ class Replay:
             reasons.append(f"{tool.name} or its checks changed since it was recorded")
             return None
         try:
-            (targs, tkwargs), templated = child.template()
+            args, kwargs = child.arguments(self.params)
         except DecodeError as error:
             reasons.append(f"{tool.name}'s recorded arguments can't be read: {error}")
             return None
-        try:
-            args, kwargs = resolve((targs, tkwargs), self.params) if templated else (targs, tkwargs)
         except MissingParam as missing:
             reasons.append(f"{tool.name} needs param {missing.args[0]!r}, not given to this run")
             return None
@@ -194,8 +197,6 @@ class Replay:
                 "recorded, so it was not stored; pass it as a param to make the step replayable"
             )
             return None
-        if not templated:  # the cached template itself: hand the tool copies
-            args, kwargs = resolve(args, {}), resolve(kwargs, {})
         if tool.is_method:
             instance = self.context_for(tool)
             if instance is None:
@@ -207,7 +208,9 @@ class Replay:
         check = tool.pre_check
         if check is None:
             return Candidate(child, tool, args, kwargs, 1.0, None)
-        fresh = self._capture(tool, args, kwargs, step.call if not templated else None, captures)
+        # Without params the recorded bytes name the call; with them, the resolved args do.
+        call = None if child.template()[1] else step.call
+        fresh = self._capture(tool, args, kwargs, call, captures)
         if isinstance(fresh, Exception):
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
             failed.append(child.id)
@@ -225,7 +228,7 @@ class Replay:
             args,
             kwargs,
             found[0],
-            Matched(child.id, "pre", found[1], fresh, check.learn),
+            Matched(child.id, "pre", found[1], fresh, check.learn, child.pre.is_latest(found[1])),
         )
 
     def _capture(

@@ -24,7 +24,7 @@ from typing import Any
 from .checks import Check
 from .codec import DecodeError, decode
 from .models import Step
-from .recording import RecordedCall, Snapshot, has_params
+from .recording import RecordedCall, Snapshot, has_params, resolve
 
 DEFAULT_SNAPSHOT_CAP = 10_000
 
@@ -45,6 +45,13 @@ def node_id(parent_id: str, step: Step) -> str:
     return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), step.call)
 
 
+_IMMUTABLE = (str, int, float, bool, bytes, type(None))
+
+
+def _immutable(values: tuple[Any, ...]) -> bool:
+    return all(type(v) in _IMMUTABLE or (type(v) is tuple and _immutable(v)) for v in values)
+
+
 class SnapshotSet:
     """A node's snapshots for one check: de-duplicated by encoding, least recent first."""
 
@@ -59,6 +66,9 @@ class SnapshotSet:
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._items
+
+    def is_latest(self, key: bytes) -> bool:
+        return bool(self._items) and next(reversed(self._items)) == key
 
     def keys(self) -> list[bytes]:
         """Least recently matched first. A copy, so a writer cannot disturb a reader."""
@@ -154,14 +164,29 @@ class Node:
     children: tuple[Node, ...] = ()
     _template: Any = field(default=_MISSING, repr=False)
     _templated: bool = field(default=False, repr=False)
+    _shareable: bool = field(default=False, repr=False)
 
     def template(self) -> tuple[Any, bool]:
         """The step's decoded ``(args, kwargs)`` template, and whether it has params."""
         if self._template is _MISSING:
             assert self.step is not None
-            self._template = decode(self.step.call)
-            self._templated = has_params(self._template)
+            template = decode(self.step.call)
+            self._templated = has_params(template)
+            args, kwargs = template
+            self._shareable = _immutable(args) and _immutable(tuple(kwargs.values()))
+            self._template = template
         return self._template, self._templated
+
+    def arguments(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The step's ``(args, kwargs)`` for a run with ``params``.
+
+        Raises what :func:`resolve` raises. Arguments a tool could mutate are fresh
+        copies; immutable ones (the common case) are shared, which saves a copy a step.
+        """
+        template = self.template()[0]
+        if self._shareable:
+            return template
+        return resolve(template, params)
 
 
 @dataclass
@@ -173,6 +198,12 @@ class Matched:
     key: bytes
     fresh: Snapshot
     learn: bool
+    latest: bool = False  # it was already the most recently matched: no order changes
+
+    @property
+    def replaces(self) -> bool:
+        """Whether refreshing puts the fresh capture in the matched snapshot's place."""
+        return self.learn and self.fresh.key != self.key
 
 
 @dataclass

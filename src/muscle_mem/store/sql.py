@@ -234,22 +234,28 @@ class SQLStore(Store):
         )
         generation = int(cur.fetchone()[0])
         touched: set[tuple[str, str]] = set()
+        used: list[Any] = []  # matched snapshots that move up the LRU order
         for m in update.matched:
-            if m.learn and m.fresh.key != m.key:
+            if m.replaces:
                 cur.execute(
                     "DELETE FROM mm_snapshots WHERE node = ? AND which = ? AND digest = ?",
                     (m.node, m.which, _digest(m.key)),
                 )
                 self._put_snapshot(cur, key, m.node, m.which, m.fresh.key, now)
-            else:
-                cur.execute(
-                    "UPDATE mm_snapshots SET used = ? WHERE node = ? AND which = ? AND digest = ?",
-                    (now, m.node, m.which, _digest(m.key)),
-                )
+            elif not m.latest:  # the same snapshot hit again changes nothing: skip it
+                used += (m.node, m.which, _digest(m.key))
+        # A hit is the hot path: one statement for all its snapshots, one for its nodes.
+        if used:
+            rows = ", ".join(["(?, ?, ?)"] * (len(used) // 3))
+            cur.execute(
+                f"UPDATE mm_snapshots SET used = ? WHERE (node, which, digest) IN (VALUES {rows})",
+                (now, *used),
+            )
         if update.executed:
-            cur.executemany(
-                "UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id = ?",
-                [(now, nid) for nid in update.executed],
+            marks = ", ".join("?" * len(update.executed))
+            cur.execute(
+                f"UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id IN ({marks})",
+                (now, *update.executed),
             )
         if update.failed:
             cur.executemany(
@@ -422,7 +428,7 @@ def _is_structural(update: Update) -> bool:
     """Whether the update changes what another process's replay could match."""
     if update.after is not None:
         return True
-    return any(m.learn and m.fresh.key != m.key for m in update.matched)
+    return any(m.replaces for m in update.matched)
 
 
 def _generation(cur: Cursor, task_key: str) -> int:
