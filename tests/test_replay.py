@@ -389,3 +389,17 @@ def test_a_stored_snapshot_is_not_changed_by_mutating_what_the_capture_returned(
     engine("t")
     page["title"] = "v2"  # the environment changed since the recording
     assert engine("t").status == "miss"
+
+
+def test_the_memory_store_keeps_only_its_latest_runs():
+    engine = muscle_mem.Engine(store=muscle_mem.MemoryStore(keep_runs=3))
+
+    @engine.function()
+    def tool(i):
+        pass
+
+    engine.set_agent(lambda task: tool(task))
+    for i in range(5):
+        engine(i)
+    assert [run.status for run in engine.store.runs()] == ["miss"] * 3
+    assert engine(4).hit and len(engine.store.runs()) == 3

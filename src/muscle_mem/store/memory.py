@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from ..models import RunRecord
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
@@ -10,14 +11,20 @@ from .base import Store
 
 
 class MemoryStore(Store):
-    """Keeps everything in this process; gone when it exits."""
+    """Keeps everything in this process; gone when it exits.
 
-    def __init__(self, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP) -> None:
+    Its run log keeps the latest ``keep_runs`` runs: a long-lived process that hits its
+    cache all day must not grow without end (persistent stores keep every run).
+    """
+
+    def __init__(self, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP, *, keep_runs: int = 1_000) -> None:
         if snapshot_cap < 1:
             raise ValueError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
+        if keep_runs < 0:
+            raise ValueError(f"keep_runs must be 0 or more, got {keep_runs}")
         self.snapshot_cap = snapshot_cap
         self._trees: dict[str, Tree] = {}
-        self._runs: list[RunRecord] = []
+        self._runs: deque[RunRecord] = deque(maxlen=keep_runs)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
