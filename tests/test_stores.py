@@ -358,3 +358,13 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(store_kind)
     message = str(raised.value)
     assert "hunter2" not in message
     assert "postgresql://ann:***@127.0.0.1:1/nowhere" in message
+
+
+def test_a_store_url_can_set_the_snapshot_cap(tmp_path):
+    assert open_store("memory://?snapshot_cap=7").snapshot_cap == 7
+    sqlite_store = open_store(f"sqlite:///{tmp_path}/cap.db?snapshot_cap=9")
+    assert sqlite_store.snapshot_cap == 9 and (tmp_path / "cap.db").exists()
+    sqlite_store.close()
+    for bad in ("memory://?snapshot_cap=many", "memory://?snapshot_cap=0"):
+        with pytest.raises(ConfigurationError, match="snapshot_cap"):
+            open_store(bad)

@@ -17,7 +17,7 @@ from .errors import EncodeError
 from .models import ExecutedStep, Handoff
 from .recording import MissingParam, NotStored, Snapshot
 from .tools import Tool
-from .trie import Matched, Node, Tree, Update
+from .trie import Matched, Node, SnapshotSet, Tree, Update
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -256,16 +256,16 @@ class Replay:
         return fresh  # type: ignore[return-value]
 
     @staticmethod
-    def _explain(snapshots: Any, fresh: Snapshot) -> str:
-        recorded = snapshots.keys()
-        if not recorded:
+    def _explain(snapshots: SnapshotSet, fresh: Snapshot) -> str:
+        latest_key = snapshots.latest()  # not a copy of them all: a miss must stay cheap
+        if latest_key is None:
             return f"now {_short.repr(fresh.value)}, nothing recorded"
         try:
-            latest = snapshots.value(recorded[-1], fresh.value)
+            latest = snapshots.value(latest_key, fresh.value)
         except (KeyError, DecodeError):
             latest = "?"
         return (
-            f"now {_short.repr(fresh.value)}, matched none of {len(recorded)} recorded "
+            f"now {_short.repr(fresh.value)}, matched none of {len(snapshots)} recorded "
             f"snapshot(s) (latest {_short.repr(latest)})"
         )
 

@@ -67,8 +67,12 @@ class SnapshotSet:
     def __contains__(self, key: bytes) -> bool:
         return key in self._items
 
+    def latest(self) -> bytes | None:
+        """The most recently matched snapshot's key."""
+        return next(reversed(self._items), None)
+
     def is_latest(self, key: bytes) -> bool:
-        return bool(self._items) and next(reversed(self._items)) == key
+        return self.latest() == key
 
     def keys(self) -> list[bytes]:
         """Least recently matched first. A copy, so a writer cannot disturb a reader."""

@@ -20,7 +20,8 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
 
     None means ``$MUSCLE_MEM_STORE`` if it is set, else memory. URLs: ``memory://``,
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (a bare path
-    ending in .db, .sqlite or .sqlite3 also means SQLite), ``postgresql://...``.
+    ending in .db, .sqlite or .sqlite3 also means SQLite), ``postgresql://...``. Any of
+    them may end in ``?snapshot_cap=N`` (how many environments a step remembers).
     """
     if store is None:
         store = os.environ.get(ENV_VAR) or "memory://"
@@ -34,24 +35,46 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
         raise ConfigurationError(
             f"store must be a Store, a URL or a path, got {type(store).__qualname__}"
         )
+    store, options = _our_options(store)
     if store in ("memory://", "memory:"):
-        return MemoryStore()
+        return MemoryStore(**options)
     if store.startswith("sqlite://"):
         from .sqlite import SQLiteStore
 
         path = store.removeprefix("sqlite://").removeprefix("/")
         if not path:
             raise ConfigurationError(f"{store!r} names no file: use sqlite:///path/to/cache.db")
-        return SQLiteStore(path, secret=secret)
+        return SQLiteStore(path, secret=secret, **options)
     if store.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(store, secret=secret)
+        return PostgresStore(store, secret=secret, **options)
     if "://" not in store and store.endswith(_SQLITE_SUFFIXES):
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(store, secret=secret)
+        return SQLiteStore(store, secret=secret, **options)
     raise ConfigurationError(
         f"unknown store {store!r}: use 'memory://', 'sqlite:///path/to/cache.db' (or a path "
         "ending in .db), 'postgresql://user@host/db', or a Store instance"
     )
+
+
+def _our_options(url: str) -> tuple[str, dict[str, int]]:
+    """Split muscle-mem's own options off a URL's query; the rest stays (libpq's)."""
+    base, _, query = url.partition("?")
+    options: dict[str, int] = {}
+    kept = []
+    for pair in query.split("&") if query else []:
+        name, _, value = pair.partition("=")
+        if name != "snapshot_cap":
+            kept.append(pair)
+            continue
+        try:
+            options[name] = int(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"snapshot_cap in {url!r} must be a whole number, e.g. ?snapshot_cap=50000"
+            ) from None
+        if options[name] < 1:
+            raise ConfigurationError(f"snapshot_cap in {url!r} must be at least 1")
+    return (f"{base}?{'&'.join(kept)}" if kept else base), options

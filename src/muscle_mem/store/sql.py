@@ -246,11 +246,9 @@ class SQLStore(Store):
                 used += (m.node, m.which, _digest(m.key))
         # A hit is the hot path: one statement for all its snapshots, one for its nodes.
         if used:
-            rows = ", ".join(["(?, ?, ?)"] * (len(used) // 3))
-            cur.execute(
-                f"UPDATE mm_snapshots SET used = ? WHERE (node, which, digest) IN (VALUES {rows})",
-                (now, *used),
-            )
+            # ORed keys, not a row-value IN: SQLite scans the table for the latter.
+            rows = " OR ".join(["(node = ? AND which = ? AND digest = ?)"] * (len(used) // 3))
+            cur.execute(f"UPDATE mm_snapshots SET used = ? WHERE {rows}", (now, *used))
         if update.executed:
             marks = ", ".join("?" * len(update.executed))
             cur.execute(
