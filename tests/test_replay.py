@@ -403,3 +403,27 @@ def test_the_memory_store_keeps_only_its_latest_runs():
         engine(i)
     assert [run.status for run in engine.store.runs()] == ["miss"] * 3
     assert engine(4).hit and len(engine.store.runs()) == 3
+
+
+def test_a_numpy_true_is_a_yes_that_ends_the_search():
+    np = pytest.importorskip("numpy")
+    engine = Engine()
+    env = {"v": 0}
+    calls = []
+
+    def close_enough(now, then):
+        calls.append(then)
+        return np.bool_(abs(now - then) <= 5)  # what `np.abs(a - b) <= 5` returns
+
+    @engine.function(pre_check=Check(lambda: env["v"], close_enough))
+    def act():
+        pass
+
+    engine.set_agent(lambda task: act())
+    for v in range(0, 100, 10):  # ten environments, none within 5 of another
+        env["v"] = v
+        engine("t")
+    env["v"] = 50
+    calls.clear()
+    assert engine("t").hit
+    assert calls == [50]  # the identical snapshot said yes: no other was compared

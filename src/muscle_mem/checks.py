@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,8 @@ class Check:
     def judge(self, current: Any, candidate: Any) -> tuple[float, bool] | None:
         """``(score, final)`` if ``candidate`` passes against ``current``, else None.
 
-        ``final`` means no other candidate can rank higher (a plain ``True``), so a
-        search may stop there.
+        ``final`` means no other candidate can rank higher (a yes/no answer, ``True`` or
+        numpy's ``True``), so a search may stop there; a number is a score to rank.
         """
         assert self.compare is not None, "equality checks are hash lookups, not judged"
         result = self.compare(current, candidate)
@@ -58,6 +59,6 @@ class Check:
             return (float(result), False) if result >= self.threshold else None
         if not result:
             return None
-        if result is True:
-            return 1.0, True
-        return (float(result) if isinstance(result, (int, float)) else 1.0), False
+        if isinstance(result, numbers.Real) and not isinstance(result, bool):
+            return float(result), False
+        return 1.0, True

@@ -131,14 +131,16 @@ class SnapshotSet:
                 if found[1]:
                     return found[0], current.key
                 best = found[0], current.key
-        for key in reversed(self.keys()):
+        live = current.value
+        for key, value in reversed(list(items.items())):  # a copy: writers may change it
             if key == current.key:
                 continue
-            try:
-                value = self.value(key, current.value)
-            except (KeyError, DecodeError):
-                continue  # evicted meanwhile, or of a class this process can't rebuild
-            found = check.judge(current.value, value)
+            if value is _UNDECODED:
+                try:
+                    value = self.value(key, live)
+                except (KeyError, DecodeError):
+                    continue  # evicted meanwhile, or of a class this process can't rebuild
+            found = check.judge(live, value)
             if found is None:
                 continue
             if found[1]:
