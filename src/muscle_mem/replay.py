@@ -24,6 +24,18 @@ _short.maxstring = 60
 _short.maxother = 60
 
 
+def _describe(value: Any) -> str:
+    """A short description of a capture for a miss's reason, cheap whatever its size.
+
+    reprlib truncates only after calling ``repr``, and printing a 384-float array costs
+    a millisecond, more than the whole replay: arrays are described by their shape.
+    """
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, type):
+        return f"<{type(value).__name__} of shape {tuple(shape)}>"
+    return _short.repr(value)
+
+
 @dataclass
 class Candidate:
     """A recorded continuation whose pre-check passes now, ready to run."""
@@ -259,14 +271,14 @@ class Replay:
     def _explain(snapshots: SnapshotSet, fresh: Snapshot) -> str:
         latest_key = snapshots.latest()  # not a copy of them all: a miss must stay cheap
         if latest_key is None:
-            return f"now {_short.repr(fresh.value)}, nothing recorded"
+            return f"now {_describe(fresh.value)}, nothing recorded"
         try:
             latest = snapshots.value(latest_key, fresh.value)
         except (KeyError, DecodeError):
             latest = "?"
         return (
-            f"now {_short.repr(fresh.value)}, matched none of {len(snapshots)} recorded "
-            f"snapshot(s) (latest {_short.repr(latest)})"
+            f"now {_describe(fresh.value)}, matched none of {len(snapshots)} recorded "
+            f"snapshot(s) (latest {_describe(latest)})"
         )
 
 
