@@ -6,6 +6,7 @@ holds) is read here, where knowing each implementation's internals is the point.
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import tracemalloc
@@ -53,6 +54,7 @@ class Probe:
         self.results: dict[str, float] = {}
 
     def __call__(self, label: str, engine: Any, task: str) -> None:
+        gc.collect()  # what is held, not garbage the collector hasn't reached yet
         self.results[f"{label}_py_kib"] = tracemalloc.get_traced_memory()[0] / 1024
         self.results[f"{label}_rss_kib"] = rss_kib()
         for name, value in store_size(engine, task).items():

@@ -427,3 +427,29 @@ def test_a_numpy_true_is_a_yes_that_ends_the_search():
     calls.clear()
     assert engine("t").hit
     assert calls == [50]  # the identical snapshot said yes: no other was compared
+
+
+def test_a_step_tries_first_what_the_step_before_it_matched():
+    engine = Engine()
+    env = {"v": 0.0}
+    compared = []
+
+    def near(now, then):
+        compared.append(then)
+        return abs(now - then) < 0.5
+
+    check = Check(lambda field: env["v"], near)
+
+    @engine.function(pre_check=check)
+    def fill(field):
+        pass
+
+    engine.set_agent(lambda task: [fill(f) for f in ("a", "b", "c")])
+    for v in range(50):  # fifty environments on one path, each seen by all three steps
+        env["v"] = float(v)
+        engine("t")
+    env["v"] = 20.1  # near 20 only, and identical to no stored snapshot
+    compared.clear()
+    assert engine("t").hit
+    # Step "a" searches; steps "b" and "c" find 20.0 at once from step "a"'s match.
+    assert compared.count(20.0) == 3 and len(compared) == compared.index(20.0) + 3

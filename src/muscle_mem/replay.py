@@ -8,6 +8,7 @@ back with ``done()`` or ``raised()``. That keeps one replay loop for sync and as
 from __future__ import annotations
 
 import reprlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,7 @@ class Replay:
         self.node = tree.root
         self.update = Update(tree.task_key)
         self._done: list[tuple[Candidate, Any]] = []  # steps run, with their results
+        self._hints: deque[bytes] = deque(maxlen=4)  # snapshots matched at the last steps
         self.attempted = False  # a tool was called, even if it then raised
         self.hit = False
         self.at: int | None = None
@@ -139,7 +141,7 @@ class Replay:
                 self._stop_after(node, f"the post-check capture of {tool.name} raised {error!r}")
                 return
             assert fresh is not None
-            found = node.post.match(check, fresh)
+            found = node.post.match(check, fresh, self._hints)
             if found is None:
                 self.update.learned.append((node.id, "post", fresh))
                 self._stop_after(
@@ -153,6 +155,7 @@ class Replay:
         for matched in (current.pre, post):
             if matched is not None:
                 self.update.matched.append(matched)
+                self._hints.appendleft(matched.key)
         self.update.executed.append(node.id)
         self.node = node
 
@@ -227,7 +230,7 @@ class Replay:
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
             failed.append(child.id)
             return None
-        found = child.pre.match(check, fresh)
+        found = child.pre.match(check, fresh, self._hints)
         if found is None:
             reasons.append(
                 f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}"

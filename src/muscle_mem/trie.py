@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,27 +113,35 @@ class SnapshotSet:
         elif matched in items:
             items.move_to_end(matched)
 
-    def match(self, check: Check, current: Snapshot) -> tuple[float, bytes] | None:
+    def match(
+        self, check: Check, current: Snapshot, hints: Sequence[bytes] = ()
+    ) -> tuple[float, bytes] | None:
         """The best stored snapshot that ``current`` passes ``check`` against.
 
         Equality checks are one hash lookup. With a compare, the stored snapshot whose
         encoding is identical to the current capture is tried first (an equality-style
-        compare stops there), then the rest, most recently matched first. Without a
-        threshold the first ``True`` wins; scores are ranked and the highest wins.
+        compare stops there), then those named by ``hints`` (the snapshots this replay
+        matched at earlier steps: a step often sees what the one before it saw), then
+        the rest, most recently matched first. Without a threshold the first yes wins;
+        scores are ranked and the highest wins.
         """
         items = self._items
         if check.compare is None:
             return (1.0, current.key) if current.key in items else None
         best: tuple[float, bytes] | None = None
-        if current.key in items:
-            found = check.judge(current.value, self.value(current.key, current.value))
+        first = [current.key, *(h for h in hints if h != current.key)]
+        for key in first:
+            if key not in items:
+                continue
+            found = check.judge(current.value, self.value(key, current.value))
             if found is not None:
                 if found[1]:
-                    return found[0], current.key
-                best = found[0], current.key
+                    return found[0], key
+                if best is None or found[0] > best[0]:
+                    best = found[0], key
         live = current.value
         for key, value in reversed(list(items.items())):  # a copy: writers may change it
-            if key == current.key:
+            if key in first:
                 continue
             if value is _UNDECODED:
                 try:

@@ -68,15 +68,22 @@ class SQLiteStore(SQLStore):
                 self._connections.append(connection)
         return connection
 
+    def _cursor(self) -> Any:
+        # One cursor per thread, reused: a cursor a call leaves as garbage is a reference
+        # cycle, freed only when the collector gets to it, so memory would creep up.
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._connection().cursor()
+        return cursor
+
     def _read(self, work: Callable[[Cursor], T]) -> T:
         try:
-            return work(self._connection().cursor())
+            return work(self._cursor())
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot read {self.url}: {error}") from None
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
-        connection = self._connection()
-        cursor: Any = connection.cursor()
+        cursor = self._cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as error:
