@@ -57,6 +57,8 @@ class Check:
         result = self.compare(current, candidate)
         if self.threshold is not None:
             return (float(result), False) if result >= self.threshold else None
+        if result is True:  # the common case first: an ABC isinstance costs a microsecond
+            return 1.0, True
         if not result:
             return None
         if isinstance(result, numbers.Real) and not isinstance(result, bool):

@@ -363,6 +363,8 @@ def _task_key(
 ) -> str:
     if not match_task:
         data: Any = (tags,)
+    elif not params:
+        data = (tags, args, kwargs)
     else:
         templater = Templater(params, words=True)
         data = (
@@ -399,7 +401,7 @@ class _Session:
         self.tags = _tags(tags)
         self.params = _params(params)
         self.task_key = _task_key(engine.match_task, self.tags, self.params, args, kwargs)
-        self.run = Run(engine, Templater(self.params))
+        self.run = Run(engine, self.params)
         self.replay = Replay(
             engine.store.tree(self.task_key), self.params, engine._tools, engine._context_for
         )

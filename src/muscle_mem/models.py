@@ -7,7 +7,7 @@ other module can depend on them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Status = Literal["hit", "miss", "handoff"]
 
@@ -92,9 +92,12 @@ class Outcome:
         return self.status == "hit"
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One line of the run log: what a run did, without any param's value."""
+class RunRecord(NamedTuple):
+    """One line of the run log: what a run did, without any param's value.
+
+    A named tuple rather than a frozen dataclass: one is made per run, hits included,
+    and this is four times cheaper to make.
+    """
 
     task_key: str
     tags: tuple[str, ...]

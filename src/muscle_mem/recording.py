@@ -153,7 +153,7 @@ def has_params(template: Any) -> bool:
     return False
 
 
-@dataclass
+@dataclass(slots=True)
 class Snapshot:
     """A check's capture: its canonical encoding (the identity) and the value itself."""
 
@@ -161,7 +161,7 @@ class Snapshot:
     value: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordedCall:
     """A tool call the agent made during a run, with the environment around it."""
 
@@ -175,15 +175,19 @@ class Run:
     """The state of one engine run, visible to the tools it calls."""
 
     engine: Engine
-    templater: Templater
+    params: dict[str, Any]
     calls: list[RecordedCall] = field(default_factory=list)
     tokens: int = 0
     cost: float = 0.0
+    _templater: Templater | None = None  # made on the first recorded call: hits need none
 
     def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
+        templater = self._templater
+        if templater is None:
+            templater = self._templater = Templater(self.params)
         return (
-            tuple(self.templater.template(a) for a in args),
-            {k: self.templater.template(v) for k, v in kwargs.items()},
+            tuple(templater.template(a) for a in args),
+            {k: templater.template(v) for k, v in kwargs.items()},
         )
 
 

@@ -37,7 +37,7 @@ def _describe(value: Any) -> str:
     return _short.repr(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A recorded continuation whose pre-check passes now, ready to run."""
 

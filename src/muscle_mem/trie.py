@@ -129,19 +129,18 @@ class SnapshotSet:
         if check.compare is None:
             return (1.0, current.key) if current.key in items else None
         best: tuple[float, bytes] | None = None
-        first = [current.key, *(h for h in hints if h != current.key)]
-        for key in first:
-            if key not in items:
+        live = current.value
+        for key in (current.key, *hints):
+            if key not in items or (best is not None and key == best[1]):
                 continue
-            found = check.judge(current.value, self.value(key, current.value))
+            found = check.judge(live, self.value(key, live))
             if found is not None:
                 if found[1]:
                     return found[0], key
                 if best is None or found[0] > best[0]:
                     best = found[0], key
-        live = current.value
         for key, value in reversed(list(items.items())):  # a copy: writers may change it
-            if key in first:
+            if key == current.key or key in hints:
                 continue
             if value is _UNDECODED:
                 try:
@@ -203,7 +202,7 @@ class Node:
         return resolve(template, params)
 
 
-@dataclass
+@dataclass(slots=True)
 class Matched:
     """A check that passed during replay, and the snapshot it matched."""
 
