@@ -186,6 +186,8 @@ class Tool:
 
     def call_inside(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the tool so that tools it calls in turn are part of this call."""
+        if current_run.get() is None:  # replay, outside any recording: nothing to guard
+            return self.func(*args, **kwargs)
         token = inside_tool.set(True)
         try:
             return self.func(*args, **kwargs)
@@ -216,11 +218,14 @@ class Tool:
         """Take ``check``'s capture for a call, encoded; None when there is no check."""
         if check is None:
             return None
-        token = inside_tool.set(True)
-        try:
+        if current_run.get() is None:
             value = check.capture(*args, **kwargs)
-        finally:
-            inside_tool.reset(token)
+        else:
+            token = inside_tool.set(True)
+            try:
+                value = check.capture(*args, **kwargs)
+            finally:
+                inside_tool.reset(token)
         try:
             return Snapshot(encode(value, f"the {which}-check capture"), value)
         except EncodeError as error:
