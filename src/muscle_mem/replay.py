@@ -149,9 +149,7 @@ class Replay:
                     f"the post-check of {tool.name} failed: {self._explain(node.post, fresh)}",
                 )
                 return
-            post = Matched(
-                node.id, "post", found[1], fresh, check.learn, node.post.is_latest(found[1])
-            )
+            post = Matched(node.id, "post", found[1], fresh, check.learn)
         for matched in (current.pre, post):
             if matched is not None:
                 self.update.matched.append(matched)
@@ -199,7 +197,7 @@ class Replay:
             reasons.append(f"{tool.name} or its checks changed since it was recorded")
             return None
         try:
-            args, kwargs = child.arguments(self.params)
+            args, kwargs, templated = child.arguments(self.params)
         except DecodeError as error:
             reasons.append(f"{tool.name}'s recorded arguments can't be read: {error}")
             return None
@@ -224,8 +222,7 @@ class Replay:
         if check is None:
             return Candidate(child, tool, args, kwargs, 1.0, None)
         # Without params the recorded bytes name the call; with them, the resolved args do.
-        call = None if child.template()[1] else step.call
-        fresh = self._capture(tool, args, kwargs, call, captures)
+        fresh = self._capture(tool, args, kwargs, None if templated else step.call, captures)
         if isinstance(fresh, Exception):
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
             failed.append(child.id)
@@ -243,7 +240,7 @@ class Replay:
             args,
             kwargs,
             found[0],
-            Matched(child.id, "pre", found[1], fresh, check.learn, child.pre.is_latest(found[1])),
+            Matched(child.id, "pre", found[1], fresh, check.learn),
         )
 
     def _capture(

@@ -190,16 +190,17 @@ class Node:
             self._template = template
         return self._template, self._templated
 
-    def arguments(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The step's ``(args, kwargs)`` for a run with ``params``.
+    def arguments(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
+        """The step's ``(args, kwargs)`` for a run with ``params``, and whether params
+        went into them.
 
         Raises what :func:`resolve` raises. Arguments a tool could mutate are fresh
         copies; immutable ones (the common case) are shared, which saves a copy a step.
         """
-        template = self.template()[0]
+        template, templated = self.template()
         if self._shareable:
-            return template
-        return resolve(template, params)
+            return (*template, False)
+        return (*resolve(template, params), templated)
 
 
 @dataclass(slots=True)
@@ -211,7 +212,6 @@ class Matched:
     key: bytes
     fresh: Snapshot
     learn: bool
-    latest: bool = False  # it was already the most recently matched: no order changes
 
     @property
     def replaces(self) -> bool:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import StoreError
 from ..models import RunRecord, Step
-from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, Update, node_id
+from ..trie import DEFAULT_SNAPSHOT_CAP, Matched, Node, SnapshotSet, Tree, Update, node_id
 from .base import Store
 
 SCHEMA_VERSION = 1
@@ -242,7 +242,7 @@ class SQLStore(Store):
                     (m.node, m.which, _digest(m.key)),
                 )
                 self._put_snapshot(cur, key, m.node, m.which, m.fresh.key, now)
-            elif not m.latest:  # the same snapshot hit again changes nothing: skip it
+            elif not _was_latest(tree, m):  # the same snapshot hit again changes no order
                 used += (m.node, m.which, _digest(m.key))
         # A hit is the hot path: one statement for all its snapshots, one for its nodes.
         if used:
@@ -416,6 +416,12 @@ class SQLStore(Store):
         if self._key is None:
             return None
         return _mac(self._key, b"snapshot", nid, which, data)
+
+
+def _was_latest(tree: Tree, matched: Matched) -> bool:
+    """Whether the matched snapshot already was its set's most recent (before apply)."""
+    node = tree.nodes.get(matched.node)
+    return node is not None and getattr(node, matched.which).is_latest(matched.key)
 
 
 def _valid(sig: Any, expected: bytes | None) -> bool:
