@@ -368,3 +368,16 @@ def test_a_store_url_can_set_the_snapshot_cap(tmp_path):
     for bad in ("memory://?snapshot_cap=many", "memory://?snapshot_cap=0"):
         with pytest.raises(ConfigurationError, match="snapshot_cap"):
             open_store(bad)
+
+
+def test_a_process_keeps_a_bounded_number_of_trees(persistent, store_url, stores, monkeypatch):
+    from muscle_mem.store import sql
+
+    monkeypatch.setattr(sql, "TREES_KEPT", 3)
+    world = {"page": "v1"}
+    store = stores.open(store_url)
+    engine = form_engine(store, world)
+    for i in range(5):
+        engine(f"task {i}", "x", params={"name": "x"})
+    assert len(store._trees) == 3  # the three most recently used task keys
+    assert engine("task 0", "y", params={"name": "y"}).hit  # read again from the store

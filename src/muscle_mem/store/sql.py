@@ -22,6 +22,7 @@ import threading
 import time
 import warnings
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -31,6 +32,7 @@ from ..trie import DEFAULT_SNAPSHOT_CAP, Matched, Node, SnapshotSet, Tree, Updat
 from .base import Store
 
 SCHEMA_VERSION = 1
+TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
 
 # Statements that bring a store from version N-1 to N, in order. Version 1 is the first
 # released schema, so there is nothing to migrate yet; a change to the tables adds an
@@ -123,7 +125,9 @@ class SQLStore(Store):
         self.url = url
         self.snapshot_cap = snapshot_cap
         self._key = _secret_key(secret)
-        self._trees: dict[str, tuple[int, Tree]] = {}
+        # The trees this process has read, least recently used first: a worker that
+        # meets millions of task keys keeps the ones it uses, not all it ever saw.
+        self._trees: OrderedDict[str, tuple[int, Tree]] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- what subclasses provide ----------------------------------------------------
@@ -186,10 +190,16 @@ class SQLStore(Store):
         generation = self._read(lambda cur: _generation(cur, task_key))
         cached = self._trees.get(task_key)
         if cached is not None and cached[0] == generation:
+            with self._lock:
+                if task_key in self._trees:
+                    self._trees.move_to_end(task_key)
             return cached[1]
         tree = self._read(lambda cur: self._load(cur, task_key))
         with self._lock:
             self._trees[task_key] = (generation, tree)
+            self._trees.move_to_end(task_key)
+            while len(self._trees) > TREES_KEPT:
+                self._trees.popitem(last=False)
         return tree
 
     def commit(self, update: Update, run: RunRecord) -> None:
