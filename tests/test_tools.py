@@ -502,3 +502,18 @@ def test_nothing_is_printed(engine, capsys):
     with pytest.raises(muscle_mem.DivergenceError):
         strict("t")
     assert capsys.readouterr() == ("", "")
+
+
+def test_sensitive_names_are_read_once_and_checked(engine):
+    @engine.function(sensitive=(name for name in ["password"]))  # a generator: read once
+    def log_in(user, password):
+        pass
+
+    assert log_in.__muscle_mem_tool__.sensitive == ("password",)
+    with pytest.raises(muscle_mem.ConfigurationError, match="list of argument names"):
+        engine.function(sensitive="password")
+    with pytest.raises(muscle_mem.ConfigurationError, match="'pwd', not arguments of"):
+
+        @engine.function(sensitive=["pwd"])
+        def other(password):
+            pass

@@ -141,12 +141,11 @@ class Engine:
         sensitive: Iterable[str],
     ) -> Any:
         kind = "method" if is_method else "function"
-        if isinstance(sensitive, str) or not all(isinstance(n, str) for n in sensitive):
-            raise ConfigurationError(
-                f"@engine.{kind}(sensitive=...) takes a list of argument names, "
-                f"e.g. sensitive=['password'], got {sensitive!r}"
-            )
-        secret_names = tuple(sensitive)
+        secret_names = _strings(
+            sensitive,
+            f"@engine.{kind}(sensitive=...) takes a list of argument names, "
+            "e.g. sensitive=['password']",
+        )
         for name, check in (("pre_check", pre_check), ("post_check", post_check)):
             if check is not None and not isinstance(check, Check):
                 raise ConfigurationError(
@@ -328,20 +327,20 @@ def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list
     return [n for n in names if n not in parameters]
 
 
+def _strings(value: Iterable[str], expected: str) -> tuple[str, ...]:
+    """``value`` as a tuple of strings, read once (a generator can only be read once)."""
+    given = None if isinstance(value, str) or not isinstance(value, Iterable) else tuple(value)
+    if given is None or not all(isinstance(s, str) for s in given):
+        raise ConfigurationError(f"{expected}, got {value!r}")
+    return given
+
+
 def _tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     if tags is None:
         return ()
-    try:
-        if isinstance(tags, str):
-            raise TypeError
-        given = tuple(tags)  # once: a generator can only be read once
-    except TypeError:
-        given = None
-    if given is None or not all(isinstance(t, str) for t in given):
-        raise ConfigurationError(
-            f"tags must be a list of strings, e.g. tags=['signup'], got {tags!r}"
-        )
-    return tuple(sorted(set(given)))
+    return tuple(
+        sorted(set(_strings(tags, "tags must be a list of strings, e.g. tags=['signup']")))
+    )
 
 
 def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
