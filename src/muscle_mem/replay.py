@@ -153,7 +153,8 @@ class Replay:
         for matched in (current.pre, post):
             if matched is not None:
                 self.update.matched.append(matched)
-                self._hints.appendleft(matched.key)
+                if not self._hints or self._hints[0] != matched.key:
+                    self._hints.appendleft(matched.key)  # distinct: a key is tried once
         self.update.executed.append(node.id)
         self.node = node
 

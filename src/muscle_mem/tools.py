@@ -104,8 +104,16 @@ def _name(func: Any) -> str:
     return name
 
 
-def _leaks(name: str, value: Any, tool: Tool) -> bool:
-    return name in tool.sensitive and type(value) is not Param
+def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``func`` (a tool, or a check's capture) so that tools it calls are part of it,
+    not steps of their own."""
+    if current_run.get() is None:  # replay, outside any recording: nothing to guard
+        return func(*args, **kwargs)
+    token = inside_tool.set(True)
+    try:
+        return func(*args, **kwargs)
+    finally:
+        inside_tool.reset(token)
 
 
 def _check_fingerprint(check: Check | None) -> str:
@@ -186,13 +194,7 @@ class Tool:
 
     def call_inside(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the tool so that tools it calls in turn are part of this call."""
-        if current_run.get() is None:  # replay, outside any recording: nothing to guard
-            return self.func(*args, **kwargs)
-        token = inside_tool.set(True)
-        try:
-            return self.func(*args, **kwargs)
-        finally:
-            inside_tool.reset(token)
+        return _guarded(self.func, args, kwargs)
 
     def call_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the tool to completion from synchronous code, async tools included."""
@@ -218,14 +220,7 @@ class Tool:
         """Take ``check``'s capture for a call, encoded; None when there is no check."""
         if check is None:
             return None
-        if current_run.get() is None:
-            value = check.capture(*args, **kwargs)
-        else:
-            token = inside_tool.set(True)
-            try:
-                value = check.capture(*args, **kwargs)
-            finally:
-                inside_tool.reset(token)
+        value = _guarded(check.capture, args, kwargs)
         try:
             return Snapshot(encode(value, f"the {which}-check capture"), value)
         except EncodeError as error:
@@ -257,14 +252,14 @@ class Tool:
 
     def _redact(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
         """Replace sensitive arguments that are not exactly a param: they are never stored."""
+
+        def hide(name: str, value: Any) -> Any:
+            return Redacted(name) if name in self.sensitive and type(value) is not Param else value
+
         args, kwargs = template
         names = self._parameter_names()[1 if self.is_method else 0 :]
-        args = tuple(
-            Redacted(names[i]) if i < len(names) and _leaks(names[i], value, self) else value
-            for i, value in enumerate(args)
-        )
-        kwargs = {k: Redacted(k) if _leaks(k, v, self) else v for k, v in kwargs.items()}
-        return args, kwargs
+        args = tuple(hide(names[i], v) if i < len(names) else v for i, v in enumerate(args))
+        return args, {k: hide(k, v) for k, v in kwargs.items()}
 
     def encode_call(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> bytes:
         try:

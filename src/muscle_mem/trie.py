@@ -133,7 +133,11 @@ class SnapshotSet:
         for key in (current.key, *hints):
             if key not in items or (best is not None and key == best[1]):
                 continue
-            found = check.judge(live, self.value(key, live))
+            try:
+                value = self.value(key, live)
+            except (KeyError, DecodeError):
+                continue  # as below
+            found = check.judge(live, value)
             if found is not None:
                 if found[1]:
                     return found[0], key

@@ -38,21 +38,22 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
     store, options = _our_options(store)
     if store in ("memory://", "memory:"):
         return MemoryStore(**options)
-    if store.startswith("sqlite://"):
-        from .sqlite import SQLiteStore
-
-        path = store.removeprefix("sqlite://").removeprefix("/")
-        if not path:
-            raise ConfigurationError(f"{store!r} names no file: use sqlite:///path/to/cache.db")
-        return SQLiteStore(path, secret=secret, **options)
     if store.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
         return PostgresStore(store, secret=secret, **options)
-    if "://" not in store and store.endswith(_SQLITE_SUFFIXES):
+    if store.startswith("sqlite://"):
+        path = store.removeprefix("sqlite://").removeprefix("/")
+        if not path:
+            raise ConfigurationError(f"{store!r} names no file: use sqlite:///path/to/cache.db")
+    elif "://" not in store and store.endswith(_SQLITE_SUFFIXES):
+        path = store
+    else:
+        path = ""
+    if path:
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(store, secret=secret, **options)
+        return SQLiteStore(path, secret=secret, **options)
     raise ConfigurationError(
         f"unknown store {store!r}: use 'memory://', 'sqlite:///path/to/cache.db' (or a path "
         "ending in .db), 'postgresql://user@host/db', or a Store instance"

@@ -111,7 +111,9 @@ class PostgresStore(SQLStore):
 class _Cursor:
     """A psycopg cursor that takes the ``?`` placeholders the shared SQL is written in."""
 
-    _converted: ClassVar[dict[str, str]] = {}  # shared: the statements are ours, few
+    # Shared: the statements are ours, one per shape (a hit's updates have one per
+    # path length), so this stays small.
+    _converted: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
