@@ -49,8 +49,8 @@ def form_engine(store, world, **options):
     return engine
 
 
-def run(engine, name):
-    return engine("fill the form", name, params={"name": name}, tags=["signup"])
+def run(engine, name, **options):
+    return engine("fill the form", name, params={"name": name}, tags=["signup"], **options)
 
 
 def form_tree(store, engine):
@@ -109,6 +109,26 @@ def test_a_store_of_a_newer_schema_is_refused(persistent, store_url, stores):
         stores.open(store_url)
 
 
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(persistent, store_url, stores):
+    engine = form_engine(stores.open(store_url), {"page": "v1"})
+    run(engine, "John")
+    old = stores.open(store_url)
+    assert isinstance(old, SQLStore)
+
+    def downgrade(cur):  # what a store written by muscle-mem 0.2 (schema 1) looks like
+        cur.execute("DROP INDEX mm_runs_about")
+        cur.execute("ALTER TABLE mm_runs DROP COLUMN path")
+        cur.execute("ALTER TABLE mm_runs DROP COLUMN about")
+        cur.execute("UPDATE mm_meta SET value = '1' WHERE key = 'schema_version'")
+
+    old._write(downgrade)
+    migrated = stores.open(store_url)
+    [logged] = migrated.runs()
+    assert (logged.status, logged.recorded, logged.path, logged.about) == ("miss", 2, None, None)
+    assert run(form_engine(migrated, {"page": "v1"}), "Jane", about="person:jane").hit
+    assert [r.about for r in stores.open(store_url).runs()] == [None, "person:jane"]
+
+
 # -- what persists ---------------------------------------------------------------------------
 
 
@@ -149,6 +169,26 @@ def test_the_run_log_keeps_names_usage_and_outcomes_not_param_values(store_url, 
     assert first.cost == pytest.approx(0.02)
     assert (second.recorded, second.replayed, second.tokens) == (0, 2, 0)
     assert "John" not in repr(runs) and "Jane" not in repr(runs)
+    assert first.path is not None and second.path == first.path  # the hit replayed that path
+
+
+def test_the_run_log_says_what_each_run_was_about(store_url, stores):
+    class Entity:
+        ref = "campaign:summer"
+
+    engine = form_engine(stores.open(store_url), {"page": "v1"})
+    run(engine, "John", about=Entity())
+    run(engine, "Jane", about="campaign:winter")
+    run(engine, "Ann")
+    log = engine.store
+    assert [r.about for r in log.runs()] == ["campaign:summer", "campaign:winter", None]
+    assert [r.about for r in log.runs(about="campaign:winter")] == ["campaign:winter"]
+    assert len(log.runs(since=log.runs()[1].started_at)) == 2
+    assert log.runs(since=log.runs()[-1].started_at + 1) == []
+    for bad in ("summer", ":summer", "campaign:", 42):
+        with pytest.raises(ConfigurationError, match="kind:id"):
+            run(engine, "Bo", about=bad)
+    assert len(log.runs()) == 3
 
 
 def test_snapshot_cap_evicts_the_least_recently_matched_for_good(persistent, store_url, stores):

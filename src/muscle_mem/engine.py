@@ -19,7 +19,7 @@ from .recording import Run, Templater, current_handoff, current_run, inside_tool
 from .replay import Replay
 from .store import Store, open_store
 from .tools import Tool
-from .trie import Update
+from .trie import Update, node_id
 
 logger = logging.getLogger("muscle_mem")
 
@@ -240,14 +240,17 @@ class Engine:
         *args: Any,
         tags: Iterable[str] | None = None,
         params: Mapping[str, Any] | None = None,
+        about: Any = None,
         **kwargs: Any,
     ) -> Outcome:
         """Run a task: replay it from cache if the checks allow, else call the agent.
 
-        Every argument but ``tags`` and ``params`` goes to the agent unchanged. The
-        result is truthy exactly on a full cache hit.
+        Every argument but ``tags``, ``params`` and ``about`` goes to the agent
+        unchanged. ``about`` names what the run was about (a memory bank entity, or a
+        ``"kind:id"`` string): the run log records it, and the bank lists the run among
+        that entity's episodes. The result is truthy exactly on a full cache hit.
         """
-        session = _Session(self, args, kwargs, tags, params)
+        session = _Session(self, args, kwargs, tags, params, about)
         replay = session.replay
         while (step := replay.next()) is not None:
             try:
@@ -280,10 +283,11 @@ class Engine:
         *args: Any,
         tags: Iterable[str] | None = None,
         params: Mapping[str, Any] | None = None,
+        about: Any = None,
         **kwargs: Any,
     ) -> Outcome:
         """:meth:`__call__` for async agents and tools: awaits what the agent returns."""
-        session = _Session(self, args, kwargs, tags, params)
+        session = _Session(self, args, kwargs, tags, params, about)
         replay = session.replay
         while (step := replay.next()) is not None:
             try:
@@ -311,9 +315,11 @@ class Engine:
         *args: Any,
         tags: Iterable[str] | None = None,
         params: Mapping[str, Any] | None = None,
+        about: Any = None,
         **kwargs: Any,
     ) -> str:
-        """The cache key a call with these arguments would use."""
+        """The cache key a call with these arguments would use (``about`` is not part of it)."""
+        _about(about)
         return _task_key(self.match_task, _tags(tags), _params(params), args, kwargs)
 
 
@@ -357,6 +363,17 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(params)
 
 
+def _about(about: Any) -> str | None:
+    """The "kind:id" reference of what a run is about: a bank entity's ``ref``, or a str."""
+    ref = getattr(about, "ref", about)
+    if ref is None or (isinstance(ref, str) and ref.partition(":")[0] and ref.partition(":")[2]):
+        return ref
+    raise ConfigurationError(
+        "about= takes a memory bank entity or a 'kind:id' string, e.g. "
+        f"about='campaign:summer-sale', got {about!r}"
+    )
+
+
 def _task_key(
     match_task: bool, tags: tuple[str, ...], params: dict[str, Any], args: Any, kwargs: Any
 ) -> str:
@@ -391,6 +408,7 @@ class _Session:
         kwargs: dict[str, Any],
         tags: Iterable[str] | None,
         params: Mapping[str, Any] | None,
+        about: Any,
     ) -> None:
         if engine._agent is None:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
@@ -399,6 +417,7 @@ class _Session:
         self.started = time.perf_counter()
         self.tags = _tags(tags)
         self.params = _params(params)
+        self.about = _about(about)
         self.task_key = _task_key(engine.match_task, self.tags, self.params, args, kwargs)
         self.run = Run(engine, self.params)
         self.replay = Replay(
@@ -478,6 +497,8 @@ class _Session:
             duration_s=duration,
             tokens=self.run.tokens,
             cost=self.run.cost,
+            path=_path_end(update, replay) if status != "error" else None,
+            about=self.about,
         )
         self.engine.store.commit(update, record)
         logger.debug(
@@ -500,3 +521,13 @@ class _Session:
             cost=self.run.cost,
             task_key=self.task_key,
         )
+
+
+def _path_end(update: Update, replay: Replay) -> str | None:
+    """The node where the run's trajectory ends: what it replayed, or what it recorded."""
+    if update.after is None:
+        return replay.node.id if replay.hit else None
+    end = update.after
+    for call in update.calls:
+        end = node_id(end, call.step)
+    return end

@@ -111,3 +111,5 @@ class RunRecord(NamedTuple):
     duration_s: float
     tokens: int = 0
     cost: float = 0.0
+    path: str | None = None  # the node where the run's trajectory ended, if it reached one
+    about: str | None = None  # the memory bank entity the caller named, as "kind:id"

@@ -36,8 +36,9 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def runs(self) -> list[RunRecord]:
-        """The run log, oldest first."""
+    def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
+        """The run log, oldest first: the runs started at ``since`` (epoch seconds) or
+        later, and those about the entity ``about`` ("kind:id"), when given."""
 
     def use_secret(self, secret: str | bytes | None) -> None:  # noqa: B027 - see below
         """Sign rows written from now on with ``secret`` and ignore rows that fail it.

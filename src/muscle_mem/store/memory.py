@@ -42,6 +42,11 @@ class MemoryStore(Store):
         with self._lock:
             self._runs.append(run)
 
-    def runs(self) -> list[RunRecord]:
+    def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
         with self._lock:
-            return list(self._runs)
+            runs = list(self._runs)
+        return [
+            run
+            for run in runs
+            if (since is None or run.started_at >= since) and (about is None or run.about == about)
+        ]

@@ -31,13 +31,20 @@ from ..models import RunRecord, Step
 from ..trie import DEFAULT_SNAPSHOT_CAP, Matched, Node, SnapshotSet, Tree, Update, node_id
 from .base import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
 
-# Statements that bring a store from version N-1 to N, in order. Version 1 is the first
-# released schema, so there is nothing to migrate yet; a change to the tables adds an
-# entry here and bumps SCHEMA_VERSION.
-MIGRATIONS: dict[int, list[str]] = {}
+# Statements that bring a store from version N-1 to N. A new store is made at version 1
+# (_SCHEMA) and brought up through every migration, so the path an old store takes is
+# the one every new store has taken too.
+MIGRATIONS: dict[int, list[str]] = {
+    # The run log says where each run's trajectory ended and what it was about.
+    2: [
+        "ALTER TABLE mm_runs ADD COLUMN path TEXT",
+        "ALTER TABLE mm_runs ADD COLUMN about TEXT",
+        "CREATE INDEX IF NOT EXISTS mm_runs_about ON mm_runs (about, started_at)",
+    ],
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mm_tasks (
@@ -93,8 +100,10 @@ CREATE INDEX IF NOT EXISTS mm_runs_task ON mm_runs (task_key, started_at)
 
 _RUN_COLUMNS = (
     "task_key, tags, params, status, replayed, recorded, diverged_at, reason, "
-    "started_at, duration_s, tokens, cost"
+    "started_at, duration_s, tokens, cost, path, about"
 )
+
+_RUN_MARKS = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
 
 T = TypeVar("T")
 
@@ -165,10 +174,10 @@ class SQLStore(Store):
             if version == 0:
                 for statement in _SCHEMA.format(**self.types).split(";"):
                     cur.execute(statement)
-            else:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[step]:
-                        cur.execute(statement)
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    cur.execute(statement)
             cur.execute(
                 "INSERT INTO mm_meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -216,9 +225,21 @@ class SQLStore(Store):
             if cached is not None and cached[1] is tree and cached[0] == expected:
                 self._trees[update.task_key] = (generation, tree)
 
-    def runs(self) -> list[RunRecord]:
+    def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
+        where: list[str] = []
+        values: list[Any] = []
+        if since is not None:
+            where.append("started_at >= ?")
+            values.append(since)
+        if about is not None:
+            where.append("about = ?")
+            values.append(about)
+        sql = f"SELECT {_RUN_COLUMNS} FROM mm_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+
         def work(cur: Cursor) -> list[RunRecord]:
-            cur.execute(f"SELECT {_RUN_COLUMNS} FROM mm_runs ORDER BY id")
+            cur.execute(sql + " ORDER BY id", values)
             return [_run_record(row) for row in cur.fetchall()]
 
         return self._read(work)
@@ -291,7 +312,7 @@ class SQLStore(Store):
             if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
                 self._evict(cur, nid, which)
         cur.execute(
-            f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})",
             (
                 run.task_key,
                 json.dumps(list(run.tags)),
@@ -305,6 +326,8 @@ class SQLStore(Store):
                 run.duration_s,
                 run.tokens,
                 run.cost,
+                run.path,
+                run.about,
             ),
         )
         return generation
@@ -476,7 +499,7 @@ def _mac(key: bytes, *parts: str | bytes) -> bytes:
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
     (task_key, tags, params, status, replayed, recorded, diverged_at, reason) = row[:8]
-    started_at, duration_s, tokens, cost = row[8:]
+    started_at, duration_s, tokens, cost, path, about = row[8:]
     return RunRecord(
         task_key=task_key,
         tags=tuple(json.loads(tags)),
@@ -490,6 +513,8 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         duration_s=duration_s,
         tokens=tokens,
         cost=cost,
+        path=path,
+        about=about,
     )
 
 
