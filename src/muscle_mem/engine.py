@@ -8,6 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
 
@@ -17,6 +18,7 @@ from .errors import ConfigurationError, DivergenceError, EncodeError
 from .models import Outcome, RunRecord, Status
 from .recording import Run, Templater, current_handoff, current_run, inside_tool
 from .replay import Replay
+from .stats import Stats, compute
 from .store import Store, open_store
 from .tools import Tool
 from .trie import Update, node_id
@@ -309,6 +311,20 @@ class Engine:
         finally:
             session.leave_agent()
         return session.finish(session.agent_status(), result)
+
+    def stats(
+        self, *, since: float | datetime | timedelta | None = None, tags: Iterable[str] = ()
+    ) -> Stats:
+        """Whether the cache pays: hits, divergences and what they saved, per task key and
+        in total, over the runs since ``since`` (epoch seconds, a datetime, or a timedelta
+        meaning "the last ...") that carry all of ``tags``. What ``muscle-mem stats`` shows.
+        """
+        if isinstance(since, timedelta):
+            since = time.time() - since.total_seconds()
+        elif isinstance(since, datetime):
+            since = since.timestamp()
+        tags = _strings(tags, "tags must be a list of strings, e.g. tags=['signup']")
+        return compute(self.store.runs(since=since), tags=tags)
 
     def task_key(
         self,

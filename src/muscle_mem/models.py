@@ -113,3 +113,14 @@ class RunRecord(NamedTuple):
     cost: float = 0.0
     path: str | None = None  # the node where the run's trajectory ended, if it reached one
     about: str | None = None  # the memory bank entity the caller named, as "kind:id"
+
+
+class TaskInfo(NamedTuple):
+    """What a store holds for one task key: its tags, how much is cached, when it was used."""
+
+    task_key: str
+    tags: tuple[str, ...]
+    nodes: int
+    paths: int  # recorded trajectories' ends
+    created_at: float
+    last_used: float

@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,10 @@ class SnapshotSet:
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._items
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The snapshots' keys, least recently matched first (a copy, like :meth:`keys`)."""
+        return iter(self.keys())
 
     def latest(self) -> bytes | None:
         """The most recently matched snapshot's key."""
@@ -309,3 +313,50 @@ class Tree:
                 path.append(node)
             node.terminal = True
             return path
+
+    def merge(self, other: Tree) -> tuple[int, int]:
+        """Add ``other``'s nodes and snapshots that this tree lacks (see Store.merge);
+        returns how many nodes and snapshots were new."""
+        new_nodes = new_snapshots = 0
+        with self._lock:
+            for theirs in other.nodes.values():  # parents come before their children
+                if theirs.step is None:
+                    continue
+                assert theirs.parent is not None
+                parent = self.nodes.get(theirs.parent)
+                if parent is None:
+                    continue  # under a node this tree has dropped: unreachable
+                new_nodes += theirs.id not in self.nodes
+                ours = self.insert(parent, theirs.step)
+                ours.terminal = ours.terminal or theirs.terminal
+                ours.hits = max(ours.hits, theirs.hits)
+                ours.failures = max(ours.failures, theirs.failures)
+                ours.last_used = max(ours.last_used, theirs.last_used)
+                for which in ("pre", "post"):
+                    mine = getattr(ours, which)
+                    for key in getattr(theirs, which):
+                        if key not in mine:
+                            new_snapshots += 1
+                            mine.load(key)
+        return new_nodes, new_snapshots
+
+    def subtrees(self, roots: Iterable[str]) -> set[str]:
+        """The ids to remove to drop the nodes ``roots`` with all below them, and the
+        ancestors that would be left ending nowhere (no child, no recorded end)."""
+        doomed: set[str] = set()
+        stack = [nid for nid in roots if nid in self.nodes and nid != self.root.id]
+        while stack:
+            nid = stack.pop()
+            if nid not in doomed:
+                doomed.add(nid)
+                stack.extend(child.id for child in self.nodes[nid].children)
+        for nid in list(doomed):
+            node = self.nodes[nid]
+            while node.parent is not None and node.parent != self.root.id:
+                node = self.nodes[node.parent]
+                if node.id in doomed or node.terminal:
+                    break
+                if any(child.id not in doomed for child in node.children):
+                    break
+                doomed.add(node.id)
+        return doomed

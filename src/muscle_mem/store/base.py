@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 
-from ..models import RunRecord
+from ..models import RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
 
 
@@ -39,6 +40,29 @@ class Store(ABC):
     def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
         """The run log, oldest first: the runs started at ``since`` (epoch seconds) or
         later, and those about the entity ``about`` ("kind:id"), when given."""
+
+    @abstractmethod
+    def tasks(self) -> list[TaskInfo]:
+        """The task keys that have something cached, most recently used first."""
+
+    @abstractmethod
+    def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
+        """Forget ``nodes`` of the task key's tree (all of them when None), with their
+        snapshots; returns how many nodes were removed.
+
+        The caller removes whole subtrees: a node left behind whose parent is gone is
+        unreachable. The run log is history and stays.
+        """
+
+    @abstractmethod
+    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+        """Add what ``tree`` holds that this store's tree of that task key lacks, in one
+        transaction; returns how many nodes and snapshots were new.
+
+        Idempotent: merging the same tree again adds nothing. Counts take the larger of
+        the two, a node that ends a trajectory in either stays an end, and snapshots
+        keep their order from least to most recently matched.
+        """
 
     def use_secret(self, secret: str | bytes | None) -> None:  # noqa: B027 - see below
         """Sign rows written from now on with ``secret`` and ignore rows that fail it.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Collection
 
-from ..models import RunRecord
+from ..models import RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
 from .base import Store
 
@@ -24,6 +26,8 @@ class MemoryStore(Store):
             raise ValueError(f"keep_runs must be 0 or more, got {keep_runs}")
         self.snapshot_cap = snapshot_cap
         self._trees: dict[str, Tree] = {}
+        self._tasks: dict[str, tuple[tuple[str, ...], float]] = {}  # tags, created at
+        self._used: dict[str, float] = {}
         self._runs: deque[RunRecord] = deque(maxlen=keep_runs)
         self._lock = threading.Lock()
 
@@ -38,9 +42,48 @@ class MemoryStore(Store):
         return tree
 
     def commit(self, update: Update, run: RunRecord) -> None:
-        self.tree(update.task_key).apply(update)
+        now = time.time()
+        self.tree(update.task_key).apply(update, now)
         with self._lock:
             self._runs.append(run)
+            self._tasks.setdefault(update.task_key, (run.tags, now))
+            self._used[update.task_key] = now
+
+    def tasks(self) -> list[TaskInfo]:
+        with self._lock:
+            known = [(key, self._trees[key], *info) for key, info in self._tasks.items()]
+        infos = [
+            TaskInfo(
+                key,
+                tags,
+                len(tree),
+                sum(node.terminal for node in tree),
+                created,
+                self._used.get(key, created),
+            )
+            for key, tree, tags, created in known
+            if len(tree)
+        ]
+        return sorted(infos, key=lambda info: info.last_used, reverse=True)
+
+    def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
+        with self._lock:
+            tree = self._trees.get(task_key)
+            if tree is None:
+                return 0
+            doomed = set(tree.nodes) - {tree.root.id} if nodes is None else set(nodes)
+            kept = Tree(task_key, self.snapshot_cap)
+            kept.merge(_without(tree, doomed))
+            self._trees[task_key] = kept  # replays under way keep the tree they started on
+            return len(tree) - len(kept)
+
+    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+        now = time.time()
+        added = self.tree(tree.task_key).merge(tree)
+        with self._lock:
+            self._tasks.setdefault(tree.task_key, (tags, now))
+            self._used.setdefault(tree.task_key, max((n.last_used for n in tree), default=now))
+        return added
 
     def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
         with self._lock:
@@ -50,3 +93,10 @@ class MemoryStore(Store):
             for run in runs
             if (since is None or run.started_at >= since) and (about is None or run.about == about)
         ]
+
+
+def _without(tree: Tree, doomed: set[str]) -> Tree:
+    """A view of ``tree`` with the ``doomed`` nodes left out, for :meth:`Tree.merge`."""
+    view = Tree(tree.task_key, tree.snapshot_cap)
+    view.nodes = {nid: node for nid, node in tree.nodes.items() if nid not in doomed}
+    return view

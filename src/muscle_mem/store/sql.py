@@ -16,20 +16,20 @@ deadlocks between them.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import threading
 import time
 import warnings
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import StoreError
-from ..models import RunRecord, Step
+from ..models import RunRecord, Step, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Matched, Node, SnapshotSet, Tree, Update, node_id
 from .base import Store
+from .signing import secret_key, sign_node, sign_snapshot, valid
 
 SCHEMA_VERSION = 2
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
@@ -133,7 +133,7 @@ class SQLStore(Store):
             raise ValueError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
         self.url = url
         self.snapshot_cap = snapshot_cap
-        self._key = _secret_key(secret)
+        self._key = secret_key(secret)
         # The trees this process has read, least recently used first: a worker that
         # meets millions of task keys keeps the ones it uses, not all it ever saw.
         self._trees: OrderedDict[str, tuple[int, Tree]] = OrderedDict()
@@ -189,7 +189,7 @@ class SQLStore(Store):
     # -- the protocol -------------------------------------------------------------------
 
     def use_secret(self, secret: str | bytes | None) -> None:
-        key = _secret_key(secret)
+        key = secret_key(secret)
         if key != self._key:
             with self._lock:
                 self._key = key
@@ -243,6 +243,121 @@ class SQLStore(Store):
             return [_run_record(row) for row in cur.fetchall()]
 
         return self._read(work)
+
+    def tasks(self) -> list[TaskInfo]:
+        def work(cur: Cursor) -> list[TaskInfo]:
+            cur.execute(
+                "SELECT t.task_key, t.tags, COUNT(n.id), SUM(n.terminal), t.created_at, "
+                "t.last_used FROM mm_tasks t JOIN mm_nodes n ON n.task_key = t.task_key "
+                "GROUP BY t.task_key, t.tags, t.created_at, t.last_used "
+                "ORDER BY t.last_used DESC, t.task_key"
+            )
+            return [
+                TaskInfo(key, tuple(json.loads(tags)), int(nodes), int(ends), created, used)
+                for key, tags, nodes, ends, created, used in cur.fetchall()
+            ]
+
+        return self._read(work)
+
+    def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
+        def work(cur: Cursor) -> int:
+            # The task's row stays, its generation bumped: a process holding the tree
+            # sees the change, where a deleted row could come back at a generation it
+            # has already seen.
+            cur.execute(
+                "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?", (task_key,)
+            )
+            cur.execute("SELECT id FROM mm_nodes WHERE task_key = ?", (task_key,))
+            present = {row[0] for row in cur.fetchall()}
+            doomed = sorted(present if nodes is None else present & set(nodes))
+            for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
+                chunk = doomed[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                cur.execute(f"DELETE FROM mm_snapshots WHERE node IN ({marks})", chunk)
+                cur.execute(f"DELETE FROM mm_nodes WHERE id IN ({marks})", chunk)
+            return len(doomed)
+
+        removed = self._write(work)
+        with self._lock:
+            self._trees.pop(task_key, None)
+        return removed
+
+    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+        key = tree.task_key
+
+        def count(cur: Cursor) -> tuple[int, int]:
+            cur.execute("SELECT COUNT(*) FROM mm_nodes WHERE task_key = ?", (key,))
+            nodes = int(cur.fetchone()[0])
+            cur.execute("SELECT COUNT(*) FROM mm_snapshots WHERE task_key = ?", (key,))
+            return nodes, int(cur.fetchone()[0])
+
+        def work(cur: Cursor) -> tuple[int, int]:
+            now = time.time()
+            cur.execute(
+                "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
+                "VALUES (?, ?, 1, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+                "generation = mm_tasks.generation + 1",
+                (key, json.dumps(list(tags)), now, now),
+            )
+            before = count(cur)
+            for node in tree:
+                if node.step is None:
+                    continue
+                assert node.parent is not None
+                cur.execute(
+                    "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
+                    "hits, failures, created_at, last_used, sig) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
+                    "THEN excluded.terminal ELSE mm_nodes.terminal END, "
+                    "hits = CASE WHEN excluded.hits > mm_nodes.hits "
+                    "THEN excluded.hits ELSE mm_nodes.hits END, "
+                    "failures = CASE WHEN excluded.failures > mm_nodes.failures "
+                    "THEN excluded.failures ELSE mm_nodes.failures END, "
+                    "sig = excluded.sig",
+                    (
+                        node.id,
+                        key,
+                        node.parent,
+                        node.step.tool,
+                        node.step.code,
+                        node.step.call,
+                        int(node.terminal),
+                        node.hits,
+                        node.failures,
+                        node.last_used,
+                        node.last_used,
+                        self._sign_node(node.id, node.parent, key, node.step),
+                    ),
+                )
+                for which in ("pre", "post"):
+                    snapshots = getattr(node, which).keys()
+                    # Their order is all that is known of when they were matched.
+                    step = 1e-6
+                    for i, data in enumerate(snapshots):
+                        cur.execute(
+                            "INSERT INTO mm_snapshots (node, which, digest, task_key, data, "
+                            "used, sig) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                            "ON CONFLICT (node, which, digest) DO NOTHING",
+                            (
+                                node.id,
+                                which,
+                                _digest(data),
+                                key,
+                                data,
+                                node.last_used - (len(snapshots) - i) * step,
+                                self._sign_snapshot(node.id, which, data),
+                            ),
+                        )
+                    if snapshots:
+                        self._evict(cur, node.id, which)
+            after = count(cur)
+            return after[0] - before[0], after[1] - before[1]
+
+        added = self._write(work)
+        with self._lock:
+            self._trees.pop(key, None)
+        return added
 
     # -- writing ------------------------------------------------------------------------
 
@@ -394,7 +509,7 @@ class SQLStore(Store):
         loaded: dict[str, Node] = {}
         for nid, parent, tool, code, call, terminal, hits, failures, last_used, sig in rows:
             step = Step(tool, code, bytes(call))
-            if self._key and not _valid(sig, self._sign_node(nid, parent, task_key, step)):
+            if self._key and not valid(sig, self._sign_node(nid, parent, task_key, step)):
                 rejected += 1
                 continue
             loaded[nid] = Node(
@@ -425,7 +540,7 @@ class SQLStore(Store):
             if owner is None:
                 continue
             data = bytes(data)
-            if self._key and not _valid(sig, self._sign_snapshot(nid, which, data)):
+            if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
                 rejected += 1
                 continue
             getattr(owner, which).load(data)
@@ -441,24 +556,16 @@ class SQLStore(Store):
     # -- signatures -------------------------------------------------------------------------
 
     def _sign_node(self, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
-        if self._key is None:
-            return None
-        return _mac(self._key, b"node", nid, parent, task_key, step.tool, step.code, step.call)
+        return sign_node(self._key, nid, parent, task_key, step)
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
-        if self._key is None:
-            return None
-        return _mac(self._key, b"snapshot", nid, which, data)
+        return sign_snapshot(self._key, nid, which, data)
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:
     """Whether the matched snapshot already was its set's most recent (before apply)."""
     node = tree.nodes.get(matched.node)
     return node is not None and getattr(node, matched.which).is_latest(matched.key)
-
-
-def _valid(sig: Any, expected: bytes | None) -> bool:
-    return sig is not None and expected is not None and hmac.compare_digest(bytes(sig), expected)
 
 
 def _is_structural(update: Update) -> bool:
@@ -476,25 +583,6 @@ def _generation(cur: Cursor, task_key: str) -> int:
 
 def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _secret_key(secret: str | bytes | None) -> bytes | None:
-    if secret is None:
-        return None
-    if isinstance(secret, str):
-        secret = secret.encode()
-    if not isinstance(secret, bytes) or not secret:
-        raise ValueError("secret must be a non-empty str or bytes")
-    return secret
-
-
-def _mac(key: bytes, *parts: str | bytes) -> bytes:
-    mac = hmac.new(key, digestmod=hashlib.sha256)
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        mac.update(len(data).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
-        mac.update(data)
-    return mac.digest()
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:

@@ -1,0 +1,256 @@
+"""Cached trees as JSON lines, to move them between stores.
+
+Record on a laptop's SQLite file, import into the fleet's PostgreSQL. The file holds a
+header line, then per task key one ``task`` line followed by its ``node`` lines
+(parents first) and ``snapshot`` lines (least recently matched first). Bytes are
+base64. The run log is history of the store it happened in and is not exported.
+
+A node's id is the hash of its parent's id and its step, so import checks every id
+against what the line says: an altered line is refused even without a secret. With a
+secret, each row also carries its HMAC, and import skips the rows that fail it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import MuscleMemError
+from .models import Step
+from .store.base import Store
+from .store.signing import secret_key, sign_node, sign_snapshot, valid
+from .trie import Tree, node_id
+
+FORMAT = 1
+_HEADER = "muscle-mem cache"
+
+
+class ExportFormatError(MuscleMemError, ValueError):
+    """An import file that is not a muscle-mem export, or a line of it that is broken."""
+
+
+@dataclass
+class Imported:
+    """What an import file holds, checked and ready to merge into a store."""
+
+    trees: dict[str, tuple[tuple[str, ...], Tree]] = field(default_factory=dict)
+    nodes: int = 0
+    snapshots: int = 0
+    rejected: int = 0  # rows that failed the secret's verification, or hung from one
+
+
+def export_lines(
+    store: Store,
+    task_keys: Iterable[str] | None = None,
+    *,
+    secret: str | bytes | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[str]:
+    """The store's trees (or those of ``task_keys``) as lines of JSON, without newlines.
+
+    With ``secret``, every row is signed, so that an importer holding it can verify them.
+    """
+    key = secret_key(secret)
+    tasks = store.tasks()
+    if task_keys is not None:
+        wanted = set(task_keys)
+        tasks = [info for info in tasks if info.task_key in wanted]
+    yield json.dumps({"format": _HEADER, "version": FORMAT, "signed": key is not None})
+    for done, info in enumerate(tasks, 1):
+        task = info.task_key
+        tree = store.tree(task)
+        yield json.dumps({"task": task, "tags": list(info.tags)})
+        snapshots = []
+        for node in tree:
+            if node.step is None:
+                continue
+            assert node.parent is not None
+            yield json.dumps(
+                {
+                    "node": node.id,
+                    "task": task,
+                    "parent": node.parent,
+                    "tool": node.step.tool,
+                    "code": node.step.code,
+                    "call": _b64(node.step.call),
+                    "terminal": node.terminal,
+                    "hits": node.hits,
+                    "failures": node.failures,
+                    "last_used": node.last_used,
+                    "sig": _b64(sign_node(key, node.id, node.parent, task, node.step)),
+                }
+            )
+            for which in ("pre", "post"):
+                for data in getattr(node, which):
+                    sig = _b64(sign_snapshot(key, node.id, which, data))
+                    snapshots.append(
+                        {"snapshot": node.id, "which": which, "data": _b64(data), "sig": sig}
+                    )
+        yield from map(json.dumps, snapshots)
+        if progress is not None:
+            progress(done, len(tasks))
+
+
+def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> Imported:
+    """Parse and check an export. Raises :class:`ExportFormatError` naming the first
+    broken line; nothing is read into any store until the whole file checks out."""
+    key = secret_key(secret)
+    imported = Imported()
+    owners: dict[str, Tree] = {}  # node id -> its tree
+    dropped: set[str] = set()  # node ids rejected, and so their subtrees
+    header_seen = False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            raise ExportFormatError(f"{where}: not JSON ({error})") from None
+        if not isinstance(row, dict):
+            raise ExportFormatError(f"{where}: expected a JSON object")
+        if not header_seen:
+            if row.get("format") != _HEADER:
+                raise ExportFormatError(
+                    f"{where}: not a muscle-mem export (it starts with the line "
+                    "`muscle-mem export` writes)"
+                )
+            if not isinstance(row.get("version"), int) or row["version"] > FORMAT:
+                raise ExportFormatError(
+                    f"{where}: export format {row.get('version')!r} is newer than this "
+                    f"muscle-mem reads ({FORMAT}); upgrade muscle-mem"
+                )
+            header_seen = True
+            continue
+        if "task" in row and "node" not in row:
+            task = _field(row, "task", str, where)
+            tags = _field(row, "tags", list, where)
+            if not all(isinstance(tag, str) for tag in tags):
+                raise ExportFormatError(f"{where}: tags must be strings")
+            imported.trees.setdefault(task, (tuple(tags), Tree(task)))
+        elif "node" in row:
+            _read_node(row, where, key, imported, owners, dropped)
+        elif "snapshot" in row:
+            _read_snapshot(row, where, key, imported, owners, dropped)
+        else:
+            raise ExportFormatError(f"{where}: expected a task, node or snapshot line")
+    if not header_seen:
+        raise ExportFormatError("the file is empty: expected a `muscle-mem export`")
+    return imported
+
+
+def import_into(
+    store: Store, imported: Imported, *, progress: Callable[[int, int], None] | None = None
+) -> tuple[int, int]:
+    """Merge what was read into ``store``, one transaction per task key; returns how
+    many nodes and snapshots were new there."""
+    new_nodes = new_snapshots = 0
+    items = list(imported.trees.values())
+    for done, (tags, tree) in enumerate(items, 1):
+        if len(tree):
+            nodes, snapshots = store.merge(tree, tags)
+            new_nodes += nodes
+            new_snapshots += snapshots
+        if progress is not None:
+            progress(done, len(items))
+    return new_nodes, new_snapshots
+
+
+def _read_node(
+    row: dict[str, Any],
+    where: str,
+    key: bytes | None,
+    imported: Imported,
+    owners: dict[str, Tree],
+    dropped: set[str],
+) -> None:
+    nid = _field(row, "node", str, where)
+    task = _field(row, "task", str, where)
+    parent = _field(row, "parent", str, where)
+    step = Step(
+        _field(row, "tool", str, where),
+        _field(row, "code", str, where),
+        _bytes(row, "call", where),
+    )
+    if task not in imported.trees:
+        raise ExportFormatError(f"{where}: node of task {task}, which no earlier line names")
+    tree = imported.trees[task][1]
+    if node_id(parent, step) != nid:
+        raise ExportFormatError(
+            f"{where}: node {nid} does not match its content: the file was altered"
+        )
+    if parent in dropped or (
+        key and not valid(_sig(row, where), sign_node(key, nid, parent, task, step))
+    ):
+        dropped.add(nid)
+        imported.rejected += 1
+        return
+    owner = tree.nodes.get(parent)
+    if owner is None:
+        raise ExportFormatError(f"{where}: node {nid} comes before its parent {parent}")
+    node = tree.insert(owner, step)
+    node.terminal = _field(row, "terminal", bool, where)
+    node.hits = _count(row, "hits", where)
+    node.failures = _count(row, "failures", where)
+    node.last_used = float(_field(row, "last_used", (int, float), where))
+    owners[nid] = tree
+    imported.nodes += 1
+
+
+def _read_snapshot(
+    row: dict[str, Any],
+    where: str,
+    key: bytes | None,
+    imported: Imported,
+    owners: dict[str, Tree],
+    dropped: set[str],
+) -> None:
+    nid = _field(row, "snapshot", str, where)
+    which = _field(row, "which", str, where)
+    if which not in ("pre", "post"):
+        raise ExportFormatError(f"{where}: which must be 'pre' or 'post', got {which!r}")
+    data = _bytes(row, "data", where)
+    if nid in dropped or (
+        key and not valid(_sig(row, where), sign_snapshot(key, nid, which, data))
+    ):
+        imported.rejected += 1
+        return
+    tree = owners.get(nid)
+    if tree is None:
+        raise ExportFormatError(f"{where}: snapshot of node {nid}, which no earlier line holds")
+    getattr(tree.nodes[nid], which).load(data)
+    imported.snapshots += 1
+
+
+def _field(row: dict[str, Any], name: str, kind: Any, where: str) -> Any:
+    value = row.get(name)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        expected = getattr(kind, "__name__", "a number")
+        raise ExportFormatError(f"{where}: {name!r} must be {expected}, got {value!r}")
+    return value
+
+
+def _count(row: dict[str, Any], name: str, where: str) -> int:
+    value = _field(row, name, int, where)
+    if value < 0:
+        raise ExportFormatError(f"{where}: {name!r} must be 0 or more, got {value}")
+    return int(value)
+
+
+def _bytes(row: dict[str, Any], name: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(_field(row, name, str, where), validate=True)
+    except binascii.Error:
+        raise ExportFormatError(f"{where}: {name!r} is not base64") from None
+
+
+def _sig(row: dict[str, Any], where: str) -> bytes | None:
+    return None if row.get("sig") is None else _bytes(row, "sig", where)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()

@@ -1,0 +1,48 @@
+"""HMAC signatures of stored rows: what a store writes with its secret and checks on read.
+
+Shared by the SQL stores and by export/import, so that a row signed in one store is
+verified in another holding the same secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from ..models import Step
+
+
+def secret_key(secret: str | bytes | None) -> bytes | None:
+    if secret is None:
+        return None
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes) or not secret:
+        raise ValueError("secret must be a non-empty str or bytes")
+    return secret
+
+
+def sign_node(key: bytes | None, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
+    if key is None:
+        return None
+    return _mac(key, b"node", nid, parent, task_key, step.tool, step.code, step.call)
+
+
+def sign_snapshot(key: bytes | None, nid: str, which: str, data: bytes) -> bytes | None:
+    if key is None:
+        return None
+    return _mac(key, b"snapshot", nid, which, data)
+
+
+def valid(sig: Any, expected: bytes | None) -> bool:
+    return sig is not None and expected is not None and hmac.compare_digest(bytes(sig), expected)
+
+
+def _mac(key: bytes, *parts: str | bytes) -> bytes:
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        mac.update(len(data).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
+        mac.update(data)
+    return mac.digest()
