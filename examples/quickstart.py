@@ -29,7 +29,8 @@ def agent(task: str, name: str) -> str:
     handoff = muscle_mem.handoff()  # set when a replay stopped part-way and we take over
     done = len(handoff.steps) if handoff else 0
     for field, value in [("name", name), ("greeting", f"Hello {name}!")][done:]:
-        time.sleep(0.3)  # the LLM deciding what to do next
+        time.sleep(0.3)  # the LLM deciding what to do next...
+        muscle_mem.report_usage(tokens=850, cost=0.0026)  # ...and what that cost
         type_into(field, value)
     return "submitted"
 
