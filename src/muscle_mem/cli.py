@@ -24,7 +24,7 @@ from .errors import MuscleMemError
 from .models import Param, Redacted, RunRecord, TaskInfo, Text
 from .portable import ExportFormatError, export_lines, import_into, read_export
 from .stats import TaskStats, compute
-from .store import ENV_VAR, Store, open_store
+from .store import ENV_VAR, Store, open_store, sqlite_path
 from .trie import Node, Tree
 
 DEFAULT_STORE = ".muscle_mem/cache.db"
@@ -155,23 +155,15 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Store:
             "a memory:// store lives inside one process; give the command a file or a "
             "server: --store sqlite:///path/to/cache.db or postgresql://..."
         )
-    path = _sqlite_path(url)
-    if path is not None and not create and not path.exists():
+    path = sqlite_path(url)
+    if path and not create and not Path(path).exists():
         raise UsageError(
             f"no store at {path}: nothing was recorded there (pass --store URL, or set ${ENV_VAR})"
         )
     try:
         return open_store(url, secret=os.environ.get(SECRET_VAR) or None)
-    except (MuscleMemError, ValueError) as error:
-        raise UsageError(f"cannot open the store {url}: {error}") from None
-
-
-def _sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite://"):
-        return Path(url.removeprefix("sqlite://").removeprefix("/"))
-    if "://" not in url:
-        return Path(url)
-    return None
+    except (MuscleMemError, ValueError) as error:  # each names the store it could not open
+        raise UsageError(str(error)) from None
 
 
 def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:

@@ -42,15 +42,10 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
         from .postgres import PostgresStore
 
         return PostgresStore(store, secret=secret, **options)
-    if store.startswith("sqlite://"):
-        path = store.removeprefix("sqlite://").removeprefix("/")
-        if not path:
-            raise ConfigurationError(f"{store!r} names no file: use sqlite:///path/to/cache.db")
-    elif "://" not in store and store.endswith(_SQLITE_SUFFIXES):
-        path = store
-    else:
-        path = ""
-    if path:
+    path = sqlite_path(store)
+    if path == "":
+        raise ConfigurationError(f"{store!r} names no file: use sqlite:///path/to/cache.db")
+    if path is not None:
         from .sqlite import SQLiteStore
 
         return SQLiteStore(path, secret=secret, **options)
@@ -58,6 +53,16 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
         f"unknown store {store!r}: use 'memory://', 'sqlite:///path/to/cache.db' (or a path "
         "ending in .db), 'postgresql://user@host/db', or a Store instance"
     )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a SQLite URL or path names ("" if it names none); None if it is not one."""
+    url = url.partition("?")[0]
+    if url.startswith("sqlite://"):
+        return url.removeprefix("sqlite://").removeprefix("/")
+    if "://" not in url and url.endswith(_SQLITE_SUFFIXES):
+        return url
+    return None
 
 
 def _our_options(url: str) -> tuple[str, dict[str, int]]:
