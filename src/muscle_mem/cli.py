@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ from .models import Param, Redacted, RunRecord, TaskInfo, Text
 from .portable import ExportFormatError, export_lines, import_into, read_export
 from .stats import TaskStats, compute
 from .store import ENV_VAR, Store, open_store, sqlite_path
+from .store.sql import IntegrityWarning
 from .trie import Node, Tree
 
 DEFAULT_STORE = ".muscle_mem/cache.db"
@@ -48,7 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IntegrityWarning)
+            code = int(args.run(args) or 0)
+        failed = [w for w in caught if issubclass(w.category, IntegrityWarning)]
+        for warning in caught:
+            if warning not in failed:
+                print(f"muscle-mem: {warning.message}", file=sys.stderr)
+        if failed:
+            print(
+                f"muscle-mem: rows of {len(failed)} task key(s) failed signature verification "
+                f"and were left out: is ${SECRET_VAR} the secret they were written with?",
+                file=sys.stderr,
+            )
+            return max(code, 1)
+        return code
     except UsageError as error:
         print(f"muscle-mem: {error}", file=sys.stderr)
         return 2
@@ -339,9 +355,10 @@ def _runs(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")
     since = time.time() - args.since if args.since else None
+    newest_first = sorted(_store(args).runs(since=since), key=lambda r: -r.started_at)
     log = [
         run
-        for run in reversed(_store(args).runs(since=since))
+        for run in newest_first
         if (args.status is None or run.status == args.status) and set(args.tag).issubset(run.tags)
     ]
     if args.limit:

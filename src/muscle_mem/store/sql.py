@@ -314,6 +314,8 @@ class SQLStore(Store):
                     "THEN excluded.hits ELSE mm_nodes.hits END, "
                     "failures = CASE WHEN excluded.failures > mm_nodes.failures "
                     "THEN excluded.failures ELSE mm_nodes.failures END, "
+                    "last_used = CASE WHEN excluded.last_used > mm_nodes.last_used "
+                    "THEN excluded.last_used ELSE mm_nodes.last_used END, "
                     "sig = excluded.sig",
                     (
                         node.id,

@@ -1,0 +1,1132 @@
+"""The ``muscle-mem`` command, end to end: what it prints, what it changes, how it fails.
+
+Most tests call :func:`muscle_mem.cli.main` in-process (fast); a few run the installed
+script (and ``python -m muscle_mem``) as a subprocess, as a user would. The data is
+real: an engine on a SQLite store (PostgreSQL too for stats, export and import) whose
+agent records a three-step path with params, replays it, and hands over when the
+environment changes under a pre-check.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import muscle_mem
+from muscle_mem import Check, Engine
+from muscle_mem import cli as cli_module
+from muscle_mem.cli import Progress, main
+from muscle_mem.codec import encode
+from muscle_mem.models import RunRecord, Step
+from muscle_mem.store import open_store
+from muscle_mem.trie import Tree, Update
+
+ONE_STORE = True  # stores are chosen test by test here
+
+SCRIPT = str(Path(sys.executable).parent / "muscle-mem")
+FORM = "fill the form"
+REPORT = "send the report"
+FLAKY = "open the dashboard"
+DELAY = 0.02  # the agent "thinks" this long per step: misses are measurably slower
+OLD_KEY = "task1:0123456789abcdef0123456789abcdef"  # a task key of the distant past
+DAY = 86400.0
+
+
+# -- the agent and its data -------------------------------------------------------------
+
+
+def build_engine(store, world, *, secret=None):
+    """An engine whose agent does one of three tasks:
+
+    FORM (params: name): fill name, fill greeting ('Hello {name}!'), submit; the fills'
+    pre-checks look at the page and at where the greeting box is. REPORT: one send.
+    FLAKY (params: name): open a page, then click "go" (whose pre-check reads a counter
+    that changes every run, so its replay keeps failing) and submit, or, in "alt" mode,
+    click "other".
+    """
+    engine = Engine(store=store, secret=secret)
+
+    def where(field, value):
+        return world["page"] if field == "name" else world["greeting_at"]
+
+    @engine.function(pre_check=Check(where))
+    def fill(field, value):
+        world["log"].append(("fill", field, value))
+
+    @engine.function
+    def submit():
+        world["log"].append(("submit",))
+
+    @engine.function
+    def send(to):
+        world["log"].append(("send", to))
+
+    @engine.function
+    def open_page(url):
+        world["log"].append(("open", url))
+
+    def ready(target):
+        return (world["mode"], world["counter"]) if target == "go" else world["mode"]
+
+    @engine.function(pre_check=Check(ready))
+    def click(target):
+        world["log"].append(("click", target))
+
+    def agent(task, name):
+        handoff = muscle_mem.handoff()
+        done = len(handoff.steps) if handoff else 0
+        if task == FORM:
+            for field, value in [("name", name), ("greeting", f"Hello {name}!")][done:]:
+                time.sleep(DELAY)
+                fill(field, value)
+                muscle_mem.report_usage(tokens=100, cost=0.01)
+            submit()
+        elif task == REPORT:
+            time.sleep(DELAY)
+            send(name)
+            muscle_mem.report_usage(tokens=50, cost=0.005)
+        else:
+            if not done:
+                open_page(f"https://example.com/{name}")
+            click("go" if world["mode"] == "go" else "other")
+            if world["mode"] == "go":
+                submit()
+            muscle_mem.report_usage(tokens=10, cost=0.001)
+
+    engine.set_agent(agent)
+    return engine
+
+
+def new_world():
+    return {"page": "v1", "greeting_at": "#greeting", "mode": "go", "counter": 0, "log": []}
+
+
+def form(engine, name):
+    return engine(FORM, name, params={"name": name}, tags=["signup"])
+
+
+def report(engine):
+    return engine(REPORT, "ops@example.com", tags=["reports"])
+
+
+def flaky(engine, name="dash"):
+    return engine(FLAKY, name, params={"name": name}, tags=["dashboard"])
+
+
+def record(engine, world):
+    """The form: a miss, two hits, a handoff at step 1, a hit; the report: miss, hit."""
+    outcomes = [form(engine, "John"), form(engine, "Jane"), form(engine, "Bob")]
+    world["greeting_at"] = "#greeting-v2"  # the greeting box moved: step 1's check fails
+    outcomes += [form(engine, "Ann"), form(engine, "Zoe")]
+    outcomes += [report(engine), report(engine)]
+    statuses = [o.status for o in outcomes]
+    assert statuses == ["miss", "hit", "hit", "handoff", "hit", "miss", "hit"], outcomes
+    assert outcomes[3].diverged_at == 1
+    return outcomes
+
+
+def record_flaky(engine, world):
+    """A path whose second step's check fails on every replay, and a healthy branch."""
+    statuses = [flaky(engine).status]
+    for counter in (1, 2):  # the counter changed: click("go") cannot be replayed
+        world["counter"] = counter
+        statuses.append(flaky(engine).status)
+    world["mode"] = "alt"
+    statuses += [flaky(engine).status, flaky(engine).status]
+    assert statuses == ["miss", "handoff", "handoff", "handoff", "hit"]
+
+
+def keys(engine):
+    return {
+        "form": engine.task_key(FORM, "x", params={"name": "x"}, tags=["signup"]),
+        "report": engine.task_key(REPORT, "ops@example.com", tags=["reports"]),
+        "flaky": engine.task_key(FLAKY, "x", params={"name": "x"}, tags=["dashboard"]),
+    }
+
+
+def hexpart(task_key):
+    return task_key.removeprefix("task1:")
+
+
+def task_keys(url):
+    store = open_store(url)
+    try:
+        return [info.task_key for info in store.tasks()]
+    finally:
+        store.close()
+
+
+def add_old_runs(url):
+    """Two runs of a task key, ten days ago, tagged "legacy": a miss and a hit."""
+    store = open_store(url)
+    try:
+        old = time.time() - 10 * DAY
+        for i, (status, duration, tokens, cost) in enumerate(
+            [("miss", 2.0, 500, 0.05), ("hit", 0.5, 0, 0.0)]
+        ):
+            store.commit(
+                Update(OLD_KEY),
+                RunRecord(
+                    task_key=OLD_KEY,
+                    tags=("legacy",),
+                    params=(),
+                    status=status,
+                    replayed=0 if status == "miss" else 1,
+                    recorded=1 if status == "miss" else 0,
+                    diverged_at=None,
+                    reason=None,
+                    started_at=old + i,
+                    duration_s=duration,
+                    tokens=tokens,
+                    cost=cost,
+                ),
+            )
+    finally:
+        store.close()
+
+
+# -- fixtures and helpers ----------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def tracked_cli_stores(stores, monkeypatch):
+    """The stores main() opens in-process are closed at the end of the test."""
+    monkeypatch.setattr(cli_module, "open_store", stores.track)
+    monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path}/cache.db"
+
+
+@pytest.fixture
+def world():
+    return new_world()
+
+
+@pytest.fixture
+def recorded(url, world):
+    """A SQLite store holding the form and report tasks, and the engine that recorded it."""
+    engine = build_engine(url, world)
+    outcomes = record(engine, world)
+    return engine, outcomes
+
+
+@pytest.fixture
+def server(store_kind, stores):
+    """A fresh store of the parametrised kind (sqlite or postgres) to record into."""
+    assert store_kind in ("sqlite", "postgres")
+    return stores.url()
+
+
+both_kinds = pytest.mark.parametrize("store_kind", ["sqlite", "postgres"], indirect=True)
+
+
+def cli(capsys, *args, stdin=None, monkeypatch=None):
+    """Run ``muscle-mem ARGS`` in-process: (exit code, stdout, stderr)."""
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_json(capsys, *args):
+    code, out, err = cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def script_env(store=None, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSCLE_MEM_")}
+    if store is not None:
+        env["MUSCLE_MEM_STORE"] = store
+    env.update(extra)
+    return env
+
+
+def script(*args, store=None, cwd=None, stdin=None, env=None, **extra):
+    """Run the installed ``muscle-mem`` script, its output piped (not a terminal)."""
+    return subprocess.run(
+        [SCRIPT, *map(str, args)],
+        env=env or script_env(store, **extra),
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def same(cli_value, api_value, where="stats"):
+    """The CLI's JSON figures equal the API's, floats within rounding."""
+    if isinstance(api_value, dict):
+        assert isinstance(cli_value, dict) and set(cli_value) == set(api_value), where
+        for key in api_value:
+            same(cli_value[key], api_value[key], f"{where}.{key}")
+    elif isinstance(api_value, (list, tuple)):
+        assert isinstance(cli_value, list) and len(cli_value) == len(api_value), where
+        for i, (c, a) in enumerate(zip(cli_value, api_value, strict=True)):
+            same(c, a, f"{where}[{i}]")
+    elif isinstance(api_value, float):
+        assert cli_value == pytest.approx(api_value), where
+    else:
+        assert cli_value == api_value, where
+
+
+def export_of(capsys, store_url, *args):
+    code, out, err = cli(capsys, "export", "--store", store_url, *args)
+    assert code == 0, err
+    return out.splitlines()
+
+
+# -- stats -------------------------------------------------------------------------------
+
+
+@both_kinds
+def test_stats_json_gives_the_figures_of_the_run_log_and_of_engine_stats(server, world, capsys):
+    engine = build_engine(server, world)
+    miss, hit1, hit2, _, hit3, _, _ = record(engine, world)
+    k = keys(engine)
+    figures = cli_json(capsys, "stats", "--store", server)
+
+    form_stats, report_stats = figures["tasks"]  # most runs first
+    assert form_stats["task_key"] == k["form"] and report_stats["task_key"] == k["report"]
+    assert form_stats["tags"] == ["signup"]
+    expected = {"runs": 5, "hits": 3, "misses": 1, "handoffs": 1, "errors": 0, "divergences": 1}
+    assert {name: form_stats[name] for name in expected} == expected
+    assert form_stats["hit_rate"] == pytest.approx(0.6)
+    assert form_stats["divergence_rate"] == pytest.approx(0.2)
+    assert form_stats["diverged_at"] == [{"step": 1, "runs": 1}]
+    [why] = form_stats["reasons"]
+    assert why["runs"] == 1 and why["reason"].startswith("step 1: the pre-check of")
+    assert "fill" in why["reason"]
+    # Each hit saves what the miss that recorded its path spent.
+    assert form_stats["tokens_saved"] == 3 * miss.tokens == 600
+    assert form_stats["cost_saved"] == pytest.approx(3 * 0.02)
+    assert form_stats["tokens"] == 200 + 100 and form_stats["cost"] == pytest.approx(0.03)
+    hits = (hit1, hit2, hit3)
+    assert form_stats["time_saved_s"] == pytest.approx(
+        3 * miss.duration_s - sum(h.duration_s for h in hits)
+    )
+    assert form_stats["time_saved_s"] > 3 * 2 * DELAY * 0.5
+
+    assert (report_stats["runs"], report_stats["hits"], report_stats["misses"]) == (2, 1, 1)
+    assert report_stats["tokens_saved"] == 50 and report_stats["diverged_at"] == []
+    total = figures["total"]
+    assert total["task_key"] == "total" and total["tags"] == []
+    assert (total["runs"], total["hits"], total["misses"], total["handoffs"]) == (7, 4, 2, 1)
+    assert total["hit_rate"] == pytest.approx(4 / 7)
+    assert total["tokens_saved"] == 650 and total["cost_saved"] == pytest.approx(0.065)
+    assert total["time_saved_s"] == pytest.approx(
+        form_stats["time_saved_s"] + report_stats["time_saved_s"]
+    )
+    assert total["time_saved_s"] > 0
+    # The CLI is a thin layer: the same figures as the Python API.
+    same(figures, engine.stats().to_dict())
+    assert engine.stats().total.hits == 4
+
+
+@both_kinds
+def test_stats_since_and_tag_keep_only_those_runs(server, world, capsys):
+    engine = build_engine(server, world)
+    record(engine, world)
+    add_old_runs(server)
+    k = keys(engine)
+
+    everything = cli_json(capsys, "stats", "--store", server)
+    assert [t["task_key"] for t in everything["tasks"]] == [k["form"], OLD_KEY, k["report"]]
+    assert everything["total"]["runs"] == 9
+    same(everything, engine.stats().to_dict())
+
+    recent = cli_json(capsys, "stats", "--store", server, "--since", "7d")
+    assert [t["task_key"] for t in recent["tasks"]] == [k["form"], k["report"]]
+    assert recent["total"]["runs"] == 7
+    same(recent, engine.stats(since=timedelta(days=7)).to_dict())
+
+    legacy = cli_json(capsys, "stats", "--store", server, "--tag", "legacy")
+    [old] = legacy["tasks"]
+    assert (old["task_key"], old["runs"], old["hits"], old["misses"]) == (OLD_KEY, 2, 1, 1)
+    assert old["tokens_saved"] == 500 and old["time_saved_s"] == pytest.approx(1.5)
+    same(legacy, engine.stats(tags=["legacy"]).to_dict())
+
+    signup = cli_json(capsys, "stats", "--store", server, "--tag", "signup", "--since", "1h")
+    assert [t["task_key"] for t in signup["tasks"]] == [k["form"]]
+    assert signup["total"]["runs"] == 5
+    none = cli_json(capsys, "stats", "--store", server, "--tag", "legacy", "--since", "7d")
+    assert none["tasks"] == [] and none["total"]["runs"] == 0
+    code, out, _ = cli(capsys, "stats", "--store", server, "--tag", "legacy", "--since", "7d")
+    assert (code, out.strip()) == (0, "no runs in that window")
+
+
+def test_stats_since_agrees_with_engine_stats_given_a_timedelta(url, world, capsys):
+    engine = build_engine(url, world)
+    record(engine, world)
+    add_old_runs(url)
+    recent = cli_json(capsys, "stats", "--store", url, "--since", "2w")
+    assert recent["total"]["runs"] == 9
+    same(recent, engine.stats(since=timedelta(weeks=2)).to_dict())
+    recent = cli_json(capsys, "stats", "--store", url, "--since", "12h")
+    same(recent, engine.stats(since=timedelta(hours=12)).to_dict())
+    assert recent["total"]["runs"] == 7
+
+
+def test_stats_table_from_the_installed_script(recorded, url):
+    engine, _ = recorded
+    k = keys(engine)
+    done = script("stats", store=url)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    header = lines[0].split()
+    assert header[:5] == ["TASK", "TAGS", "RUNS", "HITS", "HIT"]
+    [form_row] = [line for line in lines if line.startswith(hexpart(k["form"])[:12])]
+    cells = form_row.split()
+    assert cells[1:6] == ["signup", "5", "3", "60%", "1"]  # tags, runs, hits, rate, misses
+    assert "20% (step 1)" in form_row and "600" in form_row and "$0.0600" in form_row
+    [total_row] = [line for line in lines if line.startswith("total")]
+    assert total_row.split()[1:4] == ["7", "4", "57%"]
+    assert "650" in total_row
+    assert "why replay stopped (most common):" in done.stdout
+    assert "step 1: the pre-check of" in done.stdout
+
+
+def test_stats_of_an_empty_store(tmp_path, capsys):
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    open_store(empty).close()
+    code, out, err = cli(capsys, "stats", "--store", empty)
+    assert (code, out.strip(), err) == (0, "no runs recorded yet", "")
+    assert cli_json(capsys, "stats", "--store", empty)["total"]["runs"] == 0
+
+
+# -- ls and show ---------------------------------------------------------------------------
+
+
+def test_ls_lists_task_keys_with_tags_paths_nodes_and_last_use(recorded, url, world, capsys):
+    engine, _ = recorded
+    record_flaky(engine, world)
+    k = keys(engine)
+    listed = {t["task_key"]: t for t in cli_json(capsys, "ls", "--store", url)}
+    assert set(listed) == set(k.values())
+    assert (listed[k["form"]]["tags"], listed[k["form"]]["paths"]) == (["signup"], 1)
+    assert listed[k["form"]]["nodes"] == 3
+    assert (listed[k["report"]]["tags"], listed[k["report"]]["nodes"]) == (["reports"], 1)
+    assert (listed[k["flaky"]]["paths"], listed[k["flaky"]]["nodes"]) == (2, 4)
+    assert all(time.time() - t["last_used"] < 60 for t in listed.values())
+
+    assert cli(capsys, "--json", "--store", url, "ls")[1] == cli(capsys, "ls", "--json",
+                                                                  "--store", url)[1]  # fmt: skip
+    code, out, err = cli(capsys, "--store", url, "ls")  # --store before the command too
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["TASK", "TAGS", "PATHS", "NODES", "LAST", "USED"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows[hexpart(k["form"])[:12]] == ["signup", "1", "3", "just", "now"]
+    assert rows[hexpart(k["flaky"])[:12]] == ["dashboard", "2", "4", "just", "now"]
+    assert rows[hexpart(k["report"])[:12]] == ["reports", "1", "1", "just", "now"]
+
+
+def test_ls_of_an_empty_store(tmp_path, capsys):
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    open_store(empty).close()
+    assert cli(capsys, "ls", "--store", empty)[:2] == (0, "the cache is empty\n")
+    assert cli_json(capsys, "ls", "--store", empty) == []
+
+
+def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, capsys):
+    engine, _ = recorded
+    key = keys(engine)["form"]
+    assert hexpart(key)[:4] != hexpart(keys(engine)["report"])[:4]
+    code, out, err = cli(capsys, "show", hexpart(key)[:4], "--store", url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{key}  tags: signup  paths: 1  nodes: 3  last used: just now")
+    calls = [line for line in lines[1:] if "(" in line and "snapshots" not in line]
+    assert len(calls) == 3
+    assert calls[0].startswith("└─ ") and calls[0].endswith(".fill('name', {name})")
+    assert calls[1].endswith(".fill('greeting', 'Hello {name}!')")
+    assert calls[2].endswith(".submit()")
+    facts = [line.strip(" │") for line in lines if "snapshots:" in line]
+    assert facts == [
+        "snapshots: pre 1, post 0 · hits 4 · failures 0",  # every run replayed it
+        "snapshots: pre 2, post 0 · hits 3 · failures 1",  # two greeting boxes, one miss
+        "snapshots: pre 0, post 0 · hits 3 · failures 0 · path ends here",
+    ]
+    for name in ("John", "Jane", "Bob", "Ann", "Zoe"):
+        assert name not in out  # params are shown by name, never by value
+
+    # The full key, with or without its "task1:" prefix, names the same tree.
+    assert cli(capsys, "show", key, "--store", url)[1] == out
+    assert cli(capsys, "show", hexpart(key), "--store", url)[1] == out
+
+
+def test_show_json_nests_the_steps(recorded, url, capsys):
+    engine, _ = recorded
+    key = keys(engine)["form"]
+    shown = cli_json(capsys, "show", hexpart(key)[:6], "--store", url)
+    assert (shown["task_key"], shown["tags"], shown["paths"], shown["nodes"]) == (
+        key,
+        ["signup"],
+        1,
+        3,
+    )
+    [name] = shown["steps"]
+    [greeting] = name["steps"]
+    [submit] = greeting["steps"]
+    assert name["call"].endswith("fill('name', {name})") and name["tool"].endswith(".fill")
+    assert (name["pre_snapshots"], name["hits"], name["failures"]) == (1, 4, 0)
+    assert greeting["call"].endswith("fill('greeting', 'Hello {name}!')")
+    assert (greeting["pre_snapshots"], greeting["hits"], greeting["failures"]) == (2, 3, 1)
+    assert (submit["terminal"], submit["steps"], submit["hits"]) == (True, [], 3)
+    assert not name["terminal"] and not greeting["terminal"]
+    tree = engine.store.tree(key)
+    assert {name["id"], greeting["id"], submit["id"]} == {n.id for n in tree if n.step}
+
+
+def test_show_an_ambiguous_or_unknown_prefix_exits_1_and_says_why(tmp_path, capsys):
+    crafted = f"sqlite:///{tmp_path}/crafted.db"
+    store = open_store(crafted)
+    for key in ("task1:beef01" + "0" * 26, "task1:beef02" + "0" * 26):
+        tree = Tree(key)
+        tree.insert(tree.root, Step("tool.one", "code", encode(((), {})))).terminal = True
+        store.merge(tree, ("crafted",))
+    store.close()
+
+    code, out, err = cli(capsys, "show", "beef", "--store", crafted)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert "'beef' names 2 task keys (" in err and err.endswith("); give more of it\n")
+    assert "beef01000000" in err and "beef02000000" in err  # both, so one can choose
+    code, out, err = cli(capsys, "show", "cafe", "--store", crafted)
+    assert (code, out) == (1, "")
+    assert "no task key starts with 'cafe'; `muscle-mem ls` lists them" in err
+    code, _, err = cli(capsys, "show", "task1:", "--store", crafted)
+    assert code == 1 and "no task key starts with 'task1:'" in err
+    code, out, _ = cli(capsys, "show", "beef02", "--store", crafted)
+    assert code == 0 and out.startswith("task1:beef02")
+    assert "tool.one()" in out
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def test_runs_newest_first_filtered_by_status_tag_and_limit(recorded, url, capsys):
+    engine, outcomes = recorded
+    add_old_runs(url)
+    everything = cli_json(capsys, "runs", "--store", url, "--limit", "0")
+    assert len(everything) == 9
+    log = [r for r in everything if r["task_key"] != OLD_KEY]
+    assert [r["status"] for r in log] == ["hit", "miss", "hit", "handoff", "hit", "hit", "miss"]
+    started = [r["started_at"] for r in log]
+    assert started == sorted(started, reverse=True)  # ISO strings in UTC sort as times
+    newest = log[0]
+    assert newest["tags"] == ["reports"] and newest["params"] == []
+    assert newest["replayed"] == 1 and newest["recorded"] == 0
+    handoff = log[3]
+    assert (handoff["diverged_at"], handoff["replayed"], handoff["recorded"]) == (1, 1, 2)
+    assert handoff["tokens"] == 100 and handoff["params"] == ["name"]
+    assert handoff["reason"].startswith("step 1: the pre-check of")
+    assert handoff["duration_s"] == pytest.approx(outcomes[3].duration_s)
+
+    assert len(cli_json(capsys, "runs", "--store", url)) == 9  # the default limit is 20
+    two = cli_json(capsys, "runs", "--store", url, "--since", "1d", "-n", "2")
+    assert [r["status"] for r in two] == ["hit", "miss"]
+    misses = cli_json(capsys, "runs", "--store", url, "--status", "miss", "--since", "1d")
+    assert [r["task_key"] for r in misses] == [keys(engine)["report"], keys(engine)["form"]]
+    signup = cli_json(capsys, "runs", "--store", url, "--tag", "signup", "--status", "hit")
+    assert len(signup) == 3 and all(r["tags"] == ["signup"] for r in signup)
+    handoffs = cli_json(capsys, "runs", "--store", url, "--status", "handoff")
+    assert [r["diverged_at"] for r in handoffs] == [1]
+    recent = cli_json(capsys, "runs", "--store", url, "--since", "1d", "-n", "0")
+    assert len(recent) == 7 and OLD_KEY not in {r["task_key"] for r in recent}
+    assert cli_json(capsys, "runs", "--store", url, "--tag", "nope") == []
+
+
+def test_runs_are_newest_first_by_when_they_started(recorded, url, capsys):
+    """Runs logged late (imported history, a long run of another worker that finished
+    after a short one) still take their place by time: newest first means by started_at."""
+    add_old_runs(url)  # logged last, started ten days ago
+    log = cli_json(capsys, "runs", "--store", url, "--limit", "0")
+    started = [r["started_at"] for r in log]
+    assert started == sorted(started, reverse=True)
+    assert [r["task_key"] for r in log][-2:] == [OLD_KEY, OLD_KEY]
+    assert [r["status"] for r in cli_json(capsys, "runs", "--store", url, "-n", "1")] == ["hit"]
+    assert cli_json(capsys, "runs", "--store", url, "-n", "1")[0]["task_key"] != OLD_KEY
+
+
+def test_runs_table(recorded, url, capsys):
+    engine, _ = recorded
+    code, out, err = cli(capsys, "runs", "--store", url, "--status", "handoff")
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["WHEN", "TASK", "TAGS", "STATUS"]
+    assert hexpart(keys(engine)["form"])[:12] in row
+    assert " handoff " in row and "signup" in row and "step 1: the pre-check" in row
+    code, out, _ = cli(capsys, "runs", "--store", url, "--status", "error")
+    assert (code, out) == (0, "no runs\n")
+    code, _, err = cli(capsys, "runs", "--store", url, "--limit", "-1")
+    assert code == 2 and "--limit" in err
+
+
+# -- rm ------------------------------------------------------------------------------------
+
+
+def test_rm_asks_and_removes_nothing_on_no(recorded, url, capsys, monkeypatch):
+    engine, _ = recorded
+    key = keys(engine)["form"]
+    code, out, err = cli(capsys, "rm", hexpart(key)[:4], "--store", url, stdin="n\n",
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 1
+    assert out.splitlines() == [
+        "would remove:",
+        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths",
+        "nothing removed",
+    ]
+    assert "remove from" in err and "[y/N]" in err
+    assert set(task_keys(url)) == {key, keys(engine)["report"]}
+    # An empty answer (just Enter) is a no as well.
+    code, out, _ = cli(capsys, "rm", key, "--store", url, stdin="\n", monkeypatch=monkeypatch)
+    assert code == 1 and "nothing removed" in out
+    assert form(engine, "Max").status == "hit"
+
+
+def test_rm_asks_and_removes_on_yes(recorded, url, capsys, monkeypatch):
+    engine, _ = recorded
+    key = keys(engine)["form"]
+    code, out, err = cli(capsys, "rm", key, "--store", url, stdin="y\n", monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert "[y/N]" in err
+    assert out.splitlines()[-1] == "removed 3 steps from 1 task keys"
+    assert task_keys(url) == [keys(engine)["report"]]
+
+
+def test_rm_dry_run_removes_nothing(recorded, url, capsys):
+    engine, _ = recorded
+    key = keys(engine)["form"]
+    code, out, err = cli(capsys, "rm", hexpart(key)[:5], "--dry-run", "--store", url)
+    assert (code, err) == (0, "")  # nothing asked
+    assert out.splitlines() == [
+        "would remove:",
+        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths",
+    ]
+    assert len(task_keys(url)) == 2
+    assert form(engine, "Max").status == "hit"
+
+
+def test_rm_yes_forgets_the_trees_for_this_process_and_others_and_keeps_the_log(
+    recorded, url, world, capsys
+):
+    engine, _ = recorded
+    k = keys(engine)
+    before = cli_json(capsys, "runs", "--store", url, "-n", "0")
+    code, out, err = cli(capsys, "rm", k["form"], hexpart(k["report"])[:4], "--yes", "--store", url)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "removing:"
+    assert out.splitlines()[-1] == "removed 4 steps from 2 task keys"
+    assert cli_json(capsys, "ls", "--store", url) == []
+    assert cli_json(capsys, "runs", "--store", url, "-n", "0") == before  # history stays
+
+    # The engine that recorded them had their trees in memory: it sees the removal.
+    again = form(engine, "Max")
+    assert (again.status, again.replayed) == ("miss", 0)
+    fresh = build_engine(url, world)
+    assert (report(fresh).status, report(fresh).status) == ("miss", "hit")
+    code, _, err = cli(capsys, "rm", k["form"][:10] + "0000", "--yes", "--store", url)
+    assert code == 1 and "no task key starts with" in err
+
+
+def test_rm_from_the_script_reads_the_answer_on_stdin(recorded, url):
+    engine, _ = recorded
+    key = keys(engine)["report"]
+    done = script("rm", hexpart(key)[:8], store=url, stdin="n\n")
+    assert done.returncode == 1
+    assert "[y/N]" in done.stderr and "Traceback" not in done.stderr
+    assert "nothing removed" in done.stdout
+    done = script("rm", hexpart(key)[:8], store=url, stdin="yes\n")
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 steps from 1 task keys" in done.stdout
+    assert task_keys(url) == [keys(engine)["form"]]
+
+
+# -- prune ------------------------------------------------------------------------------------
+
+
+def test_prune_failing_removes_failing_steps_and_what_is_below_them(recorded, url, world, capsys):
+    engine, _ = recorded
+    record_flaky(engine, world)
+    k = keys(engine)
+    tree = engine.store.tree(k["flaky"])
+    [go] = [n for n in tree if n.step and n.step.tool.endswith("click") and n.children]
+    assert (go.hits, go.failures) == (0, 3)
+    form_before = cli_json(capsys, "show", k["form"], "--store", url)
+
+    code, out, err = cli(capsys, "prune", "--failing", "--dry-run", "--store", url)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "would remove:",
+        f"  {hexpart(k['flaky'])[:12]}: 2 of 4 steps, failing (2 left)",
+    ]
+    assert len(engine.store.tree(k["flaky"])) == 4
+
+    code, out, err = cli(capsys, "prune", "--failing", "--yes", "--store", url)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "removed 2 steps from 1 task keys"
+    shown = cli_json(capsys, "show", k["flaky"], "--store", url)
+    [page] = shown["steps"]
+    [other] = page["steps"]
+    assert page["call"].endswith("open_page('https://example.com/{name}')")
+    assert other["call"].endswith("click('other')") and other["steps"] == []
+    assert (shown["nodes"], shown["paths"]) == (2, 1)
+    assert cli_json(capsys, "show", k["form"], "--store", url) == form_before  # healthy
+    assert flaky(engine).status == "hit"  # the healthy branch still replays
+    assert form(engine, "Max").status == "hit"
+    code, out, _ = cli(capsys, "prune", "--failing", "--yes", "--store", url)
+    assert (code, out) == (0, "nothing to remove\n")
+
+
+def test_prune_unused_for_removes_steps_not_used_lately(recorded, url, capsys):
+    engine, _ = recorded
+    k = keys(engine)
+    code, out, _ = cli(capsys, "prune", "--unused-for", "30d", "--yes", "--store", url)
+    assert (code, out) == (0, "nothing to remove\n")
+
+    store = open_store(url)
+    old = time.time() - 40 * DAY
+    store._write(
+        lambda cur: cur.execute(
+            "UPDATE mm_nodes SET last_used = ? WHERE task_key = ?", (old, k["form"])
+        )
+    )
+    store.close()
+    code, out, _ = cli(capsys, "prune", "--unused-for", "50d", "--store", url, "--dry-run")
+    assert (code, out) == (0, "nothing to remove\n")
+    code, out, _ = cli(capsys, "prune", "--unused-for", "30d", "--store", url, "--dry-run")
+    assert out.splitlines() == [
+        "would remove:",
+        f"  {hexpart(k['form'])[:12]}: 3 of 3 steps, unused (all of it)",
+    ]
+    code, out, err = cli(capsys, "prune", "--unused-for", "4w", "--yes", "--store", url)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "removed 3 steps from 1 task keys"
+    assert [t["task_key"] for t in cli_json(capsys, "ls", "--store", url)] == [k["report"]]
+    assert form(engine, "Max").status == "miss"  # re-recorded
+    assert report(engine).status == "hit"
+
+
+def test_prune_asks_first(recorded, url, world, capsys, monkeypatch):
+    engine, _ = recorded
+    record_flaky(engine, world)
+    code, out, err = cli(capsys, "prune", "--failing", "--store", url, stdin="no\n",
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 1 and "[y/N]" in err and out.splitlines()[-1] == "nothing removed"
+    assert len(engine.store.tree(keys(engine)["flaky"])) == 4
+
+
+def test_prune_without_a_criterion_exits_2(recorded, url, capsys):
+    code, out, err = cli(capsys, "prune", "--yes", "--store", url)
+    assert (code, out) == (2, "")
+    assert err == "muscle-mem: say what to prune: --unused-for 30d, --failing, or both\n"
+    assert len(task_keys(url)) == 2
+
+
+# -- export and import ------------------------------------------------------------------------
+
+
+@both_kinds
+def test_export_import_moves_the_cache_to_another_store(recorded, url, server, capsys):
+    engine, _ = recorded
+    k = keys(engine)
+    exported = export_of(capsys, url)
+    header = json.loads(exported[0])
+    assert header == {"format": "muscle-mem cache", "version": 1, "signed": False}
+    kinds = [next(iter(json.loads(line))) for line in exported[1:]]
+    assert kinds.count("task") == 2 and kinds.count("node") == 4
+    assert kinds.count("snapshot") == 3  # 1 for the name, 2 for the greeting
+    assert "John" not in "\n".join(exported)
+    path = Path(url.removeprefix("sqlite:///")).with_name("export.jsonl")
+    path.write_text("\n".join(exported) + "\n")
+
+    code, out, err = cli(capsys, "import", path, "--store", server)
+    assert (code, err) == (0, "")
+    assert out == (
+        "imported 2 task keys: 4 new steps and 3 new snapshots (of 4 and 3 in the file)\n"
+    )
+    # The run log is the source's history: it does not move.
+    assert cli_json(capsys, "runs", "--store", server) == []
+    assert sorted(export_of(capsys, server)) == sorted(exported)  # portable, as it was
+    target = build_engine(server, new_world() | {"greeting_at": "#greeting-v2"})
+    hit = form(target, "Eve")
+    assert (hit.status, hit.replayed) == ("hit", 3)
+    assert report(target).status == "hit"
+
+    again = cli_json(capsys, "import", path, "--store", server)
+    assert again == {
+        "task_keys": 2,
+        "steps": 4,
+        "snapshots": 3,
+        "new_steps": 0,
+        "new_snapshots": 0,
+        "rejected": 0,
+    }
+    first = export_of(capsys, server)
+    code, out, _ = cli(capsys, "import", path, "--store", server)
+    assert out.startswith("imported 2 task keys: 0 new steps and 0 new snapshots")
+    assert export_of(capsys, server) == first  # idempotent
+    assert {t["task_key"] for t in cli_json(capsys, "ls", "--store", server)} == {
+        k["form"],
+        k["report"],
+    }
+
+
+def test_import_keeps_the_later_last_use_of_a_step(recorded, url, tmp_path, capsys):
+    """A step the file says was used yesterday is not "unused for 30 days" in the target
+    just because the target's copy of it is old: merging keeps the later last use, as
+    the memory store does (Tree.merge)."""
+    path = tmp_path / "all.jsonl"
+    assert cli(capsys, "export", "-o", path, "--store", url)[0] == 0
+    target = f"sqlite:///{tmp_path}/fleet.db"
+    assert cli(capsys, "import", path, "--store", target)[0] == 0
+    store = open_store(target)
+    old = time.time() - 40 * DAY
+    store._write(lambda cur: cur.execute("UPDATE mm_nodes SET last_used = ?", (old,)))
+    store.close()
+    assert cli(capsys, "import", path, "--store", target)[0] == 0  # recent use, again
+    code, out, _ = cli(capsys, "prune", "--unused-for", "30d", "--dry-run", "--store", target)
+    assert (code, out) == (0, "nothing to remove\n")
+
+
+def test_export_some_keys_to_a_file(recorded, url, tmp_path, capsys):
+    engine, _ = recorded
+    k = keys(engine)
+    out_file = tmp_path / "report.jsonl"
+    code, out, err = cli(capsys, "export", hexpart(k["report"])[:4], "-o", out_file, "--store", url)
+    assert (code, out, err) == (0, "", "")
+    lines = out_file.read_text().splitlines()
+    assert [json.loads(line).get("task") for line in lines[1:]] == [k["report"], k["report"]]
+    both = export_of(capsys, url, k["form"], hexpart(k["report"]))
+    assert sorted(both) == sorted(export_of(capsys, url))
+    code, _, err = cli(capsys, "export", "ffffffff", "--store", url)
+    assert code == 1 and "no task key starts with 'ffffffff'" in err
+
+    target = f"sqlite:///{tmp_path}/only-report.db"
+    code, out, err = cli(capsys, "import", out_file, "--store", target)
+    assert code == 0, err
+    assert [t["task_key"] for t in cli_json(capsys, "ls", "--store", target)] == [k["report"]]
+
+
+@both_kinds
+def test_export_piped_into_import_between_two_stores_with_the_script(recorded, url, server):
+    exporter = subprocess.Popen(
+        [SCRIPT, "export"],
+        env=script_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    importer = subprocess.run(
+        [SCRIPT, "import", "-", "--store", server],
+        env=script_env(url),  # --store wins over $MUSCLE_MEM_STORE
+        stdin=exporter.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    exporter.stdout.close()
+    export_err = exporter.stderr.read()
+    exporter.stderr.close()
+    assert exporter.wait(timeout=60) == 0, export_err
+    assert importer.returncode == 0, importer.stderr
+    assert export_err == b"" and importer.stderr == ""  # no progress bar into a pipe
+    assert importer.stdout.startswith("imported 2 task keys: 4 new steps and 3 new snapshots")
+    assert form(build_engine(server, new_world()), "Eve").status == "hit"
+    assert report(build_engine(server, new_world())).status == "hit"
+
+
+@both_kinds
+def test_signed_export_imports_and_replays_with_the_same_secret(
+    tmp_path, server, stores, world, capsys, monkeypatch
+):
+    source = f"sqlite:///{tmp_path}/signed.db"
+    record(build_engine(source, world, secret="s3cret"), world)
+    monkeypatch.setenv("MUSCLE_MEM_SECRET", "s3cret")
+    exported = export_of(capsys, source)
+    assert json.loads(exported[0])["signed"] is True
+    rows = [json.loads(line) for line in exported[1:]]
+    assert all(row["sig"] for row in rows if "node" in row or "snapshot" in row)
+    path = tmp_path / "signed.jsonl"
+    path.write_text("\n".join(exported) + "\n")
+    imported = cli_json(capsys, "import", path, "--store", server)
+    assert (imported["new_steps"], imported["new_snapshots"], imported["rejected"]) == (4, 3, 0)
+    target = build_engine(server, new_world(), secret="s3cret")
+    assert form(target, "Eve").status == "hit"
+    assert report(target).status == "hit"
+
+    # A different secret on the target: every row is refused, and nothing is imported.
+    other = stores.url()
+    monkeypatch.setenv("MUSCLE_MEM_SECRET", "not the same")
+    code, out, err = cli(capsys, "import", path, "--store", other)
+    assert code == 1
+    assert "7 rows failed verification with $MUSCLE_MEM_SECRET" in err
+    assert "0 new steps and 0 new snapshots" in out
+    monkeypatch.delenv("MUSCLE_MEM_SECRET")
+    assert cli_json(capsys, "ls", "--store", other) == []
+
+
+@both_kinds
+def test_an_unsigned_export_into_a_store_with_a_secret_is_rejected(
+    recorded, url, server, tmp_path, capsys, monkeypatch
+):
+    exported = export_of(capsys, url)
+    path = tmp_path / "unsigned.jsonl"
+    path.write_text("\n".join(exported) + "\n")
+    monkeypatch.setenv("MUSCLE_MEM_SECRET", "s3cret")
+    code, out, err = cli(capsys, "import", path, "--store", server)
+    assert code == 1
+    assert out == "imported 2 task keys: 0 new steps and 0 new snapshots (of 0 and 0 in the file)\n"
+    assert err == (
+        "muscle-mem: 7 rows failed verification with $MUSCLE_MEM_SECRET and were skipped: "
+        "were they exported with the same secret?\n"
+    )
+    assert cli_json(capsys, "ls", "--store", server) == []
+    target = build_engine(server, new_world(), secret="s3cret")
+    assert form(target, "Eve").status == "miss"
+
+
+def test_export_with_the_wrong_secret_fails_rather_than_write_an_empty_export(tmp_path, world):
+    """The rows of a signed store do not verify with another secret, so the store hides
+    them: an export that silently leaves them out would look fine and import as nothing.
+    It must say so (exit 1, one line) instead of exiting 0 with no steps in the file."""
+    source = f"sqlite:///{tmp_path}/signed.db"
+    engine = build_engine(source, world, secret="s3cret")
+    record(engine, world)
+    engine.store.close()
+    done = script("export", store=source, MUSCLE_MEM_SECRET="not the same")
+    exported = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1, (done.returncode, len(exported), done.stderr)
+    assert "MUSCLE_MEM_SECRET" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_an_altered_line_is_refused_and_the_store_is_left_as_it_was(
+    recorded, url, tmp_path, capsys
+):
+    engine, _ = recorded
+    k = keys(engine)
+    exported = export_of(capsys, url)
+    target = f"sqlite:///{tmp_path}/target.db"
+    path = tmp_path / "report.jsonl"
+    path.write_text("\n".join(export_of(capsys, url, k["report"])) + "\n")
+    assert cli(capsys, "import", path, "--store", target)[0] == 0
+    before = export_of(capsys, target)
+
+    lines = [json.loads(line) for line in exported]
+    [number] = [
+        i for i, row in enumerate(lines) if "node" in row and row["tool"].endswith("submit")
+    ]
+    lines[number]["tool"] = lines[number]["tool"].replace("submit", "delete_account")
+    altered = tmp_path / "altered.jsonl"
+    altered.write_text("\n".join(json.dumps(row) for row in lines) + "\n")
+    code, out, err = cli(capsys, "import", altered, "--store", target)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"muscle-mem: {altered}: line {number + 1}: node ")
+    assert "does not match its content: the file was altered; nothing was imported" in err
+    assert err.count("\n") == 1
+    assert export_of(capsys, target) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("hello\n", "line 1: not JSON"),
+        ('{"rows": []}\n', "line 1: not a muscle-mem export"),
+        ("\n\n[1, 2]\n", "line 3: expected a JSON object"),
+        ("", "the file is empty"),
+        ('{"format": "muscle-mem cache", "version": 1}\n{"what": 1}\n', "line 2: expected a task"),
+        ('{"format": "muscle-mem cache", "version": 99}\n', "line 1: export format 99 is newer"),
+    ],
+)
+def test_a_file_that_is_not_an_export_is_refused_naming_the_line(
+    content, message, tmp_path, capsys
+):
+    target = f"sqlite:///{tmp_path}/target.db"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    code, out, err = cli(capsys, "import", bad, "--store", target)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"muscle-mem: {bad}: {message}")
+    assert err.endswith("nothing was imported\n") and err.count("\n") == 1
+    assert cli_json(capsys, "ls", "--store", target) == []
+
+
+def test_import_of_a_missing_file_exits_2(tmp_path, capsys):
+    code, out, err = cli(capsys, "import", tmp_path / "nope.jsonl", "--store", tmp_path / "t.db")
+    assert (code, out) == (2, "")
+    assert err == f"muscle-mem: cannot read {tmp_path / 'nope.jsonl'}: No such file or directory\n"
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_a_missing_store_is_one_line_and_exit_code_2(tmp_path):
+    missing = tmp_path / "nowhere" / "cache.db"
+    for args, env in [
+        (["stats", "--store", f"sqlite:///{missing}"], {}),
+        (["ls"], {"MUSCLE_MEM_STORE": str(missing)}),
+        (["runs"], {"MUSCLE_MEM_STORE": f"sqlite:///{missing}"}),
+    ]:
+        done = script(*args, env=script_env(**env))
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"muscle-mem: no store at {missing}")
+        assert "--store URL" in done.stderr and "MUSCLE_MEM_STORE" in done.stderr
+    assert not missing.exists() and not missing.parent.exists()  # nothing was created
+
+
+def test_the_default_store_is_in_the_working_directory(tmp_path, world):
+    done = script("ls", cwd=tmp_path, env=script_env())
+    assert done.returncode == 2
+    assert done.stderr == (
+        "muscle-mem: no store at .muscle_mem/cache.db: nothing was recorded there "
+        "(pass --store URL, or set $MUSCLE_MEM_STORE)\n"
+    )
+    engine = build_engine(tmp_path / ".muscle_mem" / "cache.db", world)
+    report(engine)
+    done = script("ls", "--json", cwd=tmp_path, env=script_env())
+    assert done.returncode == 0, done.stderr
+    assert [t["task_key"] for t in json.loads(done.stdout)] == [keys(engine)["report"]]
+
+
+def test_a_file_that_is_not_a_database_exits_2(tmp_path, capsys):
+    notes = tmp_path / "notes.db"
+    notes.write_bytes(b"my notes, not a database" * 100)
+    code, out, err = cli(capsys, "stats", "--store", notes)
+    assert (code, out) == (2, "")
+    assert err.startswith("muscle-mem: ") and str(notes) in err and err.count("\n") == 1
+    assert notes.read_bytes() == b"my notes, not a database" * 100
+    done = script("ls", store=f"sqlite:///{notes}")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+    (tmp_path / "cache.txt").write_text("notes")
+    code, _, err = cli(capsys, "ls", "--store", tmp_path / "cache.txt")
+    assert code == 2 and "cache.txt" in err and err.count("\n") == 1
+
+
+def test_an_unreachable_postgres_server_exits_2(capsys):
+    pytest.importorskip("psycopg")
+    code, out, err = cli(capsys, "stats", "--store", "postgresql://nobody@127.0.0.1:1/none")
+    assert (code, out) == (2, "")
+    assert err.startswith("muscle-mem: ") and "127.0.0.1:1/none" in err
+    assert err.count("\n") == 1
+
+
+def test_a_store_error_does_not_print_the_password(capsys):
+    pytest.importorskip("psycopg")
+    code, out, err = cli(capsys, "ls", "--store", "postgresql://alice:hunter2@127.0.0.1:1/db")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "alice:***@127.0.0.1:1/db" in err
+    assert "hunter2" not in err  # stderr ends up in CI logs
+
+
+def test_a_memory_store_is_refused_with_advice(capsys, monkeypatch):
+    code, out, err = cli(capsys, "ls", "--store", "memory://")
+    assert (code, out) == (2, "")
+    assert "lives inside one process" in err and "--store sqlite:///" in err
+    monkeypatch.setenv("MUSCLE_MEM_STORE", "memory://")
+    assert cli(capsys, "stats")[0] == 2
+
+
+def test_bad_arguments_exit_2(url, recorded, capsys):
+    for args in (
+        ["stats", "--since", "7 days", "--store", url],
+        ["runs", "--since", "3x", "--store", url],
+        ["prune", "--unused-for", "soon", "--store", url],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "is not an age: write 30d, 12h, 15m or 2w" in err
+    with pytest.raises(SystemExit) as exited:
+        main(["runs", "--status", "lost", "--store", url])
+    assert exited.value.code == 2
+    capsys.readouterr()
+    assert main([]) == 2
+    assert "commands:" in capsys.readouterr().err
+
+
+def test_version_from_python_dash_m():
+    done = subprocess.run(
+        [sys.executable, "-m", "muscle_mem", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=script_env(),
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"muscle-mem {muscle_mem.__version__}\n",
+        "",
+    )
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_draws_on_a_terminal_and_not_into_a_pipe():
+    screen = FakeTerminal()
+    bar = Progress("importing", 3, stream=screen)
+    for _ in range(3):
+        bar.step()
+    bar.done()
+    drawn = screen.getvalue()
+    assert drawn.count("\r") == 3 and drawn.endswith("\n")
+    assert "\rimporting " in drawn and drawn.rstrip().endswith("3/3")
+    assert "█" * 30 in drawn and "1/3" in drawn
+
+    piped = io.StringIO()
+    bar = Progress("importing", 3, stream=piped)
+    bar.step()
+    bar.done()
+    assert piped.getvalue() == ""
+    single = FakeTerminal()
+    bar = Progress("importing", 1, stream=single)  # one item: no bar worth drawing
+    bar.step()
+    bar.done()
+    assert single.getvalue() == ""
+
+
+def test_export_and_import_draw_progress_on_a_terminal(
+    recorded, url, tmp_path, capsys, monkeypatch
+):
+    path = tmp_path / "all.jsonl"
+    with monkeypatch.context() as patched:
+        screen = FakeTerminal()
+        patched.setattr(sys, "stderr", screen)
+        assert main(["export", "--store", url, "-o", str(path)]) == 0
+        assert "\rexporting " in screen.getvalue() and "2/2" in screen.getvalue()
+        screen = FakeTerminal()
+        patched.setattr(sys, "stderr", screen)
+        assert main(["import", str(path), "--store", f"sqlite:///{tmp_path}/t.db"]) == 0
+        assert "\rimporting " in screen.getvalue() and "2/2" in screen.getvalue()
+    assert "imported 2 task keys" in capsys.readouterr().out
+
+
+def test_export_stays_quiet_when_piped(recorded, url):
+    done = script("export", store=url)
+    assert done.returncode == 0 and done.stderr == ""
+    assert json.loads(done.stdout.splitlines()[0])["format"] == "muscle-mem cache"
