@@ -98,10 +98,7 @@ def export_lines(
 def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> Imported:
     """Parse and check an export. Raises :class:`ExportFormatError` naming the first
     broken line; nothing is read into any store until the whole file checks out."""
-    key = secret_key(secret)
-    imported = Imported()
-    owners: dict[str, Tree] = {}  # node id -> its tree
-    dropped: set[str] = set()  # node ids rejected, and so their subtrees
+    reader = _Reader(secret_key(secret))
     header_seen = False
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -131,16 +128,16 @@ def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> I
             tags = _field(row, "tags", list, where)
             if not all(isinstance(tag, str) for tag in tags):
                 raise ExportFormatError(f"{where}: tags must be strings")
-            imported.trees.setdefault(task, (tuple(tags), Tree(task)))
+            reader.imported.trees.setdefault(task, (tuple(tags), Tree(task)))
         elif "node" in row:
-            _read_node(row, where, key, imported, owners, dropped)
+            reader.node(row, where)
         elif "snapshot" in row:
-            _read_snapshot(row, where, key, imported, owners, dropped)
+            reader.snapshot(row, where)
         else:
             raise ExportFormatError(f"{where}: expected a task, node or snapshot line")
     if not header_seen:
         raise ExportFormatError("the file is empty: expected a `muscle-mem export`")
-    return imported
+    return reader.imported
 
 
 def import_into(
@@ -160,70 +157,62 @@ def import_into(
     return new_nodes, new_snapshots
 
 
-def _read_node(
-    row: dict[str, Any],
-    where: str,
-    key: bytes | None,
-    imported: Imported,
-    owners: dict[str, Tree],
-    dropped: set[str],
-) -> None:
-    nid = _field(row, "node", str, where)
-    task = _field(row, "task", str, where)
-    parent = _field(row, "parent", str, where)
-    step = Step(
-        _field(row, "tool", str, where),
-        _field(row, "code", str, where),
-        _bytes(row, "call", where),
-    )
-    if task not in imported.trees:
-        raise ExportFormatError(f"{where}: node of task {task}, which no earlier line names")
-    tree = imported.trees[task][1]
-    if node_id(parent, step) != nid:
-        raise ExportFormatError(
-            f"{where}: node {nid} does not match its content: the file was altered"
+class _Reader:
+    """Builds the trees of an export line by line, checking each row as it comes."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
+        self.imported = Imported()
+        self.owners: dict[str, Tree] = {}  # node id -> its tree
+        self.dropped: set[str] = set()  # node ids rejected, and so their subtrees
+
+    def node(self, row: dict[str, Any], where: str) -> None:
+        nid = _field(row, "node", str, where)
+        task = _field(row, "task", str, where)
+        parent = _field(row, "parent", str, where)
+        step = Step(
+            _field(row, "tool", str, where),
+            _field(row, "code", str, where),
+            _bytes(row, "call", where),
         )
-    if parent in dropped or (
-        key and not valid(_sig(row, where), sign_node(key, nid, parent, task, step))
-    ):
-        dropped.add(nid)
-        imported.rejected += 1
-        return
-    owner = tree.nodes.get(parent)
-    if owner is None:
-        raise ExportFormatError(f"{where}: node {nid} comes before its parent {parent}")
-    node = tree.insert(owner, step)
-    node.terminal = _field(row, "terminal", bool, where)
-    node.hits = _count(row, "hits", where)
-    node.failures = _count(row, "failures", where)
-    node.last_used = float(_field(row, "last_used", (int, float), where))
-    owners[nid] = tree
-    imported.nodes += 1
+        if task not in self.imported.trees:
+            raise ExportFormatError(f"{where}: node of task {task}, which no earlier line names")
+        tree = self.imported.trees[task][1]
+        if node_id(parent, step) != nid:
+            raise ExportFormatError(
+                f"{where}: node {nid} does not match its content: the file was altered"
+            )
+        expected = sign_node(self.key, nid, parent, task, step)
+        if parent in self.dropped or (self.key and not valid(_sig(row, where), expected)):
+            self.dropped.add(nid)
+            self.imported.rejected += 1
+            return
+        owner = tree.nodes.get(parent)
+        if owner is None:
+            raise ExportFormatError(f"{where}: node {nid} comes before its parent {parent}")
+        node = tree.insert(owner, step)
+        node.terminal = _field(row, "terminal", bool, where)
+        node.hits = _count(row, "hits", where)
+        node.failures = _count(row, "failures", where)
+        node.last_used = float(_field(row, "last_used", (int, float), where))
+        self.owners[nid] = tree
+        self.imported.nodes += 1
 
-
-def _read_snapshot(
-    row: dict[str, Any],
-    where: str,
-    key: bytes | None,
-    imported: Imported,
-    owners: dict[str, Tree],
-    dropped: set[str],
-) -> None:
-    nid = _field(row, "snapshot", str, where)
-    which = _field(row, "which", str, where)
-    if which not in ("pre", "post"):
-        raise ExportFormatError(f"{where}: which must be 'pre' or 'post', got {which!r}")
-    data = _bytes(row, "data", where)
-    if nid in dropped or (
-        key and not valid(_sig(row, where), sign_snapshot(key, nid, which, data))
-    ):
-        imported.rejected += 1
-        return
-    tree = owners.get(nid)
-    if tree is None:
-        raise ExportFormatError(f"{where}: snapshot of node {nid}, which no earlier line holds")
-    getattr(tree.nodes[nid], which).load(data)
-    imported.snapshots += 1
+    def snapshot(self, row: dict[str, Any], where: str) -> None:
+        nid = _field(row, "snapshot", str, where)
+        which = _field(row, "which", str, where)
+        if which not in ("pre", "post"):
+            raise ExportFormatError(f"{where}: which must be 'pre' or 'post', got {which!r}")
+        data = _bytes(row, "data", where)
+        expected = sign_snapshot(self.key, nid, which, data)
+        if nid in self.dropped or (self.key and not valid(_sig(row, where), expected)):
+            self.imported.rejected += 1
+            return
+        tree = self.owners.get(nid)
+        if tree is None:
+            raise ExportFormatError(f"{where}: snapshot of node {nid}, which no earlier line holds")
+        getattr(tree.nodes[nid], which).load(data)
+        self.imported.snapshots += 1
 
 
 def _field(row: dict[str, Any], name: str, kind: Any, where: str) -> Any:
