@@ -22,7 +22,7 @@ import pytest
 
 import muscle_mem
 from muscle_mem import Check, Engine
-from muscle_mem import cli as cli_module
+from muscle_mem.cli import common as cli_common
 from muscle_mem.cli import Progress, main
 from muscle_mem.codec import encode
 from muscle_mem.models import RunRecord, Step
@@ -199,7 +199,7 @@ def add_old_runs(url):
 @pytest.fixture(autouse=True)
 def tracked_cli_stores(stores, monkeypatch):
     """The stores main() opens in-process are closed at the end of the test."""
-    monkeypatch.setattr(cli_module, "open_store", stores.track)
+    monkeypatch.setattr(cli_common, "open_store", stores.track)
     monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
 
 

@@ -1,0 +1,90 @@
+"""The ``muscle-mem`` command: see what the cache holds, whether it pays, and clean it.
+
+A thin layer over the store protocol, :mod:`muscle_mem.stats` and
+:mod:`muscle_mem.portable`: every figure it prints is one the Python API returns.
+Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
+user said no), 2 the command could not start (bad arguments, no store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import __version__
+from ..errors import MuscleMemError
+from ..store import ENV_VAR
+from ..store.sql import IntegrityWarning
+from . import cache
+from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
+from .output import Progress
+
+__all__ = ["Progress", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IntegrityWarning)
+            code = int(args.run(args) or 0)
+        failed = [w for w in caught if issubclass(w.category, IntegrityWarning)]
+        for warning in caught:
+            if warning not in failed:
+                print(f"muscle-mem: {warning.message}", file=sys.stderr)
+        if failed:
+            print(
+                f"muscle-mem: rows of {len(failed)} task key(s) failed signature verification "
+                f"and were left out: is ${SECRET_VAR} the secret they were written with?",
+                file=sys.stderr,
+            )
+            return max(code, 1)
+        return code
+    except UsageError as error:
+        print(f"muscle-mem: {error}", file=sys.stderr)
+        return 2
+    except (Failed, MuscleMemError) as error:
+        print(f"muscle-mem: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("muscle-mem: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `muscle-mem runs | head`: the reader left, and that is fine
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    # --store and --json are accepted before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help=f"the store (default: ${ENV_VAR}, else {DEFAULT_STORE})",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    parser = argparse.ArgumentParser(
+        prog="muscle-mem",
+        description="See, measure and manage a muscle-mem cache.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"muscle-mem {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], text: str) -> Any:
+        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(run=run)
+        return sub
+
+    cache.add_commands(command)
+    return parser

@@ -1,0 +1,53 @@
+"""What every command shares: how it fails, which store it works on, how ages are read."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from ..errors import MuscleMemError
+from ..store import ENV_VAR, Store, open_store, sqlite_path
+
+DEFAULT_STORE = ".muscle_mem/cache.db"
+SECRET_VAR = "MUSCLE_MEM_SECRET"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class UsageError(Exception):
+    """The command cannot start: exit code 2, one line on stderr."""
+
+
+class Failed(Exception):
+    """The command ran but could not do what was asked: exit code 1."""
+
+
+def duration(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age: write 30d, 12h, 15m or 2w")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store the command works on; one that does not exist is created only if asked."""
+    url = getattr(args, "store", None) or os.environ.get(ENV_VAR) or DEFAULT_STORE
+    if url.startswith("memory:"):
+        raise UsageError(
+            "a memory:// store lives inside one process; give the command a file or a "
+            "server: --store sqlite:///path/to/cache.db or postgresql://..."
+        )
+    path = sqlite_path(url)
+    if path and not create and not Path(path).exists():
+        raise UsageError(
+            f"no store at {path}: nothing was recorded there (pass --store URL, or set ${ENV_VAR})"
+        )
+    try:
+        return open_store(url, secret=os.environ.get(SECRET_VAR) or None)
+    except (MuscleMemError, ValueError) as error:  # each names the store it could not open
+        raise UsageError(str(error)) from None
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
