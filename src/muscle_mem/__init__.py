@@ -1,10 +1,12 @@
 """muscle-mem: a behavior cache for AI agents.
 
 Record the tool calls an agent makes while it solves a task; replay them the next time
-the same task comes in an environment the tools' checks judge to be the same.
+the same task comes in an environment the tools' checks judge to be the same. Beside
+the cache, a MemoryBank keeps what the agent did, what came of it and what it learned.
 """
 
 import logging
+import typing as _typing
 
 from .checks import Check
 from .engine import Engine, OnDivergence
@@ -16,13 +18,16 @@ from .store import MemoryStore, Store
 __version__ = "0.2.0"
 
 __all__ = [
+    "BankError",
     "Check",
     "ConfigurationError",
     "DivergenceError",
     "EncodeError",
     "Engine",
+    "Entity",
     "ExecutedStep",
     "Handoff",
+    "MemoryBank",
     "MemoryStore",
     "MuscleMemError",
     "OnDivergence",
@@ -32,6 +37,26 @@ __all__ = [
     "handoff",
     "report_usage",
 ]
+
+if _typing.TYPE_CHECKING:
+    from .bank import BankError, Entity, MemoryBank
+
+# The memory bank is imported on first use: an agent that only replays its cache does
+# not pay for loading it.
+_BANK_NAMES = ("BankError", "Entity", "MemoryBank")
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _BANK_NAMES:
+        from . import bank
+
+        return getattr(bank, name)
+    raise AttributeError(f"module 'muscle_mem' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_BANK_NAMES])
+
 
 # A library logs; the application decides where it goes.
 logging.getLogger("muscle_mem").addHandler(logging.NullHandler())
