@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from ..demo import options as demo_options
 from ..errors import MuscleMemError
 from ..store import ENV_VAR
 from ..store.sql import IntegrityWarning
-from . import cache
-from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
+from . import bank, cache
+from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError, open_for, store_url
 from .output import Progress
 
 __all__ = ["Progress", "main"]
@@ -81,10 +82,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"muscle-mem {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], text: str) -> Any:
-        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], text: str, group: Any = commands
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[common], help=text, description=text
+        )
         sub.set_defaults(run=run)
         return sub
 
     cache.add_commands(command)
+    bank.add_commands(command)
+    demo = command("demo", _demo, "the marketing-optimization demo, on a simulated platform")
+    demo_options.configure(demo)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .. import demo  # its world and agent load only for the demo
+
+    url = store_url(args)
+    if not (args.fresh or url.startswith("memory:")):
+        open_for(args, create=True).close()  # a store that cannot be opened: exit 2
+    return demo.run(args, url, sys.stdout)

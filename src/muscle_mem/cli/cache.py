@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from ..errors import MuscleMemError
@@ -16,10 +16,8 @@ from ..portable import ExportFormatError, export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
 from ..trie import Node, Tree
-from .common import SECRET_VAR, Failed, UsageError, duration, open_for, wants_json
+from .common import SECRET_VAR, Command, Failed, UsageError, duration, open_for, wants_json
 from .output import TASK_PREFIX, Progress, ago, clip, dump, iso, seconds, short, table
-
-Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
 def add_commands(command: Command) -> None:

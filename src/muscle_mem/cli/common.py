@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MuscleMemError
+from ..store import DEFAULT_PATH as DEFAULT_STORE
 from ..store import ENV_VAR, Store, open_store, sqlite_path
 
-DEFAULT_STORE = ".muscle_mem/cache.db"
 SECRET_VAR = "MUSCLE_MEM_SECRET"
+#: How a module adds a command: (name, what runs it, one line of help[, under which group]).
+Command = Callable[..., argparse.ArgumentParser]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -30,9 +33,14 @@ def duration(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
+def store_url(args: argparse.Namespace) -> str:
+    """The store named by --store, else $MUSCLE_MEM_STORE, else the default file."""
+    return getattr(args, "store", None) or os.environ.get(ENV_VAR) or DEFAULT_STORE
+
+
 def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
     """The store the command works on; one that does not exist is created only if asked."""
-    url = getattr(args, "store", None) or os.environ.get(ENV_VAR) or DEFAULT_STORE
+    url = store_url(args)
     if url.startswith("memory:"):
         raise UsageError(
             "a memory:// store lives inside one process; give the command a file or a "

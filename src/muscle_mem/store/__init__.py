@@ -12,6 +12,7 @@ from .memory import MemoryStore
 __all__ = ["MemoryStore", "Store", "open_store"]
 
 ENV_VAR = "MUSCLE_MEM_STORE"
+DEFAULT_PATH = ".muscle_mem/cache.db"  # the command line's store when none is named
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 

@@ -1,0 +1,110 @@
+"""``muscle-mem bank ...``: what the memory bank remembers, for a person or a script."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import Command, UsageError, duration, open_for, wants_json
+from .output import clip, dump, iso, table
+
+
+def add_commands(command: Command) -> None:
+    group = command("bank", _no_subcommand, "the memory bank: brief, recall, export, import")
+    subcommands = group.add_subparsers(title="bank commands", metavar="COMMAND")
+
+    def bank_command(name: str, run: Any, text: str) -> argparse.ArgumentParser:
+        return command(name, run, text, subcommands)
+
+    brief = bank_command("brief", _brief, "a markdown summary of a scope, for an agent's prompt")
+    brief.add_argument("scope", help="an entity or a scope, as kind:id (brand:voyage)")
+    brief.add_argument(
+        "--budget", type=int, default=2000, metavar="CHARS", help="at most this long (2000)"
+    )
+
+    recall = bank_command("recall", _recall, "learnings, decisions, actions and analyses")
+    recall.add_argument("text", nargs="?", help="words that must all appear")
+    recall.add_argument("--scope", help="only about this entity or scope (kind:id)")
+    recall.add_argument("--kind", help="only of this kind (audience_insight, ...)")
+    recall.add_argument(
+        "--type", choices=["learning", "decision", "action", "snapshot"], help="only these"
+    )
+    recall.add_argument("--since", type=duration, metavar="AGE", help="only of the last AGE")
+    recall.add_argument("-n", "--limit", type=int, default=20, help="how many (20)")
+    recall.add_argument("--offset", type=int, default=0, help="skip this many (for pages)")
+    recall.add_argument("--all", action="store_true", help="superseded learnings too")
+
+    export = bank_command("export", _export, "everything, as campaign and strategic memory JSON")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+    load = bank_command("import", _import, "read an export (or seed-shaped JSON) into the bank")
+    load.add_argument("file", help="a JSON file, or - for stdin")
+
+
+def _no_subcommand(args: argparse.Namespace) -> int:
+    raise UsageError("say what: muscle-mem bank brief SCOPE | recall [TEXT] | export | import FILE")
+
+
+def _bank(args: argparse.Namespace, *, create: bool = False) -> Any:
+    from ..bank import MemoryBank  # loaded only for the bank's commands
+
+    return MemoryBank(open_for(args, create=create))
+
+
+def _brief(args: argparse.Namespace) -> int:
+    if args.budget < 1:
+        raise UsageError("--budget must be at least 1")
+    text = _bank(args).brief(args.scope, budget_chars=args.budget)
+    return dump({"scope": args.scope, "brief": text}) if wants_json(args) else _say(text)
+
+
+def _recall(args: argparse.Namespace) -> int:
+    found = _bank(args).recall(
+        scope=args.scope,
+        kind=args.kind,
+        since=time.time() - args.since if args.since else None,
+        text=args.text,
+        limit=args.limit,
+        offset=args.offset,
+        type=args.type,
+        include_superseded=args.all,
+    )
+    if wants_json(args):
+        return dump([{**dataclasses.asdict(r), "at": iso(r.at)} for r in found])
+    if not found:
+        return _say("nothing found")
+    table(
+        ["WHEN", "TYPE", "SCOPE", "KIND", "WHAT"],
+        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", clip(r.text, 80)] for r in found],
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    text = json.dumps(_bank(args).export(), indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        return 0
+    return _say(text)
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        data = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
+    counts = _bank(args, create=True).import_json(data)
+    if wants_json(args):
+        return dump(counts)
+    added = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing new"
+    return _say(f"imported: {added}")
+
+
+def _say(text: str) -> int:
+    print(text)
+    return 0

@@ -1,0 +1,162 @@
+"""One day of the demo: the world, the agent, the engine and the bank, and what it prints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import TextIO
+
+from ..bank import MemoryBank
+from ..engine import Engine
+from ..store import DEFAULT_PATH, sqlite_path
+from .agent import Agent
+from .journal import ACCOUNT, Journal, brand
+from .llm import LLM
+from .openai_llm import ModelUnavailable, OpenAILLM
+from .policy import SimulatedLLM
+from .report import HEADER, Totals, say, step_line, totals_table
+from .story import DAY, Session, StepResult, days_played, settle
+from .tools import instrument
+from .world import SIMULATED, World
+
+
+def play(args: argparse.Namespace, store: str, out: TextIO) -> int:
+    """Play one day of the demo on ``store`` and print it to ``out``; the exit code."""
+    started = time.perf_counter()
+    if args.fresh:
+        problem = _empty(store)
+        if problem:
+            print(problem, file=out)
+            return 2
+    try:
+        llm = _llm(args)
+    except ModelUnavailable as error:
+        print(f"muscle-mem demo: {error}", file=out)
+        return 2
+    engine = Engine(store=store)
+    try:
+        bank = MemoryBank(engine.store)  # the bank shares the engine's store and connection
+        platform = instrument(engine)(World.generate(args.seed))
+        world = platform.world
+        played = days_played(engine)
+        settle(world, platform, played)
+        journal = Journal(bank, world)
+        price_per_token = args.price / 1_000_000
+        agent = Agent(
+            llm,
+            platform,
+            price_per_token=price_per_token,
+            brief=lambda code: bank.brief(brand(code), budget_chars=1200),
+        )
+        engine.set_agent(agent).set_context(platform).finalize()
+
+        say(out, _header(args, store, world, llm))
+        if played:
+            say(out, "\nWhat the memory bank remembers from earlier sessions:\n")
+            say(out, _indent(bank.brief(ACCOUNT, budget_chars=2500)))
+        journal.open_day()
+        session = Session(engine, platform, llm, journal)
+        say(out, "\n" + HEADER)
+        steps: list[StepResult] = []
+        for number, task in enumerate(DAY, 1):
+            try:
+                steps.append(session.run(number, task))
+            except ModelUnavailable as error:  # the engine kept nothing of that task
+                say(out, f"muscle-mem demo: {error}")
+                return 1
+            say(out, step_line(steps[-1]))
+
+        if llm.calls:
+            seconds, tokens = llm.seconds / llm.calls, llm.tokens / llm.calls
+        else:
+            seconds, tokens = args.llm_latency, float(args.tokens)
+        totals = Totals.of(steps, seconds, tokens, price_per_token)
+        per_call = f"{seconds:.2f} s and {tokens:,.0f} tokens"
+        say(out, "\n" + totals_table(totals, args.price, per_call))
+        say(out, "\n" + _bank_line(bank))
+        say(out, "\n" + _look_further(store, steps))
+        say(out, f"\ndemo finished in {time.perf_counter() - started:.1f} s (wall)")
+    finally:
+        engine.store.close()
+        llm.close()
+    return 0
+
+
+def _llm(args: argparse.Namespace) -> LLM:
+    if not args.model:
+        return SimulatedLLM(latency=args.llm_latency, tokens_per_call=args.tokens)
+    return OpenAILLM(
+        args.model,
+        base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        api_key=os.environ.get("OPENAI_API_KEY") or None,
+    )
+
+
+def _empty(store: str) -> str | None:
+    """Empty the store for --fresh; a message when this store cannot be emptied so."""
+    if store.startswith("memory:"):
+        return None  # a memory store starts empty in every process
+    path = sqlite_path(store)
+    if not path:
+        return (
+            f"muscle-mem demo: --fresh only empties SQLite files; empty {store} yourself "
+            "or run the demo on a file with --store"
+        )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return None
+
+
+def _header(args: argparse.Namespace, store: str, world: World, llm: LLM) -> str:
+    if isinstance(llm, SimulatedLLM):
+        model = (
+            f"{llm.label}: {llm.latency:g} s and {llm.tokens_per_call:,} tokens per call "
+            f"({SIMULATED})"
+        )
+    else:
+        model = llm.label
+    day = world.today.strftime("%a %d %b %Y")
+    return (
+        f"muscle-mem demo: a {SIMULATED} ad account and landing-page platform "
+        f"(seed {args.seed})\n"
+        f"day {world.day}, {day} ({SIMULATED} calendar)   store: {store}\n"
+        f"agent: a tool-calling loop; its LLM: {model}"
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" if line else "" for line in text.splitlines())
+
+
+def _bank_line(bank: MemoryBank) -> str:
+    actions = bank.actions()
+    closed = [a for a in actions if not a.open]
+    learnings = bank.recall(type="learning", limit=1000)
+    decisions = bank.recall(type="decision", limit=1000)
+    return (
+        f"memory bank: {len(bank.entities())} entities, {len(actions)} optimizations "
+        f"({len(closed)} measured, {len(bank.shortfalls())} fell short of expectations), "
+        f"{len(learnings)} learnings, {len(decisions)} decisions"
+    )
+
+
+def _look_further(store: str, steps: list[StepResult]) -> str:
+    default = store in (DEFAULT_PATH, f"sqlite:///{DEFAULT_PATH}")
+    option = "" if default else f" --store {store}"
+    handoff = next((s for s in steps if s.diverged_at is not None), steps[2])
+    key = handoff.task_key[: len("task1:") + 8]
+    commands = [
+        ("muscle-mem stats", "hit rate, time and tokens saved per task"),
+        (f"muscle-mem show {key}", f"the audit's recorded paths, {handoff.task.code}'s branch"),
+        (
+            f"muscle-mem bank brief brand:{handoff.task.code.lower()}",
+            f"what the memory bank remembers about {handoff.task.code}",
+        ),
+        ("muscle-mem demo", "the next day: a new session starts from the bank and the cache"),
+    ]
+    width = max(len(c + option) for c, _ in commands)
+    return "look further:\n" + "\n".join(
+        f"  {command + option:<{width}}  {what}" for command, what in commands
+    )

@@ -1,0 +1,58 @@
+"""The demo's options: read by ``muscle-mem demo`` without loading the demo itself."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser`` (the store is the caller's)."""
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from an empty store (deletes the SQLite file and its -wal/-shm)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=7, help="the simulated world's seed (default: 7)"
+    )
+    parser.add_argument(
+        "--llm-latency",
+        type=_non_negative,
+        default=0.3,
+        metavar="SECONDS",
+        help="the simulated LLM's time per call (default: 0.3)",
+    )
+    parser.add_argument(
+        "--tokens",
+        type=_whole,
+        default=2500,
+        metavar="N",
+        help="the simulated LLM's tokens per call (default: 2500)",
+    )
+    parser.add_argument(
+        "--price",
+        type=_non_negative,
+        default=3.0,
+        metavar="DOLLARS",
+        help="the price of a million tokens, for the cost column (default: 3)",
+    )
+    parser.add_argument(
+        "--model",
+        help="use this model instead of the simulated LLM, through the OpenAI-compatible "
+        "endpoint in OPENAI_BASE_URL (OpenAI's if unset) with OPENAI_API_KEY; needs "
+        "pip install 'muscle-mem[openai]'",
+    )
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _whole(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
