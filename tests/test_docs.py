@@ -1,5 +1,6 @@
 """The README's code and the quickstart script do what the README says they do."""
 
+import os
 import re
 import subprocess
 import sys
@@ -59,3 +60,43 @@ def test_readme_terminal_walkthrough_is_what_the_command_prints(store_kind, tmp_
 def _timeless(text: str) -> str:
     """Wall times differ from run to run; the rest must match to the character."""
     return re.sub(r"\d+(\.\d+)?(s|ms|µs)\b", "T", text)
+
+
+def test_readme_memory_bank_example_runs_and_its_brief_says_what_was_stored(
+    store_kind, tmp_path, monkeypatch
+):
+    if store_kind != "sqlite":
+        pytest.skip("the example names a SQLite file: it runs once")
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(from muscle_mem import MemoryBank\n.*?)```", readme, re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    bank = namespace["bank"]
+    brief = bank.brief("brand:voyage", budget_chars=1500)
+    assert "video beats image" in brief and "Voyage Summer 2024" in brief
+    assert [a.kind for a in bank.shortfalls()] == ["audience"]
+    assert bank.recall(text="video", scope="brand:voyage")[0].type == "learning"
+    bank.close()
+
+
+def test_readme_demo_excerpt_is_what_the_demo_prints(store_kind, tmp_path):
+    if store_kind != "sqlite":
+        pytest.skip("the demo runs on a SQLite file: it runs once")
+    readme = (ROOT / "README.md").read_text()
+    excerpt = re.search(r"```text\n(  #  task.*?)```", readme, re.S)[1]
+    printed = subprocess.run(
+        [str(Path(sys.executable).parent / "muscle-mem"), "demo", "--llm-latency", "0"],
+        cwd=tmp_path,
+        env={**os.environ, "MUSCLE_MEM_STORE": str(tmp_path / "demo.db")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # At --llm-latency 0 only wall times differ from the README's run at the default.
+    assert _without_wall_times(excerpt) in _without_wall_times(printed)
+
+
+def _without_wall_times(text: str) -> str:
+    text = re.sub(r"^wall time .*\n", "", text, flags=re.M)
+    return re.sub(r"\d+\.\d+ s\b", "T s", text)
