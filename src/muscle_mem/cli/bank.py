@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from .common import Command, UsageError, duration, open_for, wants_json
+from .common import Command, UsageError, duration, open_for, output, read_input, wants_json
 from .output import clip, dump, iso, table
 
 
@@ -64,6 +62,8 @@ def _brief(args: argparse.Namespace) -> int:
 
 
 def _recall(args: argparse.Namespace) -> int:
+    if args.limit < 1 or args.offset < 0:
+        raise UsageError("--limit must be at least 1 and --offset 0 or more")
     found = _bank(args).recall(
         scope=args.scope,
         kind=args.kind,
@@ -87,18 +87,13 @@ def _recall(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     text = json.dumps(_bank(args).export(), indent=2, ensure_ascii=False)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        return 0
-    return _say(text)
+    with output(args.output) as out:
+        out.write(text + "\n")
+    return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    try:
-        data = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
-    counts = _bank(args, create=True).import_json(data)
+    counts = _bank(args, create=True).import_json(read_input(args.file))
     if wants_json(args):
         return dump(counts)
     added = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing new"

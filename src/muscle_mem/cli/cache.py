@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import Any
 
 from ..errors import MuscleMemError
 from ..models import Param, Redacted, RunRecord, TaskInfo, Text
@@ -16,7 +16,17 @@ from ..portable import ExportFormatError, export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
 from ..trie import Node, Tree
-from .common import SECRET_VAR, Command, Failed, UsageError, duration, open_for, wants_json
+from .common import (
+    SECRET_VAR,
+    Command,
+    Failed,
+    UsageError,
+    duration,
+    open_for,
+    output,
+    read_input,
+    wants_json,
+)
 from .output import TASK_PREFIX, Progress, ago, clip, dump, iso, seconds, short, table
 
 
@@ -364,31 +374,22 @@ def _export(args: argparse.Namespace) -> int:
     keys = [t.task_key for t in _resolve(store, args.keys)] if args.keys else None
     progress = Progress("exporting", len(keys) if keys is not None else len(store.tasks()))
     secret = os.environ.get(SECRET_VAR) or None
-    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
+    with output(args.output) as out:
         for line in export_lines(
             store, keys, secret=secret, progress=lambda done, _: progress.step()
         ):
             out.write(line + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
     progress.done()
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    store = open_for(args, create=True)
     secret = os.environ.get(SECRET_VAR) or None
-    try:
-        source: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-    except OSError as error:
-        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
-    with source:
-        try:
-            imported = read_export(source, secret=secret)
-        except ExportFormatError as error:
-            raise Failed(f"{args.file}: {error}; nothing was imported") from None
+    try:  # the whole file checks out before any store is opened, let alone written
+        imported = read_export(read_input(args.file).splitlines(), secret=secret)
+    except ExportFormatError as error:
+        raise Failed(f"{args.file}: {error}; nothing was imported") from None
+    store = open_for(args, create=True)
     progress = Progress("importing", len(imported.trees))
     nodes, snapshots = import_into(store, imported, progress=lambda done, _: progress.step())
     progress.done()

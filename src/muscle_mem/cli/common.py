@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import MuscleMemError
 from ..store import DEFAULT_PATH as DEFAULT_STORE
@@ -59,3 +62,29 @@ def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
 
 def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
+
+
+def read_input(name: str) -> str:
+    """The text of the file ``name``, or of stdin for ``-``."""
+    try:
+        if name == "-":
+            return sys.stdin.read()
+        return Path(name).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {name}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise Failed(f"{name} is not UTF-8 text: is it the file an export wrote?") from None
+
+
+@contextlib.contextmanager
+def output(name: str | None) -> Iterator[TextIO]:
+    """Where a command writes: the file ``name`` (replaced), or stdout when None."""
+    if name is None:
+        yield sys.stdout
+        return
+    try:
+        stream = open(name, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UsageError(f"cannot write {name}: {error.strerror}") from None
+    with stream:
+        yield stream
