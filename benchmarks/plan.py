@@ -82,6 +82,8 @@ def cases(quick: bool = False) -> list[Case]:
             impls=OURS,
         ),
     ]
+    # The demo at its default settings: what a newcomer waits for (ours only: it is ours).
+    plan.append(Case("demo", "demo_days", {"latency": 0.02 if quick else 0.3}, impls=OURS))
     for steps in (5, 10, 20):
         plan.append(
             Case(f"overhead_memory_{steps}", "step_overhead", {"steps": steps, "repeats": repeats})

@@ -349,6 +349,35 @@ def scored_checks(
     return {"record_s": record_s, "hit_us": median_us(samples), "hit_rate": hit_rate}
 
 
+# -- 7. the demo ---------------------------------------------------------------------------
+
+
+def demo_days(make_engine: MakeEngine, latency: float) -> dict[str, float]:
+    """`muscle-mem demo` on a fresh SQLite file: day 1 (misses, a handoff, hits), then
+    day 2 in the same store (all hits), each as the command runs it."""
+    import argparse
+    import io
+    import tempfile
+
+    from muscle_mem.demo import configure, run
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--llm-latency", str(latency)])
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for day in ("day1", "day2"):
+            out = io.StringIO()
+            seconds, code = time_call(lambda out=out: run(args, f"{folder}/demo.db", out))
+            expect(code == 0, f"the demo failed on {day}: {out.getvalue()[-500:]}")
+            expect(
+                (" hit " in out.getvalue()) and (day == "day1" or " miss " not in out.getvalue()),
+                f"{day} did not play as the story says",
+            )
+            results[f"{day}_s"] = seconds
+    return results
+
+
 WORKLOADS: dict[str, Callable[..., dict[str, float]]] = {
     "many_environments": many_environments,
     "repeated_hits": repeated_hits,
@@ -357,4 +386,5 @@ WORKLOADS: dict[str, Callable[..., dict[str, float]]] = {
     "build_cold_store": build_cold_store,
     "cold_start": cold_start,
     "scored_checks": scored_checks,
+    "demo_days": demo_days,
 }
