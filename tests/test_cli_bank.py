@@ -24,6 +24,7 @@ from muscle_mem import Engine
 from muscle_mem.bank import MemoryBank
 from muscle_mem.cli import common as cli_common
 from muscle_mem.cli import main
+from test_cli import cli, cli_json
 
 ONE_STORE = True  # stores are chosen test by test here
 
@@ -124,23 +125,6 @@ def fill(bank):
     bank.learn("brand:acme", "creative_insight", "Café shoppers like video stills")
     bank.decide("budget_freeze", "holidays", "Nothing converts over the holidays")
     return bank
-
-
-def cli(capsys, *args, stdin=None, monkeypatch=None):
-    """Run ``muscle-mem ARGS`` in-process: (exit code, stdout, stderr)."""
-    if stdin is not None:
-        assert monkeypatch is not None
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_json(capsys, *args):
-    code, out, err = cli(capsys, *args, "--json")
-    assert (code, err) == (0, ""), err
-    return json.loads(out)
 
 
 def one_line_error(err, code, expected_code):

@@ -21,9 +21,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..errors import StoreError
 from ..store.postgres import PostgresStore
-from ..store.sql import Cursor, SQLStore
+from ..store.sql import Cursor, SQLStore, upgrade
 from .backend import Backend, Query, Row, Tx
 from .model import Action, Closing, Decision, Entity, Learning, Record, Snapshot
 from .text import Doc
@@ -157,25 +156,17 @@ class SQLBackend(Backend):
     def _open_schema(self, cur: Cursor) -> None:
         store = self._store
         store._lock_schema(cur)
-        cur.execute("SELECT value FROM mm_meta WHERE key = 'bank_schema_version'")
-        row = cur.fetchone()
-        version = int(row[0]) if row else 0
-        if version > BANK_SCHEMA_VERSION:
-            raise StoreError(
-                f"the memory bank in {store.url} has schema version {version}, written by a "
-                f"newer muscle-mem; this version reads up to {BANK_SCHEMA_VERSION}. Upgrade "
-                "muscle-mem to use it."
-            )
-        if version == 0:
-            schema = _SCHEMA.format(**store.types)
-            if self._postgres:
-                schema += ";" + _POSTGRES_SEARCH
-            for statement in schema.split(";"):
-                cur.execute(statement)
-        else:
-            for step in range(version + 1, BANK_SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    cur.execute(statement)
+        schema = _SCHEMA.format(**store.types)
+        if self._postgres:
+            schema += ";" + _POSTGRES_SEARCH
+        upgrade(
+            cur,
+            "bank_schema_version",
+            BANK_SCHEMA_VERSION,
+            schema.split(";"),
+            MIGRATIONS,
+            f"the memory bank in {store.url}",
+        )
         if self._fts5:
             cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'mm_bank_fts'")
             if cur.fetchone() is None:
@@ -184,12 +175,6 @@ class SQLBackend(Backend):
                 cur.execute(
                     "INSERT INTO mm_bank_fts (rowid, words) SELECT seq, words FROM mm_bank_docs"
                 )
-        if version != BANK_SCHEMA_VERSION:
-            cur.execute(
-                "INSERT INTO mm_meta (key, value) VALUES ('bank_schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(BANK_SCHEMA_VERSION),),
-            )
 
 
 @functools.cache

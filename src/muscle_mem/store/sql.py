@@ -160,28 +160,13 @@ class SQLStore(Store):
         def work(cur: Cursor) -> None:
             self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS mm_meta (key TEXT PRIMARY KEY, value TEXT)")
-            cur.execute("SELECT value FROM mm_meta WHERE key = 'schema_version'")
-            row = cur.fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {self.url} has schema version {version}, written by a newer "
-                    f"muscle-mem; this version reads up to {SCHEMA_VERSION}. Upgrade "
-                    "muscle-mem to use it."
-                )
-            if version == SCHEMA_VERSION:
-                return
-            if version == 0:
-                for statement in _SCHEMA.format(**self.types).split(";"):
-                    cur.execute(statement)
-                version = 1
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    cur.execute(statement)
-            cur.execute(
-                "INSERT INTO mm_meta (key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
+            upgrade(
+                cur,
+                "schema_version",
+                SCHEMA_VERSION,
+                _SCHEMA.format(**self.types).split(";"),
+                MIGRATIONS,
+                f"the store {self.url}",
             )
 
         self._write(work)
@@ -562,6 +547,44 @@ class SQLStore(Store):
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
+
+
+def upgrade(
+    cur: Cursor,
+    key: str,
+    latest: int,
+    first: Sequence[str],
+    migrations: dict[int, list[str]],
+    what: str,
+) -> int:
+    """Bring a schema whose version ``mm_meta`` keeps under ``key`` up to ``latest``.
+
+    A new schema is made at version 1 by the statements ``first``, then every schema
+    runs the migrations past its version, so an old store's path is the one every new
+    store has taken too. A newer schema is refused. Returns the version found (0: new).
+    """
+    cur.execute("SELECT value FROM mm_meta WHERE key = ?", (key,))
+    row = cur.fetchone()
+    found = int(row[0]) if row else 0
+    if found > latest:
+        raise StoreError(
+            f"{what} has schema version {found}, written by a newer muscle-mem; this "
+            f"version reads up to {latest}. Upgrade muscle-mem to use it."
+        )
+    if found == latest:
+        return found
+    if found == 0:
+        for statement in first:
+            cur.execute(statement)
+    for step in range(max(found, 1) + 1, latest + 1):
+        for statement in migrations[step]:
+            cur.execute(statement)
+    cur.execute(
+        "INSERT INTO mm_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, str(latest)),
+    )
+    return found
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:
