@@ -1,7 +1,9 @@
-"""The ``muscle-mem`` command: see what the cache holds, whether it pays, and clean it.
+"""The ``muscle-mem`` command: see what the cache holds, whether it pays, and clean it;
+read the memory bank; play the demo.
 
-A thin layer over the store protocol, :mod:`muscle_mem.stats` and
-:mod:`muscle_mem.portable`: every figure it prints is one the Python API returns.
+A thin layer over the store protocol, :mod:`muscle_mem.stats`,
+:mod:`muscle_mem.portable` and :class:`~muscle_mem.MemoryBank`: every figure it prints
+is one the Python API returns. Each module here adds its commands: ``cache``, ``bank``.
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
@@ -76,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="muscle-mem",
-        description="See, measure and manage a muscle-mem cache.",
+        description="See, measure and manage a muscle-mem cache and its memory bank.",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"muscle-mem {__version__}")
