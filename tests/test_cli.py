@@ -187,6 +187,7 @@ def add_old_runs(url):
                     duration_s=duration,
                     tokens=tokens,
                     cost=cost,
+                    path="old-path",  # the miss recorded it, the hit replayed it
                 ),
             )
     finally:
@@ -760,7 +761,8 @@ def test_export_import_moves_the_cache_to_another_store(recorded, url, server, c
     code, out, err = cli(capsys, "import", path, "--store", server)
     assert (code, err) == (0, "")
     assert out == (
-        "imported 2 task keys: 4 new steps and 3 new snapshots (of 4 and 3 in the file)\n"
+        "imported 2 task keys: 4 new steps and 3 new snapshots "
+        "(of 4 steps and 3 snapshots accepted)\n"
     )
     # The run log is the source's history: it does not move.
     assert cli_json(capsys, "runs", "--store", server) == []
@@ -892,7 +894,10 @@ def test_an_unsigned_export_into_a_store_with_a_secret_is_rejected(
     monkeypatch.setenv("MUSCLE_MEM_SECRET", "s3cret")
     code, out, err = cli(capsys, "import", path, "--store", server)
     assert code == 1
-    assert out == "imported 2 task keys: 0 new steps and 0 new snapshots (of 0 and 0 in the file)\n"
+    assert (
+        out == "imported 2 task keys: 0 new steps and 0 new snapshots "
+        "(of 0 steps and 0 snapshots accepted)\n"
+    )
     assert err == (
         "muscle-mem: 7 rows failed verification with $MUSCLE_MEM_SECRET and were skipped: "
         "were they exported with the same secret?\n"
@@ -1130,3 +1135,109 @@ def test_export_stays_quiet_when_piped(recorded, url):
     done = script("export", store=url)
     assert done.returncode == 0 and done.stderr == ""
     assert json.loads(done.stdout.splitlines()[0])["format"] == "muscle-mem cache"
+
+
+# -- found in review ---------------------------------------------------------------------------
+
+
+def test_prune_unused_keeps_a_step_while_a_path_below_it_is_in_use(recorded, url, capsys):
+    engine, _ = recorded
+    k = keys(engine)
+    # The form's first fill is old, but the handoff branch recorded under it is recent.
+    store = open_store(url)
+    tree = store.tree(k["form"])
+    first = next(n for n in tree.root.children)
+    store._write(
+        lambda cur: cur.execute(
+            "UPDATE mm_nodes SET last_used = ? WHERE id = ?", (time.time() - 40 * DAY, first.id)
+        )
+    )
+    store.close()
+    assert cli(capsys, "prune", "--unused-for", "30d", "--dry-run", "--store", url)[1] == (
+        "nothing to remove\n"
+    )
+
+
+def test_rm_and_prune_speak_json(recorded, url, capsys):
+    engine, _ = recorded
+    k = keys(engine)
+    planned = cli_json(capsys, "rm", hexpart(k["report"])[:6], "--dry-run", "--store", url)
+    assert planned == {
+        "dry_run": True,
+        "declined": False,
+        "tasks": [{"task_key": k["report"], "steps": 1}],
+        "removed_steps": 0,
+    }
+    done = cli_json(capsys, "rm", hexpart(k["report"])[:6], "--yes", "--store", url)
+    assert done["removed_steps"] == 1 and done["dry_run"] is False
+    assert cli_json(capsys, "prune", "--failing", "--yes", "--store", url)["tasks"] == []
+
+
+def test_an_empty_window_is_empty(recorded, url, capsys):
+    assert cli_json(capsys, "stats", "--since", "0s", "--store", url)["total"]["runs"] == 0
+    assert cli_json(capsys, "runs", "--since", "0d", "--store", url) == []
+
+
+def test_reading_a_store_does_not_wait_for_its_writer(recorded, url, capsys, tmp_path):
+    import sqlite3
+
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a run
+    try:
+        started = time.perf_counter()
+        code, out, err = cli(capsys, "ls", "--store", url)
+        assert (code, err) == (0, "") and "signup" in out
+        assert time.perf_counter() - started < 5  # the busy timeout is 30 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda row: row.update(hits=10**30), "'hits' must be from 0 to 2**63 - 1"),
+        (lambda row: row.update(last_used=float("nan")), "'last_used' must be a finite number"),
+        (lambda row: row.update(last_used=10**400), "'last_used' must be a time"),
+        (lambda row: row.update(tool="x\ud800"), "'tool' is not valid Unicode"),
+    ],
+)
+def test_an_impossible_value_in_an_export_is_one_line(
+    recorded, url, tmp_path, capsys, change, says
+):
+    lines = export_of(capsys, url)
+    node = json.loads(lines[2])
+    assert "node" in node
+    change(node)
+    lines[2] = json.dumps(node)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    code, out, err = cli(capsys, "import", bad, "--store", tmp_path / "target.db")
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert says in err and "line 3" in err
+    assert not (tmp_path / "target.db").exists()
+
+
+def test_a_signed_file_imported_without_the_secret_says_it_was_not_checked(
+    url, world, tmp_path, capsys, monkeypatch
+):
+    engine = build_engine(url, world, secret="k1")
+    record(engine, world)
+    monkeypatch.setenv("MUSCLE_MEM_SECRET", "k1")
+    signed = export_of(capsys, url)
+    monkeypatch.delenv("MUSCLE_MEM_SECRET")
+    (tmp_path / "signed.jsonl").write_text("\n".join(signed) + "\n")
+    code, _, err = cli(capsys, "import", tmp_path / "signed.jsonl", "--store", tmp_path / "t.db")
+    assert code == 0 and "signatures were not checked" in err
+
+
+def test_an_unsigned_import_leaves_a_signed_store_signed(url, world, tmp_path, capsys):
+    engine = build_engine(url, world, secret="k1")
+    record(engine, world)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("\n".join(export_of(capsys, url)) + "\n")  # no secret: unsigned rows
+    code, out, _ = cli(capsys, "import", plain, "--store", url)
+    assert code == 0 and "0 new steps and 0 new snapshots" in out
+    engine.store.close()
+    again = build_engine(url, world, secret="k1")
+    assert form(again, "Kim").status == "hit"  # no IntegrityWarning: filterwarnings=error

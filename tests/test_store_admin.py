@@ -231,3 +231,39 @@ def test_stats_to_dict_carries_the_rates(store_url, stores):
     assert [t.task_key for t in engine.stats(since=time.time() - 60).tasks] == [
         engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     ]
+
+
+def test_a_path_recorded_while_its_anchor_was_removed_is_dropped_not_orphaned(store_url, stores):
+    world: dict = {}
+    engine = signup_engine(stores.open(store_url), world)
+    signup(engine, "Ann")
+    key = engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
+    other = reopened(stores, store_url, engine)  # another process, say `muscle-mem rm`
+    world["ok"] = "#moved"  # step 2 diverges; the agent takes over from step 2...
+    original = engine._agent
+
+    def agent(*args, **kwargs):
+        other.remove(key)  # ...while the task key is removed
+        return original(*args, **kwargs)
+
+    engine.set_agent(agent)
+    assert signup(engine, "Bo").status == "handoff"
+    assert other.tasks() == [] and len(other.tree(key)) == 0  # nothing hangs from nothing
+    engine.set_agent(original)
+    assert signup(engine, "Cy").status == "miss" and len(engine.store.tree(key)) == 3
+
+
+def test_merged_snapshots_rank_below_those_already_matched(store_url, stores):
+    world: dict = {}
+    source = signup_engine(stores.open(store_url, snapshot_cap=2), world)
+    for where in ("#a", "#b"):
+        world["name"] = where
+        signup(source, "Ann")
+    target = stores.fresh(snapshot_cap=2)
+    for where in ("#c", "#d"):
+        world["name"] = where
+        signup(signup_engine(target, world), "Ann")
+    assert import_into(target, read_export(list(export_lines(source.store)))) == (0, 0)
+    key = source.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
+    [first] = target.tree(key).root.children
+    assert [b"#c" in k or b"#d" in k for k in first.pre] == [True, True]

@@ -6,8 +6,11 @@ header line, then per task key one ``task`` line followed by its ``node`` lines
 base64. The run log is history of the store it happened in and is not exported.
 
 A node's id is the hash of its parent's id and its step, so import checks every id
-against what the line says: an altered line is refused even without a secret. With a
-secret, each row also carries its HMAC, and import skips the rows that fail it.
+against what the line says: a step whose tool, code or arguments were altered, or that
+was moved under another parent, is refused even without a secret. With a secret, each
+node and snapshot also carries its HMAC, and import skips the rows that fail it. The
+counts (hits, failures, last use) and where trajectories end are figures, covered by
+neither: they steer pruning and stats, never what a replay calls.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +45,7 @@ class Imported:
     nodes: int = 0
     snapshots: int = 0
     rejected: int = 0  # rows that failed the secret's verification, or hung from one
+    signed: bool = False  # the file says its rows carry signatures
 
 
 def export_lines(
@@ -121,6 +126,7 @@ def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> I
                     f"{where}: export format {row.get('version')!r} is newer than this "
                     f"muscle-mem reads ({FORMAT}); upgrade muscle-mem"
                 )
+            reader.imported.signed = row.get("signed") is True
             header_seen = True
             continue
         if "task" in row and "node" not in row:
@@ -194,7 +200,7 @@ class _Reader:
         node.terminal = _field(row, "terminal", bool, where)
         node.hits = _count(row, "hits", where)
         node.failures = _count(row, "failures", where)
-        node.last_used = float(_field(row, "last_used", (int, float), where))
+        node.last_used = _time(row, "last_used", where)
         self.owners[nid] = tree
         self.imported.nodes += 1
 
@@ -220,14 +226,28 @@ def _field(row: dict[str, Any], name: str, kind: Any, where: str) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         expected = getattr(kind, "__name__", "a number")
         raise ExportFormatError(f"{where}: {name!r} must be {expected}, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: JSON allows it, no store does
+            raise ExportFormatError(f"{where}: {name!r} is not valid Unicode") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExportFormatError(f"{where}: {name!r} must be a finite number, got {value}")
     return value
 
 
 def _count(row: dict[str, Any], name: str, where: str) -> int:
     value = _field(row, name, int, where)
-    if value < 0:
-        raise ExportFormatError(f"{where}: {name!r} must be 0 or more, got {value}")
+    if not 0 <= value < 2**63:  # what a database's BIGINT holds
+        raise ExportFormatError(f"{where}: {name!r} must be from 0 to 2**63 - 1, got {value}")
     return int(value)
+
+
+def _time(row: dict[str, Any], name: str, where: str) -> float:
+    value = _field(row, name, (int, float), where)
+    if not 0 <= value < 1e11:  # epoch seconds, up to the year 5138
+        raise ExportFormatError(f"{where}: {name!r} must be a time in epoch seconds, got {value}")
+    return float(value)
 
 
 def _bytes(row: dict[str, Any], name: str, where: str) -> bytes:

@@ -94,7 +94,8 @@ def compute(runs: Iterable[RunRecord], *, tags: Iterable[str] = ()) -> Stats:
 
 def _savings(runs: list[RunRecord]) -> tuple[float, int, float]:
     """Time, tokens and cost the hits among one task key's ``runs`` saved."""
-    misses = [run for run in runs if run.status == "miss"]
+    # A miss that recorded nothing (the agent called no tool) is never replayed.
+    misses = [run for run in runs if run.status == "miss" and run.path is not None]
     by_path: dict[str | None, list[RunRecord]] = defaultdict(list)
     for run in misses:
         by_path[run.path].append(run)

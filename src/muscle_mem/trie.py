@@ -107,6 +107,16 @@ class SnapshotSet:
         while len(items) > self.cap:
             items.popitem(last=False)
 
+    def add_older(self, key: bytes) -> bool:
+        """Add a snapshot as the least recently matched, if the cap leaves room; whether
+        it was added. (Imported environments rank below those matched here.)"""
+        items = self._items
+        if key in items or len(items) >= self.cap:
+            return False
+        items[key] = _UNDECODED
+        items.move_to_end(key, last=False)
+        return True
+
     def refresh(self, matched: bytes, fresh: Snapshot, learn: bool) -> None:
         """Mark ``matched`` as just used; with ``learn`` it takes the fresh capture's place."""
         items = self._items
@@ -302,7 +312,9 @@ class Tree:
                 if node is not None:
                     (node.pre if which == "pre" else node.post).add(snapshot)
             path = []
-            node = self.nodes[update.after]
+            node = self.nodes.get(update.after)
+            if node is None:
+                return []  # removed (rm, prune) while the run replayed: nothing to hang it on
             for call in update.calls:
                 node = self.insert(node, call.step)
                 if call.pre is not None:
@@ -334,10 +346,8 @@ class Tree:
                 ours.last_used = max(ours.last_used, theirs.last_used)
                 for which in ("pre", "post"):
                     mine = getattr(ours, which)
-                    for key in getattr(theirs, which):
-                        if key not in mine:
-                            new_snapshots += 1
-                            mine.load(key)
+                    for key in reversed(getattr(theirs, which).keys()):
+                        new_snapshots += mine.add_older(key)
         return new_nodes, new_snapshots
 
     def subtrees(self, roots: Iterable[str]) -> set[str]:

@@ -67,7 +67,7 @@ def _recall(args: argparse.Namespace) -> int:
     found = _bank(args).recall(
         scope=args.scope,
         kind=args.kind,
-        since=time.time() - args.since if args.since else None,
+        since=time.time() - args.since if args.since is not None else None,
         text=args.text,
         limit=args.limit,
         offset=args.offset,

@@ -89,7 +89,7 @@ def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
 
 def _stats(args: argparse.Namespace) -> int:
     store = open_for(args)
-    since = time.time() - args.since if args.since else None
+    since = time.time() - args.since if args.since is not None else None
     figures = compute(store.runs(since=since), tags=args.tag)
     if wants_json(args):
         return dump(figures.to_dict())
@@ -240,7 +240,7 @@ def _value(value: Any) -> str:
 def _runs(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")
-    since = time.time() - args.since if args.since else None
+    since = time.time() - args.since if args.since is not None else None
     newest_first = sorted(open_for(args).runs(since=since), key=lambda r: -r.started_at)
     log = [
         run
@@ -295,15 +295,25 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
     }
 
 
+# What to remove: per task key, its nodes (None: all of it), how many, and a line saying so.
+Plan = list[tuple[str, "set[str] | None", int, str]]
+
+
 def _rm(args: argparse.Namespace) -> int:
     store = open_for(args)
-    doomed = {info.task_key: None for info in _resolve(store, args.keys)}
-    lines = [
-        f"{short(t.task_key)} ({','.join(t.tags) or 'no tags'}): {t.nodes} steps, {t.paths} paths"
+    named = {info.task_key for info in _resolve(store, args.keys)}
+    plan: Plan = [
+        (
+            t.task_key,
+            None,
+            t.nodes,
+            f"{short(t.task_key)} ({','.join(t.tags) or 'no tags'}): "
+            f"{t.nodes} steps, {t.paths} paths",
+        )
         for t in store.tasks()
-        if t.task_key in doomed
+        if t.task_key in named
     ]
-    return _remove(args, store, doomed, lines)
+    return _remove(args, store, plan)
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -311,50 +321,64 @@ def _prune(args: argparse.Namespace) -> int:
         raise UsageError("say what to prune: --unused-for 30d, --failing, or both")
     store = open_for(args)
     cutoff = time.time() - args.unused_for if args.unused_for is not None else None
-    doomed: dict[str, set[str] | None] = {}
-    lines = []
+    plan: Plan = []
     tasks = store.tasks()
     progress = Progress("reading", len(tasks))
     for info in tasks:
         tree = store.tree(info.task_key)
-        unused = [n.id for n in tree if n.step and cutoff is not None and n.last_used < cutoff]
+        unused = _unused_since(tree, cutoff) if cutoff is not None else []
         failing = [n.id for n in tree if n.step and args.failing and n.failures > n.hits]
         nodes = tree.subtrees(unused + failing)
         if nodes:
-            doomed[info.task_key] = nodes
             why = " and ".join(
                 what for what, found in (("unused", unused), ("failing", failing)) if found
             )
             left = "all of it" if len(nodes) == len(tree) else f"{len(tree) - len(nodes)} left"
-            lines.append(
-                f"{short(info.task_key)}: {len(nodes)} of {len(tree)} steps, {why} ({left})"
-            )
+            line = f"{short(info.task_key)}: {len(nodes)} of {len(tree)} steps, {why} ({left})"
+            plan.append((info.task_key, nodes, len(nodes), line))
         progress.step()
     progress.done()
-    return _remove(args, store, doomed, lines)
+    return _remove(args, store, plan)
 
 
-def _remove(
-    args: argparse.Namespace, store: Store, doomed: dict[str, Any], lines: list[str]
-) -> int:
-    if not doomed:
+def _unused_since(tree: Tree, cutoff: float) -> list[str]:
+    """The steps under which nothing was used since ``cutoff``: a step stays while a
+    path below it is in use (a continuation recorded after it failed, say)."""
+    newest: dict[str, float] = {}
+    for node in reversed(list(tree)):  # a tree lists parents before their children
+        newest[node.id] = max([node.last_used, *(newest[c.id] for c in node.children)])
+    return [n.id for n in tree if n.step is not None and newest[n.id] < cutoff]
+
+
+def _remove(args: argparse.Namespace, store: Store, plan: Plan) -> int:
+    as_json = wants_json(args)
+    listing = [{"task_key": key, "steps": steps} for key, _, steps, _ in plan]
+    if not as_json and not plan:
         print("nothing to remove")
-        return 0
-    print("would remove:" if args.dry_run or not args.yes else "removing:")
-    for line in lines:
-        print(f"  {line}")
-    if args.dry_run:
-        return 0
-    if not args.yes and not _ask(f"remove from {getattr(store, 'url', store)}? [y/N] "):
-        print("nothing removed")
+    elif not as_json:
+        print("would remove:" if args.dry_run or not args.yes else "removing:")
+        for *_, line in plan:
+            print(f"  {line}")
+    go = bool(plan) and not args.dry_run
+    if go and not args.yes and not _ask(f"remove from {getattr(store, 'url', store)}? [y/N] "):
+        if as_json:
+            dump({"dry_run": False, "declined": True, "tasks": listing, "removed_steps": 0})
+        else:
+            print("nothing removed")
         return 1
-    progress = Progress("removing", len(doomed))
     removed = 0
-    for key, nodes in doomed.items():
-        removed += store.remove(key, nodes)
-        progress.step()
-    progress.done()
-    print(f"removed {removed} steps from {len(doomed)} task keys")
+    if go:
+        progress = Progress("removing", len(plan))
+        for key, nodes, _, _ in plan:
+            removed += store.remove(key, nodes)
+            progress.step()
+        progress.done()
+    if as_json:
+        dump(
+            {"dry_run": args.dry_run, "declined": False, "tasks": listing, "removed_steps": removed}
+        )
+    elif go:
+        print(f"removed {removed} steps from {len(plan)} task keys")
     return 0
 
 
@@ -406,7 +430,13 @@ def _import(args: argparse.Namespace) -> int:
     else:
         print(
             f"imported {len(imported.trees)} task keys: {nodes} new steps and {snapshots} new "
-            f"snapshots (of {imported.nodes} and {imported.snapshots} in the file)"
+            f"snapshots (of {imported.nodes} steps and {imported.snapshots} snapshots accepted)"
+        )
+    if imported.signed and secret is None:
+        print(
+            f"muscle-mem: the file is signed, but ${SECRET_VAR} is not set: its signatures "
+            "were not checked",
+            file=sys.stderr,
         )
     if imported.rejected:
         print(

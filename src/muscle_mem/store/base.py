@@ -60,8 +60,9 @@ class Store(ABC):
         transaction; returns how many nodes and snapshots were new.
 
         Idempotent: merging the same tree again adds nothing. Counts take the larger of
-        the two, a node that ends a trajectory in either stays an end, and snapshots
-        keep their order from least to most recently matched.
+        the two, and a node that ends a trajectory in either stays an end. Nodes already
+        here keep their signatures. New snapshots rank below those already here (in
+        their own order), so a full node's cap drops them first.
         """
 
     def use_secret(self, secret: str | bytes | None) -> None:  # noqa: B027 - see below

@@ -27,7 +27,16 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import StoreError
 from ..models import RunRecord, Step, TaskInfo
-from ..trie import DEFAULT_SNAPSHOT_CAP, Matched, Node, SnapshotSet, Tree, Update, node_id
+from ..trie import (
+    DEFAULT_SNAPSHOT_CAP,
+    Matched,
+    Node,
+    SnapshotSet,
+    Tree,
+    Update,
+    node_id,
+    root_id,
+)
 from .base import Store
 from .signing import secret_key, sign_node, sign_snapshot, valid
 
@@ -155,7 +164,22 @@ class SQLStore(Store):
     # -- the schema -------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        """Create the tables, migrate an older schema, or refuse a newer one."""
+        """Create the tables, migrate an older schema, or refuse a newer one.
+
+        A store already at this version is only read: opening it for a look (the
+        command line's ``ls``) neither waits for a writer nor needs write access.
+        """
+
+        def version(cur: Cursor) -> int | None:
+            cur.execute("SELECT value FROM mm_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+            return int(row[0]) if row else None
+
+        try:
+            if self._read(version) == SCHEMA_VERSION:
+                return
+        except StoreError:
+            pass  # no schema yet, or no database at all: the write below says which
 
         def work(cur: Cursor) -> None:
             self._lock_schema(cur)
@@ -270,81 +294,91 @@ class SQLStore(Store):
     def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
         key = tree.task_key
 
-        def count(cur: Cursor) -> tuple[int, int]:
-            cur.execute("SELECT COUNT(*) FROM mm_nodes WHERE task_key = ?", (key,))
-            nodes = int(cur.fetchone()[0])
+        def count(cur: Cursor) -> tuple[int, int, int]:
+            cur.execute(
+                "SELECT COUNT(*), COALESCE(SUM(terminal), 0) FROM mm_nodes WHERE task_key = ?",
+                (key,),
+            )
+            nodes, ends = cur.fetchone()
             cur.execute("SELECT COUNT(*) FROM mm_snapshots WHERE task_key = ?", (key,))
-            return nodes, int(cur.fetchone()[0])
+            return int(nodes), int(cur.fetchone()[0]), int(ends)
 
         def work(cur: Cursor) -> tuple[int, int]:
-            now = time.time()
+            used = max((node.last_used for node in tree), default=time.time())
+            # Takes the task's row first, as a commit does (see the module docstring).
             cur.execute(
                 "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
-                "VALUES (?, ?, 1, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
-                "generation = mm_tasks.generation + 1",
-                (key, json.dumps(list(tags)), now, now),
+                "VALUES (?, ?, 0, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+                "generation = mm_tasks.generation",
+                (key, json.dumps(list(tags)), used, used),
             )
             before = count(cur)
             for node in tree:
-                if node.step is None:
-                    continue
-                assert node.parent is not None
-                cur.execute(
-                    "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
-                    "hits, failures, created_at, last_used, sig) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                    "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
-                    "THEN excluded.terminal ELSE mm_nodes.terminal END, "
-                    "hits = CASE WHEN excluded.hits > mm_nodes.hits "
-                    "THEN excluded.hits ELSE mm_nodes.hits END, "
-                    "failures = CASE WHEN excluded.failures > mm_nodes.failures "
-                    "THEN excluded.failures ELSE mm_nodes.failures END, "
-                    "last_used = CASE WHEN excluded.last_used > mm_nodes.last_used "
-                    "THEN excluded.last_used ELSE mm_nodes.last_used END, "
-                    "sig = excluded.sig",
-                    (
-                        node.id,
-                        key,
-                        node.parent,
-                        node.step.tool,
-                        node.step.code,
-                        node.step.call,
-                        int(node.terminal),
-                        node.hits,
-                        node.failures,
-                        node.last_used,
-                        node.last_used,
-                        self._sign_node(node.id, node.parent, key, node.step),
-                    ),
-                )
-                for which in ("pre", "post"):
-                    snapshots = getattr(node, which).keys()
-                    # Their order is all that is known of when they were matched.
-                    step = 1e-6
-                    for i, data in enumerate(snapshots):
-                        cur.execute(
-                            "INSERT INTO mm_snapshots (node, which, digest, task_key, data, "
-                            "used, sig) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                            "ON CONFLICT (node, which, digest) DO NOTHING",
-                            (
-                                node.id,
-                                which,
-                                _digest(data),
-                                key,
-                                data,
-                                node.last_used - (len(snapshots) - i) * step,
-                                self._sign_snapshot(node.id, which, data),
-                            ),
-                        )
-                    if snapshots:
-                        self._evict(cur, node.id, which)
+                if node.step is not None:
+                    self._merge_node(cur, key, node)
             after = count(cur)
+            if after != before:  # replay can see something new: every process re-reads
+                cur.execute(
+                    "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?", (key,)
+                )
             return after[0] - before[0], after[1] - before[1]
 
         added = self._write(work)
         with self._lock:
             self._trees.pop(key, None)
         return added
+
+    def _merge_node(self, cur: Cursor, key: str, node: Node) -> None:
+        assert node.step is not None and node.parent is not None
+        # A node already here keeps its row and signature: an import, maybe without the
+        # secret, must not unsign what the store's writers signed.
+        cur.execute(
+            "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
+            "hits, failures, created_at, last_used, sig) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
+            "THEN excluded.terminal ELSE mm_nodes.terminal END, "
+            "hits = CASE WHEN excluded.hits > mm_nodes.hits "
+            "THEN excluded.hits ELSE mm_nodes.hits END, "
+            "failures = CASE WHEN excluded.failures > mm_nodes.failures "
+            "THEN excluded.failures ELSE mm_nodes.failures END, "
+            "last_used = CASE WHEN excluded.last_used > mm_nodes.last_used "
+            "THEN excluded.last_used ELSE mm_nodes.last_used END",
+            (
+                node.id,
+                key,
+                node.parent,
+                node.step.tool,
+                node.step.code,
+                node.step.call,
+                int(node.terminal),
+                node.hits,
+                node.failures,
+                node.last_used,
+                node.last_used,
+                self._sign_node(node.id, node.parent, key, node.step),
+            ),
+        )
+        for which in ("pre", "post"):
+            snapshots = getattr(node, which).keys()
+            # Imported environments rank below those this store has matched, in their
+            # order: under the cap, eviction drops them first.
+            for i, data in enumerate(snapshots):
+                cur.execute(
+                    "INSERT INTO mm_snapshots (node, which, digest, task_key, data, used, sig) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node, which, digest) DO NOTHING",
+                    (
+                        node.id,
+                        which,
+                        _digest(data),
+                        key,
+                        data,
+                        i * 1e-6,
+                        self._sign_snapshot(node.id, which, data),
+                    ),
+                )
+            if snapshots:
+                self._evict(cur, node.id, which)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -393,6 +427,10 @@ class SQLStore(Store):
                 "UPDATE mm_nodes SET failures = failures + 1 WHERE id = ?",
                 [(nid,) for nid in update.failed],
             )
+        if update.after is not None and not _present(cur, key, update.after):
+            # Removed (rm, prune) while this run replayed: what it recorded hangs from
+            # nothing, so it is dropped rather than stored unreachable.
+            update.after, update.calls, update.learned = None, [], []
         if update.after is not None:
             for nid, which, snapshot in update.learned:
                 self._put_snapshot(cur, key, nid, which, snapshot.key, now)
@@ -598,6 +636,13 @@ def _is_structural(update: Update) -> bool:
     if update.after is not None:
         return True
     return any(m.replaces for m in update.matched)
+
+
+def _present(cur: Cursor, task_key: str, nid: str) -> bool:
+    if nid == root_id(task_key):
+        return True
+    cur.execute("SELECT 1 FROM mm_nodes WHERE id = ?", (nid,))
+    return cur.fetchone() is not None
 
 
 def _generation(cur: Cursor, task_key: str) -> int:
