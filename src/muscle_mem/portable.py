@@ -9,8 +9,8 @@ A node's id is the hash of its parent's id and its step, so import checks every 
 against what the line says: a step whose tool, code or arguments were altered, or that
 was moved under another parent, is refused even without a secret. With a secret, each
 node and snapshot also carries its HMAC, and import skips the rows that fail it. The
-counts (hits, failures, last use) and where trajectories end are figures, covered by
-neither: they steer pruning and stats, never what a replay calls.
+counts (hits, failures, last use) and where trajectories end are covered by neither:
+they steer pruning, stats and where a replay may end, never what a replay calls.
 """
 
 from __future__ import annotations
