@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from datetime import datetime, timezone
+import random
+import string
+import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from muscle_mem import Engine, MuscleMemError
 from muscle_mem.bank import (
@@ -14,6 +20,7 @@ from muscle_mem.bank import (
     UnknownEntityError,
     UnknownRecordError,
 )
+from muscle_mem.bank.text import words
 from muscle_mem.errors import ConfigurationError, StoreError
 from muscle_mem.store import Store
 
@@ -439,3 +446,227 @@ def test_engine_runs_are_episodes_of_the_entity_they_were_about(stores, store_ur
     assert [run.about for run in episodes] == ["campaign:sim_1", "campaign:sim_1"]
     assert [run.status for run in episodes] == ["hit", "miss"]  # newest first
     assert bank.episodes("campaign:nobody") == []
+
+
+# -- input every store keeps alike -----------------------------------------------------------
+
+
+def _deep(levels):
+    data: list = []
+    for _ in range(levels):
+        data = [data]
+    return data
+
+
+UNKEEPABLE = [
+    # Times a datetime cannot hold: stored, they broke export() and brief().
+    (lambda b: b.snapshot("campaign:sim_1", {"ctr": 1}, at=1e20), "at 1e.20 is not a time"),
+    (lambda b: b.learn("brand:voyage", "tip", "x", at=-1e15), r"at -1\.?0+\.0 is not"),
+    (lambda b: b.decide("k", None, "r", at=datetime(1, 1, 1, tzinfo=_PLUS_5)), "not a time"),
+    (lambda b: b.recall(since=1e20), "since 1e.20 is not a time"),
+    # Numbers a float cannot hold: they overflowed instead.
+    (lambda b: b.snapshot("campaign:sim_1", {"ctr": 10**400}), "metric 'ctr' must be a number a"),
+    (lambda b: b.snapshot("campaign:sim_1", {"ctr": 1}, at=10**400), "float can hold"),
+    (lambda b: b.action("campaign:sim_1", "k", "r", expected={"ctr": 10**400}), "float can hold"),
+    # NUL and lone surrogates: kept by some stores, refused by others.
+    (lambda b: b.entity("campaign", "x\x00y"), "id contains a NUL"),
+    (lambda b: b.entity("campaign", "sim_1", name="a\x00b"), "in attributes contains a NUL"),
+    (lambda b: b.entity("campaign", "sim_1", **{"a\ud800": 1}), "attributes contains a lone"),
+    (lambda b: b.entity("kind\ud800", "x"), "kind contains a lone surrogate"),
+    (lambda b: b.learn("brand:voyage", "tip", "a\x00b"), "insight contains a NUL"),
+    (lambda b: b.learn("brand:voyage", "tip", "a\ud800b"), "insight contains a lone surrogate"),
+    (lambda b: b.learn("brand:v\x00", "tip", "x"), "scope contains a NUL"),
+    (lambda b: b.learn("brand:voyage", "tip", "x", data={"k": ["\x00"]}), "in data contains a NUL"),
+    (lambda b: b.action("campaign:sim_1", "k", "r\x00"), "reasoning contains a NUL"),
+    (lambda b: b.action("campaign:sim_1", "k", "r", expected="\ud800"), "expected contains a"),
+    (lambda b: b.snapshot("campaign:sim_1", {"a\x00": 1}), "a metric name contains a NUL"),
+    (lambda b: b.snapshot("campaign:sim_1", {"c": 1}, analysis="\x00"), "analysis contains a"),
+    (lambda b: b.decide("k", {"\x00": 1}, "r"), "in context contains a NUL"),
+    (lambda b: b.recall(scope="brand:\x00"), "scope contains a NUL"),
+    # Deep data, an offset past what SQL can count: bare errors before.
+    (lambda b: b.learn("brand:voyage", "tip", "x", data=_deep(100_000)), "nested too deeply"),
+    (lambda b: b.recall(offset=10**20), "offset must be at most"),
+]
+_PLUS_5 = timezone(timedelta(hours=5))
+
+
+def test_what_a_store_could_not_keep_is_refused_alike_and_stores_nothing(bank):
+    campaign(bank)
+    before = bank.export()
+    for call, message in UNKEEPABLE:
+        with pytest.raises(BankError, match=message):
+            call(bank)
+    assert bank.export() == before
+    assert bank.brief("brand:voyage")
+    # The edges of what a datetime holds are kept, and exported.
+    bank.learn("brand:voyage", "tip", "oldest", at=datetime(1, 1, 1, tzinfo=timezone.utc))
+    bank.learn("brand:voyage", "tip", "latest", at=datetime(9999, 12, 31, tzinfo=timezone.utc))
+    assert bank.recall(limit=1, offset=1_000_000_000) == []
+    assert bank.export() and bank.brief("brand:voyage")
+
+
+def test_a_free_text_outcome_is_never_a_shortfall(bank):
+    made = campaign(bank)
+    action = bank.action(made, "bidding", "raise bids", expected={"cpl": -0.15, "ctr": 0.1})
+    closed = bank.outcome(action, "great, CPL fell a lot")
+    assert closed.shortfall == ()
+    assert bank.shortfalls() == []
+    assert "Fell short" not in bank.brief(made)
+
+
+def test_records_handed_out_are_copies(bank):
+    made = bank.entity("campaign", "sim_1", brand="voyage", tags=["a"])
+    made.attributes["brand"] = "changed"  # type: ignore[index]
+    bank.get(made).attributes["tags"].append("b")
+    bank.history(made)[0].attributes["tags"].append("c")
+    bank.entities()[0].attributes["new"] = 1  # type: ignore[index]
+    snapshot = bank.snapshot(made, {"ctr": 3.0}, analysis={"trends": ["x"]})
+    snapshot.metrics["ctr"] = 99.0  # type: ignore[index]
+    bank.snapshots(made)[0].analysis["trends"].append("y")
+    action = bank.action(made, "bid", "raise", expected={"cpl": -0.1})
+    bank.actions()[0].expected["cpl"] = 5.0  # type: ignore[index]
+    learning = bank.learn("brand:voyage", "tip", "x", data={"n": 1})
+    learning.data["n"] = 2
+    bank.recall(type="learning")[0].record.data["n"] = 3  # type: ignore[union-attr]
+    assert bank.get(made).attributes == {"brand": "voyage", "tags": ["a"]}
+    assert bank.entity("campaign", "sim_1", brand="voyage").version == 1  # nothing changed
+    assert bank.snapshots(made)[0].metrics == {"ctr": 3.0}
+    assert bank.snapshots(made)[0].analysis == {"trends": ["x"]}
+    assert bank.actions()[0].expected == {"cpl": -0.1} and bank.actions()[0].id == action
+    assert bank.recall(type="learning")[0].record.data == {"n": 1}  # type: ignore[union-attr]
+
+
+# -- recall matches what the memory store matches, on every store ------------------------------
+
+# Words each store's own search once read otherwise: PostgreSQL's parser drops "½" and
+# splits "x²"; SQLite's unicode61 folds the long s into "s", the final sigma into the
+# sigma, and drops New Tai Lue's vowel signs; a word of 2 KB or more is no lexeme.
+ODD_TEXTS = [
+    "x² squared",
+    "½ half",
+    "http://x.com/y",
+    "\u017f long s",
+    "s short",
+    "\u00b5 micro",
+    "\u03bc mu",
+    "\u03c2 final sigma",
+    "\u03c3 sigma",
+    "\u19b0\u19b1 tai lue",
+    "café au lait",
+    "emoji 🚀 rocket",
+    "a" * 3000,
+    "summer " + "z" * 3000,
+]
+
+
+def _expected(texts, query):
+    wanted = set(words(query))
+    return sorted(t for t in texts if wanted and wanted <= set(words(t)))
+
+
+def test_recall_finds_exactly_the_records_with_every_word(bank):
+    for text in ODD_TEXTS:
+        bank.learn("brand:voyage", "tip", text)
+    queries = {w for t in ODD_TEXTS for w in words(t)} | {"x", "s", "\u03c3", "video ½", "summer"}
+    for query in sorted(queries):
+        found = sorted(r.text for r in bank.recall(text=query, limit=100))
+        assert found == _expected(ODD_TEXTS, query), query
+
+
+_scopes = itertools.count()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4),
+    extra=st.text(max_size=6),
+)
+def test_recall_of_any_words_matches_them_exactly(bank, texts, extra):
+    scope = f"brand:b{next(_scopes)}"
+    kept = []
+    for text in texts:
+        if text.strip() and "\x00" not in text and _encodable(text):
+            bank.learn(scope, "tip", text)
+            kept.append(text)
+    for query in {*(w for t in kept for w in words(t)), *kept[:1], extra}:
+        found = sorted(r.text for r in bank.recall(scope, text=query, limit=100))
+        assert found == _expected(kept, query), query
+
+
+def _encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_a_document_too_big_for_a_tsvector_is_stored_and_found(bank):
+    made = campaign(bank)
+    rng = random.Random(0)
+    huge = " ".join("".join(rng.choices(string.ascii_lowercase, k=8)) for _ in range(150_000))
+    bank.snapshot(made, {"ctr": 1}, analysis=f"{huge} needle")
+    bank.snapshot(made, {"ctr": 2}, analysis="needle alone")
+    assert len(bank.recall(text="needle")) == 2
+    assert [r.text for r in bank.recall(text=f"needle {huge[:8]}")] == [f"{huge} needle"]
+    assert bank.recall(text="needle absentword") == []
+
+
+def test_a_store_indexed_by_an_older_muscle_mem_is_reindexed(bank, store_kind, stores, store_url):
+    if store_kind == "memory":
+        pytest.skip("a memory store has no index")
+    bank.learn("brand:voyage", "tip", "x² and \u017f")
+
+    def as_version_1(cur):
+        # The index as schema version 1 made it: PostgreSQL's parser, FTS5's unicode61.
+        if store_kind == "postgres":
+            cur.execute("UPDATE mm_bank_docs SET tsv = to_tsvector('simple', words)")
+        else:
+            cur.execute("DROP TABLE mm_bank_fts")
+            cur.execute(
+                "CREATE VIRTUAL TABLE mm_bank_fts USING fts5(words, "
+                "tokenize = 'unicode61 remove_diacritics 0')"
+            )
+            cur.execute(
+                "INSERT INTO mm_bank_fts (rowid, words) SELECT seq, words FROM mm_bank_docs"
+            )
+        cur.execute("UPDATE mm_meta SET value = '1' WHERE key = 'bank_schema_version'")
+
+    bank.store._write(as_version_1)  # type: ignore[attr-defined]
+    later = MemoryBank(stores.open(store_url))
+    assert [r.text for r in later.recall(text="x²")] == ["x² and \u017f"]
+    assert [r.text for r in later.recall(text="\u017f")] == ["x² and \u017f"]
+    assert later.recall(text="s") == later.recall(text="x") == []
+
+
+# -- episodes, in the order they started -------------------------------------------------------
+
+
+def test_episodes_are_ordered_by_when_they_started(stores, store_url):
+    engine = Engine(store=stores.open(store_url))
+    bank = MemoryBank(engine.store)
+    made = campaign(bank)
+    started, go_on = threading.Event(), threading.Event()
+
+    @engine.function
+    def launch(name):
+        return name
+
+    def agent(task, name):
+        if name == "slow":
+            started.set()
+            go_on.wait(10)
+        launch(name)
+
+    engine.set_agent(agent)
+    slow = threading.Thread(target=lambda: engine("launch", "slow", about=made))
+    slow.start()
+    started.wait(10)
+    engine("launch", "fast", about=made)  # started second, committed first
+    go_on.set()
+    slow.join()
+    episodes = bank.episodes(made)
+    assert len(episodes) == 2
+    assert episodes[0].started_at > episodes[1].started_at

@@ -258,6 +258,50 @@ MALFORMED = [
         {"learnings": {"brand:voyage": [{"type": "t", "insight": "i", "supersedes": "lrn_x"}]}},
         r"learnings\.brand:voyage\[0\]\.supersedes: names no learning 'lrn_x'",
     ),
+    # Times no datetime holds, numbers no float holds: stored, they broke export and brief.
+    (
+        _seed(performance_snapshots=[{"performance": {"ctr": 1}, "timestamp": 1e20}]),
+        r"performance_snapshots\[0\]\.timestamp: .*not a time a datetime can hold",
+    ),
+    (_seed(launch_date="0001-01-01T00:00:00+05:00"), r"\.launch_date: .*not a time"),
+    (
+        _seed(performance_snapshots=[{"performance": {"ctr": "1e999"}}]),
+        r"performance_snapshots\[0\]\.performance\.ctr: .*must be a finite number",
+    ),
+    (
+        _seed(performance_snapshots=[{"performance": {"ctr": "9" * 5000}}]),
+        r"performance_snapshots\[0\]\.performance\.ctr: .*must be a finite number",
+    ),
+    (
+        '{"campaigns": {"c": {"performance_snapshots": [{"performance": {"x": 1%s}}]}}}'
+        % ("0" * 400),
+        r"^campaigns\.c\.performance_snapshots\[0\]\.performance\.x: .*float can hold",
+    ),
+    (
+        _seed(optimizations=[{"type": "t", "reasoning": "r", "expected_impact": {"x": 10**400}}]),
+        r"optimizations\[0\]\.expected_impact\.x: .*float can hold",
+    ),
+    # NUL: PostgreSQL refused it mid-write, the others kept it.
+    (
+        {"learnings": {"brand:voyage": [{"type": "t", "insight": "a\u0000b"}]}},
+        r"^learnings\.brand:voyage\[0\]\.insight: .*NUL",
+    ),
+    # A key neither shape knows, or one shape's keys beside the other's: refused, not skipped.
+    (
+        {"campaign_memory": SEED_CAMPAIGN_MEMORY, **SEED_STRATEGIC_MEMORY},
+        r"^brand_strategies: not a key this document can have: expected campaign_memory, "
+        r"strategic_memory$",
+    ),
+    (
+        {"strategic_memory": {"strategic_decision": SEED_STRATEGIC_MEMORY["strategic_decisions"]}},
+        r"^strategic_memory\.strategic_decision: not a key .*: expected brand_strategies, "
+        r"learnings, strategic_decisions$",
+    ),
+    (
+        {"campaign_memory": {"campaigns": {}, "brand_strategies": {}}},
+        r"^campaign_memory\.brand_strategies: not a key .*: expected campaigns, entities$",
+    ),
+    ({**SEED_CAMPAIGN_MEMORY, "strategic_decision": []}, r"^strategic_decision: not a key"),
 ]
 
 
@@ -280,3 +324,20 @@ def test_a_conflicting_history_is_refused_whole(bank, stores):
     with pytest.raises(BankImportError, match=r"campaigns\.sim_1\.versions\[0\]: conflicts"):
         other.import_json(exported)
     assert other.export() == before
+
+
+def test_a_time_of_minus_one_survives_a_round_trip(bank, stores):
+    """-1 was the importer's mark for "no time given", so it became the import's time."""
+    made = bank.entity("campaign", "sim_1", name="Voyage Summer")
+    bank.snapshot(made, {"ctr": 3.0}, at=-1)
+    action = bank.action(made, "audience", "widen", expected={"ctr": 0.15}, at=-1)
+    bank.outcome(action, actual={"ctr": 0.2}, at=-1.0)
+    bank.learn("brand:voyage", "tip", "at minus one", at=-1)
+    bank.decide("launch", None, "epoch minus one", at=-1.0)
+    exported = bank.export()
+    other = MemoryBank(stores.fresh())
+    other.import_json(exported)
+    assert other.export() == exported
+    assert exported["strategic_memory"]["strategic_decisions"][0]["timestamp"] == (
+        "1969-12-31T23:59:59+00:00"
+    )

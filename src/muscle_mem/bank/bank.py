@@ -304,6 +304,8 @@ class MemoryBank:
         for what, value, least in (("limit", limit, 1), ("offset", offset, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise BankError(f"{what} must be a whole number of at least {least}, got {value!r}")
+        if offset > check.MAX_OFFSET:
+            raise BankError(f"offset must be at most {check.MAX_OFFSET:,}, got {offset!r}")
         query = Query(
             scopes=None,
             kind=kind,
@@ -359,9 +361,13 @@ class MemoryBank:
     # -- episodes and JSON -------------------------------------------------------------------
 
     def episodes(self, entity: Entity | str) -> list[RunRecord]:
-        """The engine runs about the entity (``engine(..., about=entity)``), newest first."""
+        """The engine runs about the entity (``engine(..., about=entity)``), the last
+        started first."""
         ref = check.ref(entity)
-        return list(reversed(self.store.runs(about=ref)))
+        # The run log lists runs as they were committed; a slow run started first
+        # commits last, so order by when each started.
+        runs = reversed(self.store.runs(about=ref))  # ties: the last committed first
+        return sorted(runs, key=lambda run: run.started_at, reverse=True)
 
     def export(self) -> dict[str, Any]:
         """Everything in the bank as ``{"campaign_memory": ..., "strategic_memory": ...}``,

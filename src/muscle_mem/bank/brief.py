@@ -3,7 +3,9 @@
 Sections come in priority order and fill the budget in that order: the entity's state
 and metrics, the entities the scope covers, actions that fell short, open actions,
 learnings, decisions. A section that runs out of room ends with how many items it left
-out; sections that found no room at all are counted in a last line when it fits.
+out, and no section below it is shown (a decision must not take the place of a
+shortfall); those are counted in a last line when it fits. Each item is one line:
+line breaks in remembered text are spaces, so it cannot start a heading of its own.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ class _Section:
 
 
 def render(brief: Brief, budget: int) -> str:
-    header = f"# Memory: {brief.scope}"
+    scope = _one_line(brief.scope)
+    header = f"# Memory: {scope}"
     sections = [s for s in _sections(brief) if s.items]
     if not sections:
-        return _cut(f"{header}\n\nNothing remembered about {brief.scope} yet.", budget)
+        return _cut(f"{header}\n\nNothing remembered about {scope} yet.", budget)
     reserve = 0
     # Sections left out are named in a last line; making room for it may leave out
     # more, so a few rounds settle it, and a budget too small for it goes without.
@@ -59,25 +62,26 @@ def render(brief: Brief, budget: int) -> str:
 
 
 def _fill(header: str, sections: list[_Section], budget: int) -> tuple[str, list[str]]:
+    """The sections that fit, in order, and the ones left out: every one after the
+    first that does not fit whole."""
     text = header
-    left_out: list[str] = []
-    for section in sections:
-        block = _fit(section, budget - len(text))
-        if block:
-            text += block
-        else:
-            left_out.append(f"{len(section.items)} {section.noun}")
-    return text, left_out
+    for i, section in enumerate(sections):
+        block, shown = _fit(section, budget - len(text))
+        text += block
+        if shown < len(section.items):
+            rest = sections[i + 1 :] if shown else sections[i:]
+            return text, [f"{len(s.items)} {s.noun}" for s in rest]
+    return text, []
 
 
-def _fit(section: _Section, room: int) -> str:
-    """As much of the section as fits in ``room`` chars, ending with what it left out;
-    empty if not even its title and one item fit."""
+def _fit(section: _Section, room: int) -> tuple[str, int]:
+    """As much of the section as fits in ``room`` chars, ending with what it left out,
+    and how many items that is; empty if not even its title and one item fit."""
     head = f"\n\n## {section.title}"
     used = len(head)
     lines: list[str] = []
     for i, item in enumerate(section.items):
-        line = f"\n{_cut(item, ITEM_CHARS)}"
+        line = f"\n{_cut(_one_line(item), ITEM_CHARS)}"
         rest = len(section.items) - i - 1
         # Room for this item and for the note on the ones after it, should they not fit.
         reserve = len(_more(rest, section.noun)) if rest else 0
@@ -86,13 +90,18 @@ def _fit(section: _Section, room: int) -> str:
         lines.append(line)
         used += len(line)
     if not lines:
-        return ""
+        return "", 0
     rest = len(section.items) - len(lines)
-    return head + "".join(lines) + (_more(rest, section.noun) if rest else "")
+    return head + "".join(lines) + (_more(rest, section.noun) if rest else ""), len(lines)
 
 
 def _more(count: int, noun: str) -> str:
     return f"\n- …and {count} more {noun}"
+
+
+def _one_line(text: str) -> str:
+    # Any run of whitespace, line breaks included, as one space.
+    return " ".join(text.split())
 
 
 def _cut(text: str, limit: int) -> str:

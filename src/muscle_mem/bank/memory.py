@@ -1,11 +1,14 @@
 """The bank in a MemoryStore: the reference the SQL backend must agree with.
 
 The data belongs to the store, not to a bank object, so two banks on one MemoryStore
-share it, and it goes when the store does.
+share it, and it goes when the store does. Records hold dicts and lists, so they are
+copied on the way in and out: as in a database, changing a record one was handed
+changes nothing stored.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import weakref
@@ -52,39 +55,43 @@ class _MemoryTx(Tx):
             undo()
 
     def versions(self, ref: str) -> list[Entity]:
-        return list(self._data.entities.get(ref, ()))
+        return copy.deepcopy(self._data.entities.get(ref, []))
 
     def entities(self) -> list[Entity]:
-        return [versions[-1] for versions in self._data.entities.values()]
+        return copy.deepcopy([versions[-1] for versions in self._data.entities.values()])
 
     def snapshots(self, refs: Sequence[str] | None) -> list[Snapshot]:
         kept = self._data.snapshots.values()
-        return _oldest_first([s for s in kept if refs is None or s.entity in refs])
+        return copy.deepcopy(_oldest_first([s for s in kept if refs is None or s.entity in refs]))
 
     def actions(self, refs: Sequence[str] | None) -> list[Action]:
         kept = self._data.actions.values()
-        return _oldest_first([self._closed(a) for a in kept if refs is None or a.entity in refs])
+        found = [self._closed(a) for a in kept if refs is None or a.entity in refs]
+        return copy.deepcopy(_oldest_first(found))
 
     def learnings(self, scopes: Sequence[str] | None) -> list[Learning]:
         kept = self._data.learnings.values()
-        return _oldest_first([self._marked(x) for x in kept if scopes is None or x.scope in scopes])
+        found = [self._marked(x) for x in kept if scopes is None or x.scope in scopes]
+        return copy.deepcopy(_oldest_first(found))
 
     def decisions(self, scopes: Sequence[str] | None) -> list[Decision]:
         kept = self._data.decisions.values()
-        return _oldest_first([d for d in kept if scopes is None or d.scope in scopes])
+        found = [d for d in kept if scopes is None or d.scope in scopes]
+        return copy.deepcopy(_oldest_first(found))
 
     def record(self, type: str, id: str) -> Record | None:
+        found: Record | None = None
         if type == "snapshot":
-            return self._data.snapshots.get(id)
-        if type == "action":
+            found = self._data.snapshots.get(id)
+        elif type == "action":
             action = self._data.actions.get(id)
-            return None if action is None else self._closed(action)
-        if type == "learning":
+            found = None if action is None else self._closed(action)
+        elif type == "learning":
             learning = self._data.learnings.get(id)
-            return None if learning is None else self._marked(learning)
-        if type == "decision":
-            return self._data.decisions.get(id)
-        return None
+            found = None if learning is None else self._marked(learning)
+        elif type == "decision":
+            found = self._data.decisions.get(id)
+        return copy.deepcopy(found)
 
     def search(self, query: Query) -> list[Doc]:
         wanted = set(query.words) if query.words is not None else None
@@ -107,6 +114,7 @@ class _MemoryTx(Tx):
 
     def add(self, row: Row) -> bool:
         data = self._data
+        row = copy.deepcopy(row)
         if isinstance(row, Entity):
             versions = data.entities.setdefault(row.ref, [])
             if any(v.version == row.version for v in versions):

@@ -90,11 +90,12 @@ class Action:
 
     @property
     def shortfall(self) -> tuple[str, ...]:
-        """The expected metrics the outcome fell short on; empty while open or when the
-        expectation was free text."""
-        if self.open or not isinstance(self.expected, Mapping):
+        """The expected metrics the outcome fell short on (a metric it does not report
+        fell short); empty while open, or when the expectation or the outcome is free
+        text, which no comparison judges."""
+        if not isinstance(self.expected, Mapping) or not isinstance(self.actual, Mapping):
             return ()
-        actual = self.actual if isinstance(self.actual, Mapping) else {}
+        actual = self.actual
         return tuple(
             metric
             for metric, hoped in self.expected.items()

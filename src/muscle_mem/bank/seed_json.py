@@ -9,6 +9,14 @@ same document twice stores it once. Campaigns go under ``campaigns``; entities o
 kinds under ``entities`` keyed by ref; learnings about ``brand:X`` under
 ``brand_strategies.X``, others under ``learnings`` keyed by scope.
 
+A document is one of two shapes, and a key neither knows is refused, never skipped (a
+misspelled ``strategic_decision`` would otherwise import nothing and report success):
+
+- an export: ``{"campaign_memory": {...}, "strategic_memory": {...}}`` (either or
+  both), the first holding ``campaigns`` and ``entities``, the second
+  ``brand_strategies``, ``learnings`` and ``strategic_decisions``;
+- a file's content bare: those same inner keys at the top, from either file or both.
+
 The whole document is checked before anything is written; a problem raises a
 :class:`BankImportError` naming where it is, e.g.
 ``campaigns.sim_1.performance_snapshots[0].performance.ctr: expected a number``.
@@ -16,8 +24,10 @@ The whole document is checked before anything is written; a problem raises a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -145,7 +155,7 @@ class _EntityPlan:
 
 @dataclass
 class Plan:
-    """A checked document, ready to write. Records without a time have ``at`` -1 and
+    """A checked document, ready to write. Records without a time have ``at`` NaN and
     take the import's time (or their entity's launch date)."""
 
     entities: list[_EntityPlan] = field(default_factory=list)
@@ -156,7 +166,15 @@ class Plan:
     decisions: list[Decision] = field(default_factory=list)
 
 
-_UNSET = -1.0
+# "No time given": NaN, which no time can be (a time is a finite number), so any real
+# time, -1 included, survives a round trip.
+_UNSET = math.nan
+
+_FILES = {
+    "campaign_memory": ("campaigns", "entities"),
+    "strategic_memory": ("brand_strategies", "learnings", "strategic_decisions"),
+}
+_BARE = _FILES["campaign_memory"] + _FILES["strategic_memory"]
 
 
 def parse(data: object) -> Plan:
@@ -164,20 +182,18 @@ def parse(data: object) -> Plan:
         raise BankImportError("", f"expected a JSON object, got {type(data).__qualname__}")
     plan = Plan()
     if "campaign_memory" in data or "strategic_memory" in data:
-        parts = [(k, data[k]) for k in ("campaign_memory", "strategic_memory") if k in data]
-    elif any(
-        k in data
-        for k in ("campaigns", "entities", "brand_strategies", "learnings", "strategic_decisions")
-    ):
-        parts = [("", data)]
+        _known(data, "", tuple(_FILES))
+        parts = [(k, data[k], _FILES[k]) for k in _FILES if k in data]
+    elif any(key in data for key in _BARE):
+        parts = [("", data, _BARE)]
     else:
         raise BankImportError(
             "",
             "nothing to import: expected campaign_memory and/or strategic_memory, or the "
             "keys of one of them (campaigns, brand_strategies, strategic_decisions)",
         )
-    for prefix, part in parts:
-        _object(part, prefix)
+    for prefix, part, keys in parts:
+        _known(_object(part, prefix), prefix, keys)
         _campaign_memory(plan, part, prefix)
         _strategic_memory(plan, part, prefix)
     superseded: dict[str, str] = {}
@@ -192,6 +208,15 @@ def parse(data: object) -> Plan:
             )
         superseded[learning.supersedes] = path
     return plan
+
+
+def _known(part: Mapping[str, Any], path: str, keys: tuple[str, ...]) -> None:
+    for key in part:
+        if key not in keys:
+            raise BankImportError(
+                _join(path, str(key)),
+                f"not a key this document can have: expected {', '.join(keys)}",
+            )
 
 
 def _join(prefix: str, key: str | int) -> str:
@@ -232,7 +257,7 @@ def _field(
 def _text(value: object, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BankImportError(path, f"expected a non-empty string, got {_show(value)}")
-    return value
+    return _checked(path, check.text, value, "the text")
 
 
 def _required(entry: Mapping[str, Any], key: str, path: str) -> str:
@@ -257,18 +282,18 @@ def _scope(value: object, path: str) -> str:
 
 
 def _number(value: object, path: str) -> float:
-    """A number, or a string holding one ("15000" is 15000, "3.0" is 3.0)."""
+    """A number, or a string holding one ("15000" is 15000, "3.0" is 3.0), that the
+    bank can keep: finite and within a float's range, as the API demands."""
+    number: object = value
     if isinstance(value, str) and _NUMBER.fullmatch(value):
         text = value.strip()
-        return int(text) if text.lstrip("+-").isdigit() else float(text)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value != value
-        or value in (float("inf"), float("-inf"))
-    ):
+        try:
+            number = int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:  # more digits than int() reads: far beyond a float anyway
+            number = float(text)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise BankImportError(path, f"expected a number, got {_show(value)}")
-    return value
+    return _checked(path, check.number, number, f"the number {_show(value)}")
 
 
 def _numbers(value: object, path: str) -> dict[str, float]:
@@ -290,8 +315,8 @@ def _time(value: object, path: str) -> float:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise BankImportError(path, f"expected an ISO 8601 time, got {_show(value)}") from None
-        return check.moment(parsed)
-    return check.moment(_number(value, path))
+        return _checked(path, check.moment, parsed, "the time")
+    return _checked(path, check.moment, _number(value, path), "the time")
 
 
 def _json(value: object, path: str) -> Any:
@@ -511,9 +536,7 @@ def apply(tx: Tx, plan: Plan, now: float) -> dict[str, int]:
 
 
 def _timed(record: T, now: float) -> T:
-    import dataclasses
-
-    if record.at == _UNSET:  # type: ignore[attr-defined]
+    if math.isnan(record.at):  # type: ignore[attr-defined]
         return dataclasses.replace(record, at=now)  # type: ignore[type-var]
     return record
 

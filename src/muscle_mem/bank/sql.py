@@ -2,10 +2,14 @@
 
 The tables are created on a bank's first use of a store, and their version is kept in
 the cache's ``mm_meta`` table as ``bank_schema_version``. Records are stored as JSON
-text. Recall searches each record's words (see :mod:`.text`): with FTS5 on SQLite, with
-a ``tsvector`` column and a GIN index on PostgreSQL (the ``simple`` configuration:
-no stemming, no stop words, so it matches what the memory store matches). A Python
-whose SQLite lacks FTS5 falls back to ``LIKE`` over the same words, after a warning.
+text. Recall finds a record when every word of the query is one of its words (see
+:mod:`.text`), as the memory store does, and neither store's own idea of a word may
+change that. On SQLite, FTS5 with its ``ascii`` tokenizer splits the words at the
+spaces between them and nowhere else (``unicode61`` splits or merges some letters).
+On PostgreSQL, a ``tsvector`` of the words as they are (no parser: it drops or splits
+some) in a GIN index finds the candidates, and ``LIKE`` decides, which also covers the
+documents too big for a ``tsvector``. A Python whose SQLite lacks FTS5 falls back to
+``LIKE`` over the same words, after a warning.
 
 SQL text never holds a ``?`` or ``%`` but as placeholders: on PostgreSQL every ``?``
 becomes ``%s``, and a literal ``%`` would then be read as one.
@@ -29,10 +33,26 @@ from .text import Doc
 
 T = TypeVar("T")
 
-BANK_SCHEMA_VERSION = 1
+BANK_SCHEMA_VERSION = 2
 
-# Statements that bring the bank's tables from version N-1 to N; none yet.
-MIGRATIONS: dict[int, list[str]] = {}
+# A document's tsvector: its words as lexemes. One that tsvector cannot hold (a word
+# of 2 KB or more, or more than 1 MB in all; 100 KB of words stays well under it) gets
+# the lexeme "_", which no word can be, and every search takes it as a candidate.
+_LEXEME_BYTES = 2047
+_TSV = (
+    "CASE WHEN octet_length(words) <= 100000 AND NOT EXISTS (SELECT 1 FROM "
+    f"unnest(string_to_array(words, ' ')) AS w WHERE octet_length(w) > {_LEXEME_BYTES}) "
+    "THEN array_to_tsvector(string_to_array(words, ' ')) "
+    "ELSE array_to_tsvector(ARRAY['_']) END"
+)
+
+# Statements that bring the bank's tables from version N-1 to N.
+MIGRATIONS: dict[str, dict[int, list[str]]] = {
+    # 2: tsvectors of the words as they are, not as PostgreSQL's parser reads them.
+    "postgres": {2: [f"UPDATE mm_bank_docs SET tsv = {_TSV}"]},
+    # 2: FTS5's ascii tokenizer; _open_schema remakes the index.
+    "sqlite": {2: []},
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mm_bank_entities (
@@ -108,9 +128,7 @@ ALTER TABLE mm_bank_docs ADD COLUMN IF NOT EXISTS tsv tsvector;
 CREATE INDEX IF NOT EXISTS mm_bank_docs_tsv ON mm_bank_docs USING GIN (tsv)
 """
 
-_FTS5 = (
-    "CREATE VIRTUAL TABLE mm_bank_fts USING fts5(words, tokenize = 'unicode61 remove_diacritics 0')"
-)
+_FTS5 = "CREATE VIRTUAL TABLE mm_bank_fts USING fts5(words, tokenize = 'ascii')"
 
 _ACTION = (
     "SELECT a.id, a.entity, a.kind, a.reasoning, a.expected, a.at, c.actual, c.at "
@@ -164,13 +182,17 @@ class SQLBackend(Backend):
             "bank_schema_version",
             BANK_SCHEMA_VERSION,
             schema.split(";"),
-            MIGRATIONS,
+            MIGRATIONS["postgres" if self._postgres else "sqlite"],
             f"the memory bank in {store.url}",
         )
         if self._fts5:
-            cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'mm_bank_fts'")
-            if cur.fetchone() is None:
-                # Also when a Python without FTS5 made the tables: index what it stored.
+            cur.execute("SELECT sql FROM sqlite_master WHERE name = 'mm_bank_fts'")
+            found = cur.fetchone()
+            if found is None or found[0] != _FTS5:
+                # Also when a Python without FTS5 made the tables, or an older
+                # muscle-mem made the index another way: index what is stored.
+                if found is not None:
+                    cur.execute("DROP TABLE mm_bank_fts")
                 cur.execute(_FTS5)
                 cur.execute(
                     "INSERT INTO mm_bank_fts (rowid, words) SELECT seq, words FROM mm_bank_docs"
@@ -286,13 +308,19 @@ class _SQLTx(Tx):
             if not query.words:
                 return []
             if self._postgres:
-                clauses.append("d.tsv @@ plainto_tsquery('simple', ?)")
-                params.append(" ".join(query.words))
-            elif self._fts5:
+                # Candidates from the index: the documents with every word, and those
+                # too big for a tsvector ("_"); LIKE below decides. Words hold letters
+                # and digits only, so each, quoted, is one lexeme.
+                short = [w for w in query.words if len(w.encode()) <= _LEXEME_BYTES]
+                lexemes = " & ".join(f"'{word}'" for word in short)
+                clauses.append("d.tsv @@ ?::tsquery")
+                params.append(f"({lexemes}) | '_'" if short else "'_'")
+            if self._fts5:
                 # Each word quoted: FTS5 reads it as a plain term, never as syntax.
                 clauses.append("d.seq IN (SELECT rowid FROM mm_bank_fts WHERE mm_bank_fts MATCH ?)")
                 params.append(" ".join(f'"{word}"' for word in query.words))
             else:
+                # Words hold no % or _ (letters and digits only) for LIKE to misread.
                 for word in query.words:
                     clauses.append("(' ' || d.words || ' ') LIKE ?")
                     params.append(f"% {word} %")
@@ -362,16 +390,13 @@ class _SQLTx(Tx):
             "scope = excluded.scope, kind = excluded.kind, at = excluded.at, "
             "text = excluded.text, words = excluded.words"
         )
-        if self._postgres:
-            columns += ", tsv"
-            values += ", to_tsvector('simple', ?)"
-            params.append(doc.words)
-            updates += ", tsv = excluded.tsv"
         seq = self._rows(
             f"INSERT INTO mm_bank_docs ({columns}) VALUES ({values}) "
             f"ON CONFLICT (type, id) DO UPDATE SET {updates} RETURNING seq",
             params,
         )[0][0]
+        if self._postgres:
+            self._cur.execute(f"UPDATE mm_bank_docs SET tsv = {_TSV} WHERE seq = ?", (seq,))
         if self._fts5:
             self._cur.execute("DELETE FROM mm_bank_fts WHERE rowid = ?", (seq,))
             self._cur.execute(
