@@ -267,3 +267,17 @@ def test_merged_snapshots_rank_below_those_already_matched(store_url, stores):
     key = source.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     [first] = target.tree(key).root.children
     assert [b"#c" in k or b"#d" in k for k in first.pre] == [True, True]
+
+
+def test_removing_a_step_takes_what_was_recorded_below_it_since_it_was_chosen(store_url, stores):
+    world: dict = {}
+    engine = signup_engine(stores.open(store_url), world)
+    signup(engine, "Ann")
+    key = engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
+    tree = engine.store.tree(key)
+    greeting = next(n for n in tree if n.step and b"greeting" in n.step.call)
+    doomed = tree.subtrees([greeting.id])  # chosen, as `muscle-mem prune` chooses...
+    world.update(ok="#moved", answer="sure")
+    assert signup(engine, "Bo").status == "handoff"  # ...then a branch grows under it
+    engine.store.remove(key, doomed)
+    assert reopened(stores, store_url, engine).tasks() == []  # no row hangs from nothing

@@ -276,9 +276,11 @@ class SQLStore(Store):
             cur.execute(
                 "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?", (task_key,)
             )
-            cur.execute("SELECT id FROM mm_nodes WHERE task_key = ?", (task_key,))
-            present = {row[0] for row in cur.fetchall()}
-            doomed = sorted(present if nodes is None else present & set(nodes))
+            cur.execute("SELECT id, parent FROM mm_nodes WHERE task_key = ?", (task_key,))
+            parents = dict(cur.fetchall())
+            # With what was recorded below them since the caller chose them: a branch
+            # added meanwhile must not stay behind, hanging from nothing.
+            doomed = sorted(_below(parents, parents if nodes is None else set(nodes)))
             for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
                 chunk = doomed[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
@@ -636,6 +638,21 @@ def _is_structural(update: Update) -> bool:
     if update.after is not None:
         return True
     return any(m.replaces for m in update.matched)
+
+
+def _below(parents: dict[str, str], roots: Collection[str]) -> set[str]:
+    """The ids among ``parents`` (node -> parent) that are in ``roots`` or under one."""
+    children: dict[str, list[str]] = {}
+    for nid, parent in parents.items():
+        children.setdefault(parent, []).append(nid)
+    found: set[str] = set()
+    stack = [nid for nid in roots if nid in parents]
+    while stack:
+        nid = stack.pop()
+        if nid not in found:
+            found.add(nid)
+            stack.extend(children.get(nid, ()))
+    return found
 
 
 def _present(cur: Cursor, task_key: str, nid: str) -> bool:
