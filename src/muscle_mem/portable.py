@@ -19,12 +19,12 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import MuscleMemError
-from .models import Step
+from .models import Step, TaskInfo
 from .store.base import Store
 from .store.signing import secret_key, sign_node, sign_snapshot, valid
 from .trie import Tree, node_id
@@ -50,20 +50,19 @@ class Imported:
 
 def export_lines(
     store: Store,
-    task_keys: Iterable[str] | None = None,
+    tasks: Sequence[TaskInfo] | None = None,
     *,
     secret: str | bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[str]:
-    """The store's trees (or those of ``task_keys``) as lines of JSON, without newlines.
+    """The store's trees (or those of ``tasks``, from ``store.tasks()``) as lines of
+    JSON, without newlines.
 
     With ``secret``, every row is signed, so that an importer holding it can verify them.
     """
     key = secret_key(secret)
-    tasks = store.tasks()
-    if task_keys is not None:
-        wanted = set(task_keys)
-        tasks = [info for info in tasks if info.task_key in wanted]
+    if tasks is None:
+        tasks = store.tasks()
     yield json.dumps({"format": _HEADER, "version": FORMAT, "signed": key is not None})
     for done, info in enumerate(tasks, 1):
         task = info.task_key

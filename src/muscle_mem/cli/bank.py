@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from typing import Any
 
-from .common import Command, UsageError, duration, open_for, output, read_input, wants_json
+from .common import Command, UsageError, age_ago, open_for, output, read_input, wants_json
 from .output import clip, dump, iso, table
 
 
@@ -32,7 +31,7 @@ def add_commands(command: Command) -> None:
     recall.add_argument(
         "--type", choices=["learning", "decision", "action", "snapshot"], help="only these"
     )
-    recall.add_argument("--since", type=duration, metavar="AGE", help="only of the last AGE")
+    recall.add_argument("--since", type=age_ago, metavar="AGE", help="only of the last AGE")
     recall.add_argument("-n", "--limit", type=int, default=20, help="how many (20)")
     recall.add_argument("--offset", type=int, default=0, help="skip this many (for pages)")
     recall.add_argument("--all", action="store_true", help="superseded learnings too")
@@ -67,7 +66,7 @@ def _recall(args: argparse.Namespace) -> int:
     found = _bank(args).recall(
         scope=args.scope,
         kind=args.kind,
-        since=time.time() - args.since if args.since is not None else None,
+        since=args.since,
         text=args.text,
         limit=args.limit,
         offset=args.offset,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +20,7 @@ from .common import (
     Command,
     Failed,
     UsageError,
-    duration,
+    age_ago,
     open_for,
     output,
     read_input,
@@ -33,7 +32,7 @@ from .output import TASK_PREFIX, Progress, ago, clip, dump, iso, seconds, short,
 def add_commands(command: Command) -> None:
     stats = command("stats", _stats, "hit rate, divergences and what the cache saved")
     stats.add_argument(
-        "--since", type=duration, metavar="AGE", help="only runs of the last AGE (7d, 12h)"
+        "--since", type=age_ago, metavar="AGE", help="only runs of the last AGE (7d, 12h)"
     )
     stats.add_argument("--tag", action="append", default=[], help="only runs with this tag")
 
@@ -45,7 +44,7 @@ def add_commands(command: Command) -> None:
     runs = command("runs", _runs, "the run log, newest first")
     runs.add_argument("--status", choices=["hit", "miss", "handoff", "error"])
     runs.add_argument("--tag", action="append", default=[], help="only runs with this tag")
-    runs.add_argument("--since", type=duration, metavar="AGE", help="only runs of the last AGE")
+    runs.add_argument("--since", type=age_ago, metavar="AGE", help="only runs of the last AGE")
     runs.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20, 0: all)")
 
     rm = command("rm", _rm, "forget task keys")
@@ -54,7 +53,7 @@ def add_commands(command: Command) -> None:
 
     prune = command("prune", _prune, "forget steps that are unused or failing")
     prune.add_argument(
-        "--unused-for", type=duration, metavar="AGE", help="steps unused for AGE (30d)"
+        "--unused-for", type=age_ago, metavar="AGE", help="steps unused for AGE (30d)"
     )
     prune.add_argument(
         "--failing",
@@ -89,12 +88,14 @@ def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
 
 def _stats(args: argparse.Namespace) -> int:
     store = open_for(args)
-    since = time.time() - args.since if args.since is not None else None
-    figures = compute(store.runs(since=since), tags=args.tag)
+    figures = compute(store.runs(since=args.since), tags=args.tag)
     if wants_json(args):
         return dump(figures.to_dict())
     if not figures.tasks:
-        print("no runs" + (" in that window" if since or args.tag else " recorded yet"))
+        print(
+            "no runs"
+            + (" in that window" if args.since is not None or args.tag else " recorded yet")
+        )
         return 0
     rows = [_stats_row(task) for task in (*figures.tasks, figures.total)]
     table(
@@ -240,8 +241,7 @@ def _value(value: Any) -> str:
 def _runs(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")
-    since = time.time() - args.since if args.since is not None else None
-    newest_first = sorted(open_for(args).runs(since=since), key=lambda r: -r.started_at)
+    newest_first = sorted(open_for(args).runs(since=args.since), key=lambda r: -r.started_at)
     log = [
         run
         for run in newest_first
@@ -301,7 +301,7 @@ Plan = list[tuple[str, "set[str] | None", int, str]]
 
 def _rm(args: argparse.Namespace) -> int:
     store = open_for(args)
-    named = {info.task_key for info in _resolve(store, args.keys)}
+    named = {t.task_key: t for t in _resolve(store, args.keys)}  # a key named twice, once
     plan: Plan = [
         (
             t.task_key,
@@ -310,8 +310,7 @@ def _rm(args: argparse.Namespace) -> int:
             f"{short(t.task_key)} ({','.join(t.tags) or 'no tags'}): "
             f"{t.nodes} steps, {t.paths} paths",
         )
-        for t in store.tasks()
-        if t.task_key in named
+        for t in named.values()
     ]
     return _remove(args, store, plan)
 
@@ -320,7 +319,7 @@ def _prune(args: argparse.Namespace) -> int:
     if args.unused_for is None and not args.failing:
         raise UsageError("say what to prune: --unused-for 30d, --failing, or both")
     store = open_for(args)
-    cutoff = time.time() - args.unused_for if args.unused_for is not None else None
+    cutoff = args.unused_for
     plan: Plan = []
     tasks = store.tasks()
     progress = Progress("reading", len(tasks))
@@ -395,12 +394,12 @@ def _confirm_options(parser: argparse.ArgumentParser) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     store = open_for(args)
-    keys = [t.task_key for t in _resolve(store, args.keys)] if args.keys else None
-    progress = Progress("exporting", len(keys) if keys is not None else len(store.tasks()))
+    tasks = _resolve(store, args.keys) if args.keys else store.tasks()
+    progress = Progress("exporting", len(tasks))
     secret = os.environ.get(SECRET_VAR) or None
     with output(args.output) as out:
         for line in export_lines(
-            store, keys, secret=secret, progress=lambda done, _: progress.step()
+            store, tasks, secret=secret, progress=lambda done, _: progress.step()
         ):
             out.write(line + "\n")
     progress.done()

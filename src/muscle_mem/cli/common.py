@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -29,11 +30,12 @@ class Failed(Exception):
     """The command ran but could not do what was asked: exit code 1."""
 
 
-def duration(text: str) -> float:
+def age_ago(text: str) -> float:
+    """An age (30d, 12h, 15m, 2w) read as the moment that long ago, in epoch seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not an age: write 30d, 12h, 15m or 2w")
-    return float(match[1]) * _UNITS[match[2]]
+    return time.time() - float(match[1]) * _UNITS[match[2]]
 
 
 def store_url(args: argparse.Namespace) -> str:
