@@ -244,36 +244,27 @@ class _SQLTx(Tx):
         return [_entity(row) for row in rows]
 
     def snapshots(self, refs: Sequence[str] | None) -> list[Snapshot]:
-        where, params = _among("entity", refs)
-        rows = (
-            self._rows(f"{_SNAPSHOT}{where} ORDER BY at, seq", params) if where is not None else []
-        )
-        return [_snapshot(row) for row in rows]
+        return [_snapshot(r) for r in self._among(_SNAPSHOT, "entity", refs, "at, seq")]
 
     def actions(self, refs: Sequence[str] | None) -> list[Action]:
-        where, params = _among("a.entity", refs)
-        rows = (
-            self._rows(f"{_ACTION}{where} ORDER BY a.at, a.seq", params)
-            if where is not None
-            else []
-        )
-        return [_action(row) for row in rows]
+        return [_action(r) for r in self._among(_ACTION, "a.entity", refs, "a.at, a.seq")]
 
     def learnings(self, scopes: Sequence[str] | None) -> list[Learning]:
-        where, params = _among("l.scope", scopes)
-        rows = (
-            self._rows(f"{_LEARNING}{where} ORDER BY l.at, l.seq", params)
-            if where is not None
-            else []
-        )
-        return [_learning(row) for row in rows]
+        return [_learning(r) for r in self._among(_LEARNING, "l.scope", scopes, "l.at, l.seq")]
 
     def decisions(self, scopes: Sequence[str] | None) -> list[Decision]:
-        where, params = _among("scope", scopes)
-        rows = (
-            self._rows(f"{_DECISION}{where} ORDER BY at, seq", params) if where is not None else []
-        )
-        return [_decision(row) for row in rows]
+        return [_decision(r) for r in self._among(_DECISION, "scope", scopes, "at, seq")]
+
+    def _among(
+        self, select: str, column: str, values: Sequence[str] | None, order: str
+    ) -> list[Any]:
+        """The rows of ``select`` whose ``column`` is one of ``values`` (None: any)."""
+        if values is None:
+            return self._rows(f"{select} ORDER BY {order}")
+        if not values:
+            return []  # what SQL's ``IN ()`` cannot say
+        marks = ", ".join("?" * len(values))
+        return self._rows(f"{select} WHERE {column} IN ({marks}) ORDER BY {order}", values)
 
     def record(self, type: str, id: str) -> Record | None:
         readers: dict[str, tuple[str, Callable[[Any], Record]]] = {
@@ -402,16 +393,6 @@ class _SQLTx(Tx):
             self._cur.execute(
                 "INSERT INTO mm_bank_fts (rowid, words) VALUES (?, ?)", (seq, doc.words)
             )
-
-
-def _among(column: str, values: Sequence[str] | None) -> tuple[str | None, list[str]]:
-    """A WHERE clause keeping rows whose column is one of ``values`` (None: any);
-    None for no values at all, which SQL's ``IN ()`` cannot say."""
-    if values is None:
-        return "", []
-    if not values:
-        return None, []
-    return f" WHERE {column} IN ({', '.join('?' * len(values))})", list(values)
 
 
 def _json(value: Any) -> str:
