@@ -270,6 +270,30 @@ def script(*args, store=None, cwd=None, stdin=None, env=None, **extra):
     )
 
 
+def piped(exporting, importing, store):
+    """``muscle-mem EXPORTING | muscle-mem IMPORTING`` through the installed script, both
+    with ``$MUSCLE_MEM_STORE=store``: (the exporter's stderr, the importer's run)."""
+    exporter = subprocess.Popen(
+        [SCRIPT, *exporting],
+        env=script_env(store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    importer = subprocess.run(
+        [SCRIPT, *importing],
+        env=script_env(store),  # a --store among IMPORTING wins over $MUSCLE_MEM_STORE
+        stdin=exporter.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    exporter.stdout.close()
+    export_err = exporter.stderr.read()
+    exporter.stderr.close()
+    assert exporter.wait(timeout=60) == 0, export_err
+    return export_err, importer
+
+
 def same(cli_value, api_value, where="stats"):
     """The CLI's JSON figures equal the API's, floats within rounding."""
     if isinstance(api_value, dict):
@@ -829,24 +853,7 @@ def test_export_some_keys_to_a_file(recorded, url, tmp_path, capsys):
 
 @both_kinds
 def test_export_piped_into_import_between_two_stores_with_the_script(recorded, url, server):
-    exporter = subprocess.Popen(
-        [SCRIPT, "export"],
-        env=script_env(url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    importer = subprocess.run(
-        [SCRIPT, "import", "-", "--store", server],
-        env=script_env(url),  # --store wins over $MUSCLE_MEM_STORE
-        stdin=exporter.stdout,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    exporter.stdout.close()
-    export_err = exporter.stderr.read()
-    exporter.stderr.close()
-    assert exporter.wait(timeout=60) == 0, export_err
+    export_err, importer = piped(["export"], ["import", "-", "--store", server], url)
     assert importer.returncode == 0, importer.stderr
     assert export_err == b"" and importer.stderr == ""  # no progress bar into a pipe
     assert importer.stdout.startswith("imported 2 task keys: 4 new steps and 3 new snapshots")

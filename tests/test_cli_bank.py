@@ -24,7 +24,7 @@ from muscle_mem import Engine
 from muscle_mem.bank import MemoryBank
 from muscle_mem.cli import common as cli_common
 from muscle_mem.cli import main
-from test_cli import cli, cli_json
+from test_cli import cli, cli_json, piped
 
 ONE_STORE = True  # stores are chosen test by test here
 
@@ -553,24 +553,9 @@ def test_brief_from_the_installed_script(filled, url):
 @sqlite_only  # into PostgreSQL
 def test_export_piped_into_import_between_two_stores_with_the_script(filled, url, others):
     target = others.url()
-    exporter = subprocess.Popen(
-        [SCRIPT, "bank", "export"],
-        env=script_env(url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    export_err, importer = piped(
+        ["bank", "export"], ["bank", "import", "-", "--store", target], url
     )
-    importer = subprocess.run(
-        [SCRIPT, "bank", "import", "-", "--store", target],
-        env=script_env(url),  # --store wins over $MUSCLE_MEM_STORE
-        stdin=exporter.stdout,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    exporter.stdout.close()
-    export_err = exporter.stderr.read()
-    exporter.stderr.close()
-    assert exporter.wait(timeout=60) == 0, export_err
     assert (importer.returncode, importer.stderr, export_err) == (0, "", b""), importer.stderr
     assert importer.stdout.startswith("imported: 3 entities, 2 snapshots, 1 actions")
     assert exported(MemoryBank(others.open(target))) == exported(filled)
