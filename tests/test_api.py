@@ -36,3 +36,42 @@ def test_errors_share_one_root_and_misuse_errors_are_builtin_kinds():
         muscle_mem.DivergenceError,
     ):
         assert issubclass(error, muscle_mem.MuscleMemError)
+
+
+def _subclasses(root: type) -> set[type]:
+    found = set()
+    stack = [root]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub.__module__.startswith("muscle_mem") and sub not in found:
+                found.add(sub)
+                stack.append(sub)
+    return found
+
+
+def test_every_error_and_warning_class_is_exported_from_the_top_and_errors():
+    import muscle_mem.bank  # every module that could define one is loaded
+    import muscle_mem.cli
+    import muscle_mem.errors
+    import muscle_mem.portable
+    import muscle_mem.store.sql
+
+    classes = _subclasses(muscle_mem.MuscleMemError) | _subclasses(muscle_mem.MuscleMemWarning)
+    assert classes, "the roots have subclasses"
+    for cls in classes | {muscle_mem.MuscleMemError, muscle_mem.MuscleMemWarning}:
+        assert cls.__module__ == "muscle_mem.errors", cls
+        assert getattr(muscle_mem, cls.__name__) is cls
+        assert cls.__name__ in muscle_mem.errors.__all__
+        assert cls.__name__ in muscle_mem.errors.__doc__, f"{cls.__name__} is not in the tree"
+
+
+def test_one_status_vocabulary():
+    assert [s.value for s in muscle_mem.Status] == ["hit", "miss", "handoff", "error"]
+    assert muscle_mem.Status.HIT == "hit" and f"{muscle_mem.Status.MISS:>5}" == " miss"
+    assert str(muscle_mem.Status.HANDOFF) == "handoff"
+
+
+def test_the_package_is_typed():
+    from importlib.resources import files
+
+    assert files("muscle_mem").joinpath("py.typed").is_file()

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import muscle_mem
 from muscle_mem import Check, Engine
-from muscle_mem.codec import DecodeError, decode, encode
+from muscle_mem.codec import decode, encode
+from muscle_mem.errors import DecodeError
 
 
 class Color(enum.Enum):

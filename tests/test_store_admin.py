@@ -12,8 +12,9 @@ import pytest
 
 import muscle_mem
 from muscle_mem import Check, Engine
+from muscle_mem.errors import ExportFormatError
 from muscle_mem.models import RunRecord
-from muscle_mem.portable import ExportFormatError, export_lines, import_into, read_export
+from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.stats import compute
 from muscle_mem.trie import Update
 

@@ -15,9 +15,9 @@ import pytest
 import muscle_mem
 from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
 from muscle_mem.codec import decode
-from muscle_mem.errors import StoreError
+from muscle_mem.errors import IntegrityWarning, StoreError
 from muscle_mem.store import open_store
-from muscle_mem.store.sql import SCHEMA_VERSION, IntegrityWarning, SQLStore
+from muscle_mem.store.sql import SCHEMA_VERSION, SQLStore
 
 
 @pytest.fixture

@@ -10,8 +10,22 @@ import typing as _typing
 
 from .checks import Check
 from .engine import Engine, OnDivergence
-from .errors import ConfigurationError, DivergenceError, EncodeError, MuscleMemError
-from .models import ExecutedStep, Handoff, Outcome
+from .errors import (
+    BankError,
+    BankImportError,
+    ConfigurationError,
+    DecodeError,
+    DivergenceError,
+    EncodeError,
+    ExportFormatError,
+    IntegrityWarning,
+    MuscleMemError,
+    MuscleMemWarning,
+    StoreError,
+    UnknownEntityError,
+    UnknownRecordError,
+)
+from .models import ExecutedStep, Handoff, Outcome, Status
 from .recording import handoff, report_usage
 from .store import MemoryStore, Store
 
@@ -19,31 +33,40 @@ __version__ = "0.2.0"
 
 __all__ = [
     "BankError",
+    "BankImportError",
     "Check",
     "ConfigurationError",
+    "DecodeError",
     "DivergenceError",
     "EncodeError",
     "Engine",
     "Entity",
     "ExecutedStep",
+    "ExportFormatError",
     "Handoff",
+    "IntegrityWarning",
     "MemoryBank",
     "MemoryStore",
     "MuscleMemError",
+    "MuscleMemWarning",
     "OnDivergence",
     "Outcome",
+    "Status",
     "Store",
+    "StoreError",
+    "UnknownEntityError",
+    "UnknownRecordError",
     "__version__",
     "handoff",
     "report_usage",
 ]
 
 if _typing.TYPE_CHECKING:
-    from .bank import BankError, Entity, MemoryBank
+    from .bank import Entity, MemoryBank
 
 # The memory bank is imported on first use: an agent that only replays its cache does
 # not pay for loading it.
-_BANK_NAMES = ("BankError", "Entity", "MemoryBank")
+_BANK_NAMES = ("Entity", "MemoryBank")
 
 
 def __getattr__(name: str) -> _typing.Any:

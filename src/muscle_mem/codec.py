@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import EncodeError, MuscleMemError
+from .errors import DecodeError, EncodeError
 from .models import Param, Redacted, Text
 
 # Why msgspec: the tagged tree above is what makes the encoding canonical and
@@ -51,10 +51,6 @@ _encoder = msgspec.json.Encoder(order="deterministic")
 _decoder = msgspec.json.Decoder()
 
 _PLAIN = (str, int, bool, type(None))
-
-
-class DecodeError(MuscleMemError, ValueError):
-    """Stored bytes that cannot be turned back into a value in this process."""
 
 
 def encode(value: Any, where: str = "value") -> bytes:

@@ -15,7 +15,7 @@ from typing import Any, overload
 from .checks import Check
 from .codec import encode
 from .errors import ConfigurationError, DivergenceError, EncodeError
-from .models import Outcome, RunRecord, Status
+from .models import TASK_KEY_PREFIX, Outcome, RunRecord, Status
 from .recording import Run, Templater, current_handoff, current_run, inside_tool
 from .replay import Replay
 from .stats import Stats, compute
@@ -65,6 +65,7 @@ class Engine:
         secret: str | bytes | None = None,
     ) -> None:
         self.store = open_store(store, secret=secret)
+        self._owns_store = not isinstance(store, Store)
         self.match_task = match_task
         self.on_divergence = OnDivergence.parse(on_divergence)
         self._agent: Callable[..., Any] | None = None
@@ -76,6 +77,18 @@ class Engine:
             f"Engine(store={self.store!r}, tools={len(self._tools)}, "
             f"on_divergence={self.on_divergence.value!r})"
         )
+
+    def close(self) -> None:
+        """Close the store if the engine opened it (from a URL, a path or
+        ``$MUSCLE_MEM_STORE``); a :class:`Store` passed in stays open for its owner."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- building ------------------------------------------------------------------
 
@@ -262,7 +275,7 @@ class Engine:
             else:
                 replay.done(result)
         if replay.hit:
-            return session.finish("hit")
+            return session.finish(Status.HIT)
         agent = session.enter_agent()
         try:
             result = agent(*args, **kwargs)
@@ -299,7 +312,7 @@ class Engine:
             else:
                 replay.done(result)
         if replay.hit:
-            return session.finish("hit")
+            return session.finish(Status.HIT)
         agent = session.enter_agent()
         try:
             result = agent(*args, **kwargs)
@@ -411,7 +424,7 @@ def _task_key(
             f"{error} They make the cache key; pass such objects to the agent another way "
             "(a closure or engine.set_context) or use Engine(match_task=False)."
         ) from None
-    return "task1:" + hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    return TASK_KEY_PREFIX + hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 class _Session:
@@ -465,18 +478,18 @@ class _Session:
         current_run.reset(run_token)
 
     def agent_status(self) -> Status:
-        return "handoff" if self.replay.diverged else "miss"
+        return Status.HANDOFF if self.replay.diverged else Status.MISS
 
     def finish(self, status: Status, result: Any = None) -> Outcome:
         """Commit what the run learned and log it; the agent (if any) succeeded."""
         replay, update, calls = self.replay, self.replay.update, self.run.calls
-        handed_over = status == "handoff" and self.policy is OnDivergence.HANDOFF
+        handed_over = status is Status.HANDOFF and self.policy is OnDivergence.HANDOFF
         if handed_over and (calls or replay.replayed):
             # The replayed prefix and what the agent did after it form one trajectory.
             update.after, update.calls = replay.node.id, calls
         else:
             update.learned.clear()  # snapshots are learned only along a handed-over path
-            if status != "hit" and calls:  # a miss, or a restart: a path of its own
+            if status is not Status.HIT and calls:  # a miss, or a restart: a path of its own
                 update.after, update.calls = replay.tree.root.id, calls
         recorded = len(update.calls) if update.after is not None else 0
         return self._log(status, update, result, recorded)
@@ -486,11 +499,11 @@ class _Session:
         update = self.replay.update
         update.learned.clear()
         reason = self.replay.reason if isinstance(error, DivergenceError) else repr(error)
-        self._log("error", update, None, 0, reason)
+        self._log(Status.ERROR, update, None, 0, reason)
 
     def _log(
         self,
-        status: str,
+        status: Status,
         update: Update,
         result: Any,
         recorded: int,
@@ -513,7 +526,7 @@ class _Session:
             duration_s=duration,
             tokens=self.run.tokens,
             cost=self.run.cost,
-            path=_path_end(update, replay) if status != "error" else None,
+            path=_path_end(update, replay) if status is not Status.ERROR else None,
             about=self.about,
         )
         self.engine.store.commit(update, record)
@@ -527,7 +540,7 @@ class _Session:
             f" ({reason})" if reason else "",
         )
         return Outcome(
-            status=status,  # type: ignore[arg-type]  # "error" never reaches an Outcome
+            status=status,
             result=result,
             replayed=replay.replayed,
             diverged_at=diverged_at,

@@ -1,13 +1,23 @@
-"""Every error muscle-mem raises on purpose.
+"""Every error and warning muscle-mem raises or emits on purpose, all exported.
 
     MuscleMemError
-    ├── ConfigurationError (also ValueError)   the engine or a tool is set up wrongly
+    ├── ConfigurationError (also ValueError)   the library is used wrongly: fix the call
     ├── EncodeError (also TypeError)           a value cannot be stored as data
+    ├── DecodeError (also ValueError)          stored bytes cannot be read in this process
     ├── DivergenceError                        replay stopped and on_divergence="raise"
-    └── StoreError                             a store can't be opened, read or written
+    ├── StoreError                             a store can't be opened, read or written
+    ├── ExportFormatError (also ValueError)    an import file that is not a muscle-mem export
+    └── BankError (also ValueError)            bad input to the memory bank: nothing stored
+        ├── UnknownRecordError (also LookupError)  no action or learning with that id
+        │   └── UnknownEntityError                 no entity with that ref
+        └── BankImportError                        a bank JSON document that can't be imported
 
-Misuse errors are also built-in ``TypeError``/``ValueError`` subclasses, so code that
-already catches those keeps working. Every message says what happened and how to fix it.
+    MuscleMemWarning (a UserWarning)
+    └── IntegrityWarning                       a stored row failed its signature: ignored
+
+Errors are also the built-in ``TypeError``/``ValueError``/``LookupError`` they resemble,
+so code that already catches those keeps working. Every message says what happened and
+how to fix it.
 """
 
 from __future__ import annotations
@@ -23,11 +33,15 @@ class MuscleMemError(Exception):
 
 
 class ConfigurationError(MuscleMemError, ValueError):
-    """The engine, a tool or a check is configured wrongly."""
+    """The engine, a tool, a check or a store is configured or called wrongly."""
 
 
 class EncodeError(MuscleMemError, TypeError):
     """A value cannot be encoded as data (arguments, snapshots and results must be)."""
+
+
+class DecodeError(MuscleMemError, ValueError):
+    """Stored bytes that cannot be turned back into a value in this process."""
 
 
 class DivergenceError(MuscleMemError):
@@ -49,3 +63,54 @@ class StoreError(MuscleMemError):
 
     Messages name the store's URL without its password.
     """
+
+
+class ExportFormatError(MuscleMemError, ValueError):
+    """An import file that is not a muscle-mem export, or a line of it that is broken."""
+
+
+class BankError(MuscleMemError, ValueError):
+    """Bad input to the memory bank; nothing was stored."""
+
+
+class UnknownRecordError(BankError, LookupError):
+    """An action or learning id the bank has no record of."""
+
+
+class UnknownEntityError(UnknownRecordError):
+    """An entity ref (``"kind:id"``) the bank has no record of."""
+
+
+class BankImportError(BankError):
+    """A JSON document that cannot be imported; ``path`` says where in it, e.g.
+    ``campaigns.sim_1.performance_snapshots[0].performance.ctr``."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
+class MuscleMemWarning(UserWarning):
+    """Root of every warning muscle-mem emits."""
+
+
+class IntegrityWarning(MuscleMemWarning):
+    """A stored row failed its signature check and was ignored."""
+
+
+__all__ = [
+    "BankError",
+    "BankImportError",
+    "ConfigurationError",
+    "DecodeError",
+    "DivergenceError",
+    "EncodeError",
+    "ExportFormatError",
+    "IntegrityWarning",
+    "MuscleMemError",
+    "MuscleMemWarning",
+    "StoreError",
+    "UnknownEntityError",
+    "UnknownRecordError",
+]

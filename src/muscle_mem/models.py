@@ -6,10 +6,27 @@ other module can depend on them.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
-Status = Literal["hit", "miss", "handoff"]
+TASK_KEY_PREFIX = "task1:"  # a task key's algorithm tag: "task1:" + blake2b-128 hex
+
+
+class Status(str, enum.Enum):
+    """What a run came to. An :class:`Outcome` is one of the first three; the run log
+    also keeps ``ERROR``, a run whose agent (or replay, under "raise") raised."""
+
+    HIT = "hit"  # replayed a whole recorded path
+    MISS = "miss"  # nothing ran from cache: the agent solved the task
+    HANDOFF = "handoff"  # replay ran or tried a step, then the agent took over
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -86,10 +103,10 @@ class Outcome:
 
     @property
     def hit(self) -> bool:
-        return self.status == "hit"
+        return self.status == Status.HIT
 
     def __bool__(self) -> bool:
-        return self.status == "hit"
+        return self.status == Status.HIT
 
 
 class RunRecord(NamedTuple):
@@ -102,7 +119,7 @@ class RunRecord(NamedTuple):
     task_key: str
     tags: tuple[str, ...]
     params: tuple[str, ...]  # names only: values may be secrets
-    status: str  # a Status, or "error" when the agent raised or replay raised
+    status: Status
     replayed: int
     recorded: int
     diverged_at: int | None

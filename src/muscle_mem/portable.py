@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MuscleMemError
+from .errors import ExportFormatError
 from .models import Step, TaskInfo
 from .store.base import Store
 from .store.signing import secret_key, sign_node, sign_snapshot, valid
@@ -31,10 +31,6 @@ from .trie import Tree, node_id
 
 FORMAT = 1
 _HEADER = "muscle-mem cache"
-
-
-class ExportFormatError(MuscleMemError, ValueError):
-    """An import file that is not a muscle-mem export, or a line of it that is broken."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .codec import encode
-from .errors import EncodeError
+from .errors import ConfigurationError, EncodeError
 from .models import Handoff, Param, Redacted, Step, Text
 
 if TYPE_CHECKING:
@@ -212,9 +212,13 @@ def report_usage(tokens: int = 0, cost: float = 0.0) -> None:
     run there is nothing to attach it to, and it does nothing.
     """
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-        raise ValueError(f"report_usage(tokens=...) takes a non-negative int, got {tokens!r}")
+        raise ConfigurationError(
+            f"report_usage(tokens=...) takes a non-negative int, got {tokens!r}"
+        )
     if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
-        raise ValueError(f"report_usage(cost=...) takes a non-negative number, got {cost!r}")
+        raise ConfigurationError(
+            f"report_usage(cost=...) takes a non-negative number, got {cost!r}"
+        )
     run = current_run.get()
     if run is not None:
         run.tokens += tokens

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import DecodeError, encode
-from .errors import EncodeError
+from .codec import encode
+from .errors import DecodeError, EncodeError
 from .models import ExecutedStep, Handoff
 from .recording import MissingParam, NotStored, Snapshot
 from .tools import Tool

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .models import RunRecord
+from .models import RunRecord, Status
 
 TOTAL = "total"
 
@@ -95,7 +95,7 @@ def compute(runs: Iterable[RunRecord], *, tags: Iterable[str] = ()) -> Stats:
 def _savings(runs: list[RunRecord]) -> tuple[float, int, float]:
     """Time, tokens and cost the hits among one task key's ``runs`` saved."""
     # A miss that recorded nothing (the agent called no tool) is never replayed.
-    misses = [run for run in runs if run.status == "miss" and run.path is not None]
+    misses = [run for run in runs if run.status == Status.MISS and run.path is not None]
     by_path: dict[str | None, list[RunRecord]] = defaultdict(list)
     for run in misses:
         by_path[run.path].append(run)
@@ -103,7 +103,7 @@ def _savings(runs: list[RunRecord]) -> tuple[float, int, float]:
     tokens_saved = 0
     for run in runs:
         baseline = by_path.get(run.path) or misses
-        if run.status != "hit" or not baseline:
+        if run.status != Status.HIT or not baseline:
             continue
         time_saved += _mean(r.duration_s for r in baseline) - run.duration_s
         tokens_saved += round(_mean(r.tokens for r in baseline)) - run.tokens
@@ -119,10 +119,10 @@ def _figures(task_key: str, runs: list[RunRecord], saved: tuple[float, int, floa
         task_key=task_key,
         tags=runs[-1].tags if runs and task_key != TOTAL else (),
         runs=len(runs),
-        hits=statuses["hit"],
-        misses=statuses["miss"],
-        handoffs=statuses["handoff"],
-        errors=statuses["error"],
+        hits=statuses[Status.HIT],
+        misses=statuses[Status.MISS],
+        handoffs=statuses[Status.HANDOFF],
+        errors=statuses[Status.ERROR],
         divergences=steps.total(),
         diverged_at=tuple(steps.most_common()),
         reasons=tuple(reasons.most_common(3)),

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Check
-from .codec import DecodeError, decode
+from .codec import decode
+from .errors import DecodeError
 from .models import Step
 from .recording import RecordedCall, Snapshot, has_params, resolve
 

@@ -9,8 +9,8 @@ bank.learn("brand:voyage", "creative_insight", "video beats image by 60%")
 print(bank.brief("brand:voyage"))
 """
 
+from ..errors import BankError, BankImportError, UnknownEntityError, UnknownRecordError
 from .bank import MemoryBank
-from .errors import BankError, BankImportError, UnknownEntityError, UnknownRecordError
 from .model import Action, Decision, Entity, Learning, Recalled, Snapshot, Trend
 
 __all__ = [

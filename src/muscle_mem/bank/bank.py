@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import BankError, ConfigurationError, UnknownEntityError, UnknownRecordError
 from ..models import RunRecord
 from ..store import Store, open_store
 from ..store.memory import MemoryStore
@@ -18,7 +18,6 @@ from . import ops, seed_json
 from . import validate as check
 from .backend import Backend, Query, Tx
 from .brief import Brief, render
-from .errors import BankError, UnknownEntityError, UnknownRecordError
 from .model import Action, Closing, Decision, Entity, Learning, Recalled, Snapshot, Trend
 from .text import words
 

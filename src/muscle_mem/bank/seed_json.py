@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from ..errors import BankError, BankImportError
 from . import ops
 from . import validate as check
 from .backend import Tx
-from .errors import BankError, BankImportError
 from .model import Action, Closing, Decision, Entity, Learning, Snapshot
 
 T = TypeVar("T")

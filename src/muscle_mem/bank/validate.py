@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import BankError
+from ..errors import BankError
 from .model import Impact
 
 # The furthest recall pages; beyond it SQLite's integers and PostgreSQL's bigint end.

@@ -18,9 +18,8 @@ from typing import Any
 
 from .. import __version__
 from ..demo import options as demo_options
-from ..errors import MuscleMemError
+from ..errors import IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from ..store.sql import IntegrityWarning
 from . import bank, cache
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError, open_for, store_url
 from .output import Progress

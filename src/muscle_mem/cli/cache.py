@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import MuscleMemError
+from ..errors import ExportFormatError, MuscleMemError
 from ..models import Param, Redacted, RunRecord, TaskInfo, Text
-from ..portable import ExportFormatError, export_lines, import_into, read_export
+from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
 from ..trie import Node, Tree

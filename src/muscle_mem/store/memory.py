@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Collection
 
+from ..errors import ConfigurationError
 from ..models import RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
 from .base import Store
@@ -21,9 +22,9 @@ class MemoryStore(Store):
 
     def __init__(self, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP, *, keep_runs: int = 1_000) -> None:
         if snapshot_cap < 1:
-            raise ValueError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
+            raise ConfigurationError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
         if keep_runs < 0:
-            raise ValueError(f"keep_runs must be 0 or more, got {keep_runs}")
+            raise ConfigurationError(f"keep_runs must be 0 or more, got {keep_runs}")
         self.snapshot_cap = snapshot_cap
         self._trees: dict[str, Tree] = {}
         self._tasks: dict[str, tuple[tuple[str, ...], float]] = {}  # tags, created at

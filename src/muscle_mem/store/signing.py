@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..models import Step
 
 
@@ -19,7 +20,7 @@ def secret_key(secret: str | bytes | None) -> bytes | None:
     if isinstance(secret, str):
         secret = secret.encode()
     if not isinstance(secret, bytes) or not secret:
-        raise ValueError("secret must be a non-empty str or bytes")
+        raise ConfigurationError("secret must be a non-empty str or bytes")
     return secret
 
 

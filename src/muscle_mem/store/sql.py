@@ -25,8 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from ..errors import StoreError
-from ..models import RunRecord, Step, TaskInfo
+from ..errors import ConfigurationError, IntegrityWarning, StoreError
+from ..models import RunRecord, Status, Step, TaskInfo
 from ..trie import (
     DEFAULT_SNAPSHOT_CAP,
     Matched,
@@ -117,10 +117,6 @@ _RUN_MARKS = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
 T = TypeVar("T")
 
 
-class IntegrityWarning(UserWarning):
-    """A stored row failed its signature check and was ignored."""
-
-
 class Cursor(Protocol):
     """The little a store needs from a DB-API cursor, with ``?`` placeholders."""
 
@@ -139,7 +135,7 @@ class SQLStore(Store):
 
     def __init__(self, url: str, snapshot_cap: int, secret: str | bytes | None) -> None:
         if snapshot_cap < 1:
-            raise ValueError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
+            raise ConfigurationError(f"snapshot_cap must be at least 1, got {snapshot_cap}")
         self.url = url
         self.snapshot_cap = snapshot_cap
         self._key = secret_key(secret)
@@ -459,7 +455,7 @@ class SQLStore(Store):
                 run.task_key,
                 json.dumps(list(run.tags)),
                 json.dumps(list(run.params)),
-                run.status,
+                str(run.status),
                 run.replayed,
                 run.recorded,
                 run.diverged_at,
@@ -679,7 +675,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         task_key=task_key,
         tags=tuple(json.loads(tags)),
         params=tuple(json.loads(params)),
-        status=status,
+        status=Status(status),
         replayed=replayed,
         recorded=recorded,
         diverged_at=diverged_at,
@@ -693,4 +689,4 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
     )
 
 
-__all__ = ["DEFAULT_SNAPSHOT_CAP", "IntegrityWarning", "SQLStore"]
+__all__ = ["DEFAULT_SNAPSHOT_CAP", "SQLStore"]
