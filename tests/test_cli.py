@@ -25,9 +25,9 @@ from muscle_mem import Check, Engine
 from muscle_mem.cli import Progress, main
 from muscle_mem.cli import common as cli_common
 from muscle_mem.codec import encode
-from muscle_mem.models import RunRecord, Step
+from muscle_mem.models import Changes, RunRecord, Step
 from muscle_mem.store import open_store
-from muscle_mem.trie import Tree, Update
+from muscle_mem.trie import Tree
 
 ONE_STORE = True  # stores are chosen test by test here
 
@@ -173,7 +173,7 @@ def add_old_runs(url):
             [("miss", 2.0, 500, 0.05), ("hit", 0.5, 0, 0.0)]
         ):
             store.commit(
-                Update(OLD_KEY),
+                Changes(OLD_KEY),
                 RunRecord(
                     task_key=OLD_KEY,
                     tags=("legacy",),

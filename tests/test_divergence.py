@@ -285,7 +285,7 @@ def test_raise_when_a_replayed_tool_raises_at_step_zero():
     env["broken"] = True
     with pytest.raises(DivergenceError) as info:
         engine("t")
-    assert (info.value.handoff.at, info.value.handoff.steps) == (0, [])
+    assert (info.value.handoff.at, info.value.handoff.steps) == (0, ())
     assert "RuntimeError: down" in info.value.handoff.reason
 
 

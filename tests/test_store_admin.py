@@ -13,10 +13,9 @@ import pytest
 import muscle_mem
 from muscle_mem import Check, Engine
 from muscle_mem.errors import ExportFormatError
-from muscle_mem.models import RunRecord
+from muscle_mem.models import Changes, RunRecord
 from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.stats import compute
-from muscle_mem.trie import Update
 
 
 def signup_engine(store, world, **options):
@@ -96,7 +95,7 @@ def test_removing_a_subtree_keeps_the_other_paths_replayable(store_url, stores):
     key = engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     tree = engine.store.tree(key)
     [moved] = [n for n in tree if n.step and b"sure" in n.step.call]
-    doomed = tree.subtrees([moved.id])
+    doomed = tree.removal_set([moved.id])
     assert doomed == {moved.id}  # its parent still leads to the other path
     engine.store.remove(key, doomed)
     assert signup(engine, "Cy").status == "handoff"  # the #moved path is gone: learned again
@@ -110,10 +109,10 @@ def test_a_subtree_takes_the_ancestors_that_would_end_nowhere(store_url, stores)
     key = engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     tree = engine.store.tree(key)
     name, greeting, ok = [n for n in tree if n.step]
-    assert tree.subtrees([ok.id]) == {name.id, greeting.id, ok.id}
+    assert tree.removal_set([ok.id]) == {name.id, greeting.id, ok.id}
     greeting.terminal = True  # had a trajectory ended there, it would stay
-    assert tree.subtrees([ok.id]) == {ok.id}
-    assert tree.subtrees([tree.root.id, "no such node"]) == set()
+    assert tree.removal_set([ok.id]) == {ok.id}
+    assert tree.removal_set([tree.root.id, "no such node"]) == set()
 
 
 def test_a_tree_moves_between_stores_and_merging_twice_adds_nothing(store_url, stores):
@@ -228,7 +227,7 @@ def test_stats_to_dict_carries_the_rates(store_url, stores):
     signup(engine, "Bo")
     data = engine.stats().to_dict()
     assert data["total"]["hit_rate"] == 0.5 and data["tasks"][0]["tags"] == ("signup",)
-    engine.store.commit(Update("old"), _record(None, "miss", 1.0, 0, started_at=5.0, task="old"))
+    engine.store.commit(Changes("old"), _record(None, "miss", 1.0, 0, started_at=5.0, task="old"))
     assert [t.task_key for t in engine.stats(since=time.time() - 60).tasks] == [
         engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     ]
@@ -277,7 +276,7 @@ def test_removing_a_step_takes_what_was_recorded_below_it_since_it_was_chosen(st
     key = engine.task_key("sign up", "x", params={"name": "x"}, tags=["signup"])
     tree = engine.store.tree(key)
     greeting = next(n for n in tree if n.step and b"greeting" in n.step.call)
-    doomed = tree.subtrees([greeting.id])  # chosen, as `muscle-mem prune` chooses...
+    doomed = tree.removal_set([greeting.id])  # chosen, as `muscle-mem prune` chooses...
     world.update(ok="#moved", answer="sure")
     assert signup(engine, "Bo").status == "handoff"  # ...then a branch grows under it
     engine.store.remove(key, doomed)

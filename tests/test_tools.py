@@ -517,3 +517,29 @@ def test_sensitive_names_are_read_once_and_checked(engine):
         @engine.function(sensitive=["pwd"])
         def other(password):
             pass
+
+
+def test_fingerprints_do_not_keep_a_tool_or_its_closure_alive():
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    refs = []
+
+    def make() -> None:
+        engine = Engine()
+        big = Big()
+        refs.append(weakref.ref(big))
+
+        @engine.function(pre_check=Check(lambda: big))
+        def tool() -> None:
+            return None
+
+        engine.close()
+
+    for _ in range(20):
+        make()
+    gc.collect()
+    assert sum(ref() is not None for ref in refs) == 0

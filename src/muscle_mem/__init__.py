@@ -9,7 +9,7 @@ import logging
 import typing as _typing
 
 from .checks import Check
-from .engine import Engine, OnDivergence
+from .engine import Engine
 from .errors import (
     BankError,
     BankImportError,
@@ -25,7 +25,7 @@ from .errors import (
     UnknownEntityError,
     UnknownRecordError,
 )
-from .models import ExecutedStep, Handoff, Outcome, Status
+from .models import ExecutedStep, Handoff, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
 from .store import MemoryStore, Store
 

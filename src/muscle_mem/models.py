@@ -1,14 +1,17 @@
-"""The data model: what a step, a replayed call, a handoff and an outcome are.
+"""The data model: every value that crosses a module boundary.
 
-Small frozen dataclasses that import nothing from the engine or the stores, so every
-other module can depend on them.
+What a step is and how its node is named, what a run recorded and matched, the one
+change set a run hands its store, and what the user gets back (an outcome, a handoff).
+Small immutable values that import nothing else of muscle-mem (errors.py, one layer up,
+names :class:`Handoff`), so every other module can depend on them.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, NamedTuple
 
 TASK_KEY_PREFIX = "task1:"  # a task key's algorithm tag: "task1:" + blake2b-128 hex
 
@@ -27,6 +30,14 @@ class Status(str, enum.Enum):
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
+
+
+class OnDivergence(str, enum.Enum):
+    """What the engine does when replay cannot go on after it has started."""
+
+    HANDOFF = "handoff"  # the agent carries on from where replay stopped
+    RESTART = "restart"  # the agent starts the task over
+    RAISE = "raise"  # raise DivergenceError
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,144 @@ class Step:
     call: bytes
 
 
+def _digest(*parts: bytes) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
+        h.update(part)
+    return h.hexdigest()
+
+
+def root_id(task_key: str) -> str:
+    """The id of a task key's root node."""
+    return _digest(b"root", task_key.encode())
+
+
+def node_id(parent_id: str, step: Step) -> str:
+    """A node's id: a hash of its parent's id and its step, so equal paths share nodes."""
+    return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), step.call)
+
+
+Which = Literal["pre", "post"]  # a node's two check slots
+WHICH: tuple[Which, ...] = ("pre", "post")
+
+
+class Snapshot(NamedTuple):
+    """A check's capture: its canonical encoding (its identity) and the value itself."""
+
+    key: bytes
+    value: Any
+
+
+class RecordedCall(NamedTuple):
+    """A tool call the agent made during a run, with the environment around it."""
+
+    step: Step
+    pre: Snapshot | None
+    post: Snapshot | None
+
+
+class Matched(NamedTuple):
+    """A check that passed during replay: the stored snapshot it matched (``key``) and
+    the capture taken now (``fresh``); with ``learn`` the fresh one replaces it."""
+
+    node: str
+    which: Which
+    key: bytes
+    fresh: Snapshot
+    learn: bool
+
+    @property
+    def replaces(self) -> bool:
+        """Whether refreshing puts the fresh capture in the matched snapshot's place."""
+        return self.learn and self.fresh.key != self.key
+
+
+class Learned(NamedTuple):
+    """A snapshot added to a replayed node: a check failed on an environment the agent
+    then handled from there."""
+
+    node: str
+    which: Which
+    snapshot: Snapshot
+
+
+class PathStep(NamedTuple):
+    """A node of a newly recorded path: its id, computed once, its parent and its call."""
+
+    id: str
+    parent: str
+    call: RecordedCall
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Everything one run changes in its task key's tree: the one value a store applies,
+    in one transaction, alongside the run's :class:`RunRecord`.
+
+    - ``matched``: snapshots replay matched. Each moves up its node's least-recently-used
+      order, or is replaced by the fresh capture when its check learns. Never added.
+    - ``executed``: nodes replay ran; each counts a hit and is marked used now.
+    - ``failed``: nodes whose check or tool failed where replay stopped; each counts a
+      failure.
+    - ``path``: the calls the agent made, as nodes hanging from ``graft_at`` (the root
+      for a miss, the last replayed node for a handoff), each with its snapshots. Node
+      ids hash their content, so storing a path that exists already changes nothing.
+      The path's last node (``graft_at`` itself when the agent made no call) becomes
+      a recorded end.
+    - ``learned``: snapshots added to replayed nodes, only along a recorded path.
+
+    Counting a hit on a node, or refreshing a snapshot, that another writer removed
+    meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a
+    store drops it (see :meth:`without_path`) rather than keep it unreachable.
+    """
+
+    task_key: str
+    matched: tuple[Matched, ...] = ()
+    executed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    graft_at: str | None = None
+    path: tuple[PathStep, ...] = ()
+    learned: tuple[Learned, ...] = ()
+
+    @classmethod
+    def of_run(
+        cls,
+        task_key: str,
+        *,
+        matched: tuple[Matched, ...] = (),
+        executed: tuple[str, ...] = (),
+        failed: tuple[str, ...] = (),
+        graft_at: str | None = None,
+        calls: tuple[RecordedCall, ...] = (),
+        learned: tuple[Learned, ...] = (),
+    ) -> Changes:
+        """The change set of a run that recorded ``calls`` after ``graft_at`` (if any)."""
+        path = []
+        parent = graft_at
+        if parent is not None:
+            for call in calls:
+                nid = node_id(parent, call.step)
+                path.append(PathStep(nid, parent, call))
+                parent = nid
+        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned)
+
+    @property
+    def end(self) -> str | None:
+        """The node where the recorded path ends, if the run recorded one."""
+        return self.path[-1].id if self.path else self.graft_at
+
+    @property
+    def structural(self) -> bool:
+        """Whether another process's replay could see a difference after these changes
+        (a new node, a new or replaced snapshot), rather than counts and times alone."""
+        return self.graft_at is not None or any(m.replaces for m in self.matched)
+
+    def without_path(self) -> Changes:
+        """These changes with nothing recorded: for a store whose ``graft_at`` is gone."""
+        return replace(self, graft_at=None, path=(), learned=())
+
+
 @dataclass(frozen=True)
 class ExecutedStep:
     """A tool call the engine replayed from cache, with its real arguments and result."""
@@ -82,7 +231,7 @@ class Handoff:
     where replay stopped, ``reason`` why.
     """
 
-    steps: list[ExecutedStep]
+    steps: tuple[ExecutedStep, ...]
     at: int
     reason: str
 

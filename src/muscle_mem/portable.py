@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ExportFormatError
-from .models import Step, TaskInfo
+from .models import WHICH, Step, TaskInfo, node_id
 from .store.base import Store
 from .store.signing import secret_key, sign_node, sign_snapshot, valid
-from .trie import Tree, node_id
+from .trie import Tree
 
 FORMAT = 1
 _HEADER = "muscle-mem cache"
@@ -84,8 +84,8 @@ def export_lines(
                     "sig": _b64(sign_node(key, node.id, node.parent, task, node.step)),
                 }
             )
-            for which in ("pre", "post"):
-                for data in getattr(node, which):
+            for which in WHICH:
+                for data in node.snapshots(which):
                     sig = _b64(sign_snapshot(key, node.id, which, data))
                     snapshots.append(
                         {"snapshot": node.id, "which": which, "data": _b64(data), "sig": sig}

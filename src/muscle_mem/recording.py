@@ -1,180 +1,32 @@
-"""What a run in progress records, kept in contextvars, and how params become templates.
+"""The run context: what a run in progress records, and the helpers agents call.
 
-Each engine run sets its own :class:`Run` in a context variable, so threads and asyncio
-tasks sharing one engine each record their own steps and never mix them.
+Each engine run sets its own :class:`Recorder` in a context variable, so threads and
+asyncio tasks sharing one engine each record their own steps and never mix them. Tools
+append what they record to it; :func:`handoff` and :func:`report_usage` are how an agent
+reads and adds to the run it is part of.
 """
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .codec import encode
-from .errors import ConfigurationError, EncodeError
-from .models import Handoff, Param, Redacted, Step, Text
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-_HASHABLE = (str, int, float, bool, bytes, type(None))
-
-
-class Templater:
-    """Replaces a run's param values by references to them, and fills them back in.
-
-    A value equal in type and value to a param becomes :class:`Param` (``True`` is not
-    ``1``); a string containing string params becomes :class:`Text`, longest value first.
-    A param's text counts only where it is not glued into a longer word: with
-    ``name="Jo"``, ``"Hello Jo!"`` is templated but the button label ``"Join"`` is not.
-    With ``words=True`` (the task key) a number param also stands for its text where
-    that text is a whole word, so ``"add 2"`` with ``n=2`` reads ``"add {n}"``.
-    When two params share a value, the first one in the dict wins.
-    """
-
-    def __init__(self, params: Mapping[str, Any], *, words: bool = False) -> None:
-        self.params = dict(params)
-        self._exact: dict[tuple[type, Any], str] = {}
-        self._by_encoding: dict[bytes, str] = {}
-        by_text: dict[str, str] = {}
-        patterns: list[tuple[int, str]] = []
-        for name, value in self.params.items():
-            if type(value) in _HASHABLE:
-                self._exact.setdefault((type(value), value), name)
-            else:
-                self._by_encoding.setdefault(encode(value, f"param {name!r}"), name)
-            if type(value) is str and value and value not in by_text:
-                by_text[value] = name
-                patterns.append((len(value), _unglued(value)))
-            elif words and type(value) in (int, float) and str(value) not in by_text:
-                text = str(value)
-                by_text[text] = name
-                patterns.append((len(text), rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)"))
-        self._by_text = by_text
-        patterns.sort(key=lambda p: -p[0])  # stable: equal lengths keep dict order
-        self._pattern = re.compile("|".join(p for _, p in patterns)) if patterns else None
-
-    def template(self, value: Any) -> Any:
-        kind = type(value)
-        if kind in _HASHABLE:
-            name = self._exact.get((kind, value))
-            if name is not None:
-                return Param(name)
-            if kind is str and self._pattern is not None:
-                return self._text(value)
-            return value
-        if self._by_encoding:
-            try:
-                name = self._by_encoding.get(encode(value))
-            except EncodeError:
-                name = None  # not a param; the caller reports it with a better name
-            if name is not None:
-                return Param(name)
-        if kind is list:
-            return [self.template(v) for v in value]
-        if kind is tuple:
-            return tuple(self.template(v) for v in value)
-        if kind is dict:
-            return {k: self.template(v) for k, v in value.items()}
-        return value
-
-    def _text(self, value: str) -> str | Text:
-        assert self._pattern is not None
-        parts: list[str | Param] = []
-        position = 0
-        for match in self._pattern.finditer(value):
-            if match.start() > position:
-                parts.append(value[position : match.start()])
-            parts.append(Param(self._by_text[match.group()]))
-            position = match.end()
-        if not parts:
-            return value
-        if position < len(value):
-            parts.append(value[position:])
-        return Text(tuple(parts))
-
-
-def _unglued(text: str) -> str:
-    """A pattern for ``text`` that doesn't match inside a longer word."""
-    pattern = re.escape(text)
-    if re.match(r"\w", text):
-        pattern = rf"(?<!\w){pattern}"
-    if re.search(r"\w$", text):
-        pattern = rf"{pattern}(?!\w)"
-    return pattern
-
-
-class MissingParam(LookupError):
-    """A recorded step needs a param this run was not given."""
-
-
-class NotStored(LookupError):
-    """A recorded step's sensitive argument was not a param, so it was never stored."""
-
-
-def resolve(template: Any, params: Mapping[str, Any]) -> Any:
-    """The value a template stands for under ``params``: always a fresh copy of containers."""
-    kind = type(template)
-    if kind in _HASHABLE:
-        return template
-    if kind is Param:
-        try:
-            return params[template.name]
-        except KeyError:
-            raise MissingParam(template.name) from None
-    if kind is Text:
-        return "".join(p if type(p) is str else str(resolve(p, params)) for p in template.parts)
-    if kind is Redacted:
-        raise NotStored(template.argument)
-    if kind is list:
-        return [resolve(v, params) for v in template]
-    if kind is tuple:
-        return tuple(resolve(v, params) for v in template)
-    if kind is dict:
-        return {k: resolve(v, params) for k, v in template.items()}
-    if kind is set:
-        return set(template)
-    # Anything else (a dataclass, an array) is a copy too: a tool that mutates its
-    # argument must not change what later replays receive.
-    return copy.deepcopy(template)
-
-
-def has_params(template: Any) -> bool:
-    kind = type(template)
-    if kind is Param or kind is Text or kind is Redacted:
-        return True  # (Redacted: resolving it is what reports it)
-    if kind is list or kind is tuple:
-        return any(has_params(v) for v in template)
-    if kind is dict:
-        return any(has_params(v) for v in template.values())
-    return False
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """A check's capture: its canonical encoding (the identity) and the value itself."""
-
-    key: bytes
-    value: Any
-
-
-@dataclass(slots=True)
-class RecordedCall:
-    """A tool call the agent made during a run, with the environment around it."""
-
-    step: Step
-    pre: Snapshot | None
-    post: Snapshot | None
+from .errors import ConfigurationError
+from .models import Handoff, RecordedCall
+from .templates import Templater
 
 
 @dataclass
-class Run:
-    """The state of one engine run, visible to the tools it calls."""
+class Recorder:
+    """The recording side of one run: the calls its tools made, and its usage.
 
-    engine: Engine
+    ``scope`` is the engine the run belongs to, compared by identity only: a tool
+    records into a run of its own engine, never another's.
+    """
+
+    scope: object
     params: dict[str, Any]
     calls: list[RecordedCall] = field(default_factory=list)
     tokens: int = 0
@@ -191,7 +43,7 @@ class Run:
         )
 
 
-current_run: ContextVar[Run | None] = ContextVar("muscle_mem_run", default=None)
+current_recorder: ContextVar[Recorder | None] = ContextVar("muscle_mem_run", default=None)
 # True while a tool (or a check's capture) runs: calls made from inside it belong to it.
 inside_tool: ContextVar[bool] = ContextVar("muscle_mem_inside_tool", default=False)
 current_handoff: ContextVar[Handoff | None] = ContextVar("muscle_mem_handoff", default=None)
@@ -219,7 +71,7 @@ def report_usage(tokens: int = 0, cost: float = 0.0) -> None:
         raise ConfigurationError(
             f"report_usage(cost=...) takes a non-negative number, got {cost!r}"
         )
-    run = current_run.get()
+    run = current_recorder.get()
     if run is not None:
         run.tokens += tokens
         run.cost += cost

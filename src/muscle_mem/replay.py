@@ -1,24 +1,26 @@
 """Replay: walking a task key's tree, one step at a time, while the checks allow it.
 
-:class:`Replay` decides and the engine executes: ``next()`` chooses the next step (or
-says replay is over), the engine runs the tool (synchronously or awaited), and reports
-back with ``done()`` or ``raised()``. That keeps one replay loop for sync and async.
+:class:`Replay` decides and the run executes: ``next()`` chooses the next step (or
+says replay is over), the run's driver calls the tool (synchronously or awaited) and
+reports back with ``done()`` or ``raised()``. That keeps one replay for sync and async.
+What replay observed (the snapshots it matched, the nodes it ran and those that failed)
+is its own until :meth:`Replay.changes` freezes it into the run's change set.
 """
 
 from __future__ import annotations
 
 import reprlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .codec import encode
 from .errors import DecodeError, EncodeError
-from .models import ExecutedStep, Handoff
-from .recording import MissingParam, NotStored, Snapshot
+from .models import Changes, ExecutedStep, Handoff, Learned, Matched, RecordedCall, Snapshot
+from .templates import MissingParam, NotStored
 from .tools import Tool
-from .trie import Matched, Node, SnapshotSet, Tree, Update
+from .trie import Node, SnapshotSet, Tree
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -60,7 +62,7 @@ class Replay:
         self,
         tree: Tree,
         params: dict[str, Any],
-        tools: dict[str, Tool],
+        tools: Mapping[str, Tool],
         context_for: Callable[[Tool], Any],
     ) -> None:
         self.tree = tree
@@ -68,7 +70,10 @@ class Replay:
         self.tools = tools
         self.context_for = context_for
         self.node = tree.root
-        self.update = Update(tree.task_key)
+        self._matched: list[Matched] = []
+        self._executed: list[str] = []
+        self._failed: list[str] = []
+        self._learned: list[Learned] = []
         self._done: list[tuple[Candidate, Any]] = []  # steps run, with their results
         self._hints: deque[bytes] = deque(maxlen=4)  # snapshots matched at the last steps
         self.attempted = False  # a tool was called, even if it then raised
@@ -89,11 +94,31 @@ class Replay:
     def handoff(self) -> Handoff:
         assert self.at is not None and self.reason is not None
         # Built only when asked for: a hit never needs it.
-        steps = [
+        steps = tuple(
             ExecutedStep(c.tool.name, _user_args(c.tool, c.args), dict(c.kwargs), result)
             for c, result in self._done
-        ]
+        )
         return Handoff(steps, self.at, self.reason)
+
+    def changes(
+        self,
+        *,
+        graft_at: str | None = None,
+        calls: tuple[RecordedCall, ...] = (),
+        learned: bool = False,
+    ) -> Changes:
+        """What this replay observed as one change set, with the ``calls`` the agent
+        recorded after the node ``graft_at``; ``learned`` keeps the snapshots replay
+        learned (they belong only to a path the agent carried on)."""
+        return Changes.of_run(
+            self.tree.task_key,
+            matched=tuple(self._matched),
+            executed=tuple(self._executed),
+            failed=tuple(self._failed),
+            graft_at=graft_at,
+            calls=calls,
+            learned=tuple(self._learned) if learned else (),
+        )
 
     def next(self) -> Candidate | None:
         """The next step to run, or None when replay is over (see ``hit``/``at``)."""
@@ -121,7 +146,7 @@ class Replay:
             if node.terminal:
                 self.hit = True  # no continuation fits, but a trajectory ended here
             else:
-                self.update.failed.extend(failed)
+                self._failed.extend(failed)
                 self._stop("; ".join(reasons))
             return None
         self._current = best
@@ -143,7 +168,7 @@ class Replay:
             assert fresh is not None
             found = node.post.match(check, fresh, self._hints)
             if found is None:
-                self.update.learned.append((node.id, "post", fresh))
+                self._learned.append(Learned(node.id, "post", fresh))
                 self._stop_after(
                     node,
                     f"the post-check of {tool.name} failed: {self._explain(node.post, fresh)}",
@@ -152,16 +177,16 @@ class Replay:
             post = Matched(node.id, "post", found[1], fresh, check.learn)
         for matched in (current.pre, post):
             if matched is not None:
-                self.update.matched.append(matched)
+                self._matched.append(matched)
                 if not self._hints or self._hints[0] != matched.key:
                     self._hints.appendleft(matched.key)  # distinct: a key is tried once
-        self.update.executed.append(node.id)
+        self._executed.append(node.id)
         self.node = node
 
     def raised(self, error: BaseException) -> None:
         """The chosen step's tool raised ``error``: replay stops before it."""
         current = self._take()
-        self.update.failed.append(current.node.id)
+        self._failed.append(current.node.id)
         self._stop(f"{current.tool.name} raised {type(error).__name__}: {error}")
 
     def _take(self) -> Candidate:
@@ -176,7 +201,7 @@ class Replay:
 
     def _stop_after(self, node: Node, reason: str) -> None:
         """A post-check failed: the step ran, so the agent goes on from after it."""
-        self.update.failed.append(node.id)
+        self._failed.append(node.id)
         self.node = node
         self.at = len(self._done) - 1
         self.reason = f"step {self.at}: {reason}"

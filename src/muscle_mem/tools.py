@@ -1,113 +1,33 @@
-"""Tools: the decorated functions an agent calls, their identity, and how they record.
+"""Tools: the decorated functions an agent calls, and how their calls are recorded.
 
 A tool is known by its qualified name and a fingerprint of its code and its checks'
-code. A step recorded with other code is never replayed: change a tool and its old
-trajectories fall silent, the way joblib.Memory forgets results of a changed function.
+code (fingerprint.py). During a run of its engine, a call records its step and its
+checks' captures into the run's :class:`~muscle_mem.recording.Recorder`; called from
+inside another tool, it belongs to that call and records nothing of its own.
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import contextlib
 import contextvars
 import functools
-import hashlib
 import inspect
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .checks import Check
 from .codec import encode
 from .errors import EncodeError
-from .models import Param, Redacted, Step
-from .recording import RecordedCall, Run, Snapshot, current_run, inside_tool
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-_fingerprints: dict[Any, str] = {}
-
-
-def fingerprint(func: Callable[..., Any] | None) -> str:
-    """A stable hash of a function's code, prefixed by how it was taken.
-
-    ``ast1:`` hashes the source's syntax tree without decorators, so reformatting and
-    comments don't count; ``code1-pyX.Y:`` hashes the code object where the source
-    can't be read (a REPL, a lambda sharing its line); ``name:`` is all a builtin has.
-    """
-    if func is None:
-        return "none:"
-    target = inspect.unwrap(func)
-    try:
-        cached = _fingerprints.get(target)
-    except TypeError:  # unhashable callable
-        cached = None
-    if cached is not None:
-        return cached
-    result = _source_fingerprint(target) or _code_fingerprint(target) or f"name:{_name(target)}"
-    with contextlib.suppress(TypeError):
-        _fingerprints[target] = result
-    return result
-
-
-def _hash(data: str | bytes) -> str:
-    return hashlib.blake2b(
-        data.encode() if isinstance(data, str) else data, digest_size=16
-    ).hexdigest()
-
-
-def _source_fingerprint(func: Any) -> str | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return None  # a lambda's line holds more than the lambda: hash its code instead
-    definition = tree.body[0]
-    definition.decorator_list = []
-    return "ast1:" + _hash(ast.dump(definition, annotate_fields=False, include_attributes=False))
-
-
-def _code_fingerprint(func: Any) -> str | None:
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return None
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    return f"code1-py{version}:" + _hash(_code_bytes(code))
-
-
-def _code_bytes(code: Any) -> bytes:
-    # Names count as much as bytecode: `lambda: env["a"]` and `lambda: other["a"]`
-    # differ only in co_freevars. Nested code objects are hashed, never repr'd (their
-    # repr holds a memory address).
-    parts = [code.co_code]
-    parts += [_code_bytes(c) if hasattr(c, "co_code") else repr(c).encode() for c in code.co_consts]
-    parts += [
-        repr(names).encode()
-        for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
-    ]
-    return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
-
-
-def _name(func: Any) -> str:
-    module = getattr(func, "__module__", None) or "?"
-    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    name = f"{module}.{qualname or type(func).__qualname__}"
-    code = getattr(func, "__code__", None)
-    if code is not None and code.co_name == "<lambda>":
-        name += f"@{code.co_firstlineno}"  # lambdas all share one qualified name
-    return name
+from .fingerprint import check_fingerprint, digest, fingerprint, tool_name
+from .models import Param, RecordedCall, Redacted, Snapshot, Step, Which
+from .recording import Recorder, current_recorder, inside_tool
 
 
 def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call ``func`` (a tool, or a check's capture) so that tools it calls are part of it,
     not steps of their own."""
-    if current_run.get() is None:  # replay, outside any recording: nothing to guard
+    if current_recorder.get() is None:  # replay, outside any recording: nothing to guard
         return func(*args, **kwargs)
     token = inside_tool.set(True)
     try:
@@ -116,18 +36,16 @@ def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         inside_tool.reset(token)
 
 
-def _check_fingerprint(check: Check | None) -> str:
-    if check is None:
-        return "-"
-    return f"{fingerprint(check.capture)}|{fingerprint(check.compare)}|{check.threshold!r}"
-
-
 class Tool:
-    """A function or method the engine records and replays."""
+    """A function or method the engine records and replays.
+
+    ``scope`` is the engine the tool belongs to, compared by identity only: the tool
+    records into runs of that engine and no other.
+    """
 
     def __init__(
         self,
-        engine: Engine,
+        scope: object,
         func: Callable[..., Any],
         *,
         is_method: bool,
@@ -135,17 +53,17 @@ class Tool:
         post_check: Check | None,
         sensitive: tuple[str, ...] = (),
     ) -> None:
-        self.engine = engine
+        self.scope = scope
         self.func = func
-        self.name = _name(func)
+        self.name = tool_name(func)
         self.is_method = is_method
         self.is_async = inspect.iscoroutinefunction(func)
         self.pre_check = pre_check
         self.post_check = post_check
         self.sensitive = sensitive
-        self.code = "tool1:" + _hash(
+        self.code = "tool1:" + digest(
             "\n".join(
-                [fingerprint(func), _check_fingerprint(pre_check), _check_fingerprint(post_check)]
+                [fingerprint(func), check_fingerprint(pre_check), check_fingerprint(post_check)]
             )
         )
 
@@ -168,8 +86,8 @@ class Tool:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                run = current_run.get()
-                if run is None or run.engine is not tool.engine or inside_tool.get():
+                run = current_recorder.get()
+                if run is None or run.scope is not tool.scope or inside_tool.get():
                     return await func(*args, **kwargs)
                 step, pre = tool.begin(run, args, kwargs)
                 result = await tool.await_inside(args, kwargs)
@@ -181,8 +99,8 @@ class Tool:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            run = current_run.get()
-            if run is None or run.engine is not tool.engine or inside_tool.get():
+            run = current_recorder.get()
+            if run is None or run.scope is not tool.scope or inside_tool.get():
                 return func(*args, **kwargs)
             step, pre = tool.begin(run, args, kwargs)
             result = tool.call_inside(args, kwargs)
@@ -215,7 +133,7 @@ class Tool:
             inside_tool.reset(token)
 
     def capture(
-        self, check: Check | None, which: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, check: Check | None, which: Which, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Snapshot | None:
         """Take ``check``'s capture for a call, encoded; None when there is no check."""
         if check is None:
@@ -227,7 +145,7 @@ class Tool:
             raise EncodeError(f"tool {self.name}: {error}") from None
 
     def begin(
-        self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, run: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Step, Snapshot | None]:
         """Before a recorded call: its step (taken before the tool can mutate its
         arguments) and the pre-check's capture."""
@@ -240,7 +158,7 @@ class Tool:
 
     def finish(
         self,
-        run: Run,
+        run: Recorder,
         step: Step,
         pre: Snapshot | None,
         args: tuple[Any, ...],

@@ -13,37 +13,20 @@ grow the cache.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Check
 from .codec import decode
 from .errors import DecodeError
-from .models import Step
-from .recording import RecordedCall, Snapshot, has_params, resolve
+from .models import WHICH, Changes, Snapshot, Step, Which, node_id, root_id
+from .templates import has_params, resolve
 
 DEFAULT_SNAPSHOT_CAP = 10_000
-
-
-def _digest(*parts: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(len(part).to_bytes(8, "little"))  # length-prefixed: no ambiguous joins
-        h.update(part)
-    return h.hexdigest()
-
-
-def root_id(task_key: str) -> str:
-    return _digest(b"root", task_key.encode())
-
-
-def node_id(parent_id: str, step: Step) -> str:
-    return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), step.call)
 
 
 _IMMUTABLE = (str, int, float, bool, bytes, type(None))
@@ -133,39 +116,19 @@ class SnapshotSet:
     ) -> tuple[float, bytes] | None:
         """The best stored snapshot that ``current`` passes ``check`` against.
 
-        Equality checks are one hash lookup. With a compare, the stored snapshot whose
-        encoding is identical to the current capture is tried first (an equality-style
-        compare stops there), then those named by ``hints`` (the snapshots this replay
-        matched at earlier steps: a step often sees what the one before it saw), then
-        the rest, most recently matched first. Without a threshold the first yes wins;
-        scores are ranked and the highest wins.
+        Equality checks are one hash lookup. With a compare, candidates are judged in
+        :meth:`_order`; without a threshold the first yes wins, scores are ranked and
+        the highest wins.
         """
-        items = self._items
         if check.compare is None:
-            return (1.0, current.key) if current.key in items else None
+            return (1.0, current.key) if current.key in self._items else None
         best: tuple[float, bytes] | None = None
         live = current.value
-        for key in (current.key, *hints):
-            if key not in items or (best is not None and key == best[1]):
-                continue
+        for key in self._order(current.key, hints):
             try:
                 value = self.value(key, live)
             except (KeyError, DecodeError):
-                continue  # as below
-            found = check.judge(live, value)
-            if found is not None:
-                if found[1]:
-                    return found[0], key
-                if best is None or found[0] > best[0]:
-                    best = found[0], key
-        for key, value in reversed(list(items.items())):  # a copy: writers may change it
-            if key == current.key or key in hints:
-                continue
-            if value is _UNDECODED:
-                try:
-                    value = self.value(key, live)
-                except (KeyError, DecodeError):
-                    continue  # evicted meanwhile, or of a class this process can't rebuild
+                continue  # evicted meanwhile, or of a class this process can't rebuild
             found = check.judge(live, value)
             if found is None:
                 continue
@@ -174,6 +137,23 @@ class SnapshotSet:
             if best is None or found[0] > best[0]:
                 best = found[0], key
         return best
+
+    def _order(self, first: bytes, hints: Sequence[bytes]) -> Iterator[bytes]:
+        """The stored keys in the order a compare should try them: the one identical to
+        the current capture (an equality-style compare stops there), then ``hints`` (the
+        snapshots this replay matched at its last steps: a step often sees what the one
+        before it saw), then the rest, most recently matched first. Each key once."""
+        items = self._items
+        if first in items:
+            yield first
+        tried = [first]
+        for key in hints:
+            if key in items and key not in tried:
+                tried.append(key)
+                yield key
+        for key in reversed(list(items)):  # a copy: writers may change the set meanwhile
+            if key not in tried:
+                yield key
 
 
 _MISSING = object()
@@ -197,6 +177,10 @@ class Node:
     _template: Any = field(default=_MISSING, repr=False)
     _templated: bool = field(default=False, repr=False)
     _shareable: bool = field(default=False, repr=False)
+
+    def snapshots(self, which: Which) -> SnapshotSet:
+        """The snapshots of the node's pre-check or post-check."""
+        return self.pre if which == "pre" else self.post
 
     def template(self) -> tuple[Any, bool]:
         """The step's decoded ``(args, kwargs)`` template, and whether it has params."""
@@ -222,44 +206,6 @@ class Node:
         return (*resolve(template, params), templated)
 
 
-@dataclass(slots=True)
-class Matched:
-    """A check that passed during replay, and the snapshot it matched."""
-
-    node: str
-    which: str  # "pre" or "post"
-    key: bytes
-    fresh: Snapshot
-    learn: bool
-
-    @property
-    def replaces(self) -> bool:
-        """Whether refreshing puts the fresh capture in the matched snapshot's place."""
-        return self.learn and self.fresh.key != self.key
-
-
-@dataclass
-class Update:
-    """Everything one run changes in a task key's tree, applied in one transaction.
-
-    ``matched`` are the snapshots replay matched (refreshed, never added); ``executed``
-    the nodes replay ran successfully; ``failed`` the nodes whose checks or tool
-    failed where replay stopped.
-    When the run recorded something, ``calls`` are appended after the node ``after``
-    (the root, or the last replayed step) and the path's end is marked terminal;
-    ``learned`` adds snapshots to replayed nodes (a post-check that failed on an
-    environment the agent then handled).
-    """
-
-    task_key: str
-    matched: list[Matched] = field(default_factory=list)
-    executed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    after: str | None = None
-    calls: list[RecordedCall] = field(default_factory=list)
-    learned: list[tuple[str, str, Snapshot]] = field(default_factory=list)
-
-
 class Tree:
     """All recorded trajectories of one task key, as nodes indexed by id."""
 
@@ -276,9 +222,11 @@ class Tree:
     def __len__(self) -> int:
         return len(self.nodes) - 1
 
-    def insert(self, parent: Node, step: Step) -> Node:
-        """The child of ``parent`` for ``step``, made if it is new (idempotent)."""
-        nid = node_id(parent.id, step)
+    def insert(self, parent: Node, step: Step, nid: str | None = None) -> Node:
+        """The child of ``parent`` for ``step`` (whose id is ``nid``, when the caller has
+        computed it already), made if it is new (idempotent)."""
+        if nid is None:
+            nid = node_id(parent.id, step)
         node = self.nodes.get(nid)
         if node is None:
             node = Node(
@@ -289,39 +237,39 @@ class Tree:
             parent.children = (*parent.children, node)
         return node
 
-    def apply(self, update: Update, now: float | None = None) -> list[Node]:
+    def apply(self, changes: Changes, now: float | None = None) -> list[Node]:
         """Apply one run's changes; returns the nodes of the path it recorded, if any."""
         now = time.time() if now is None else now
         with self._lock:
-            for m in update.matched:
+            for m in changes.matched:
                 node = self.nodes.get(m.node)
                 if node is not None:
-                    (node.pre if m.which == "pre" else node.post).refresh(m.key, m.fresh, m.learn)
-            for nid in update.executed:
+                    node.snapshots(m.which).refresh(m.key, m.fresh, m.learn)
+            for nid in changes.executed:
                 node = self.nodes.get(nid)
                 if node is not None:
                     node.hits += 1
                     node.last_used = now
-            for nid in update.failed:
+            for nid in changes.failed:
                 node = self.nodes.get(nid)
                 if node is not None:
                     node.failures += 1
-            if update.after is None:
+            if changes.graft_at is None:
                 return []
-            for nid, which, snapshot in update.learned:
-                node = self.nodes.get(nid)
-                if node is not None:
-                    (node.pre if which == "pre" else node.post).add(snapshot)
-            path = []
-            node = self.nodes.get(update.after)
+            node = self.nodes.get(changes.graft_at)
             if node is None:
                 return []  # removed (rm, prune) while the run replayed: nothing to hang it on
-            for call in update.calls:
-                node = self.insert(node, call.step)
-                if call.pre is not None:
-                    node.pre.add(call.pre)
-                if call.post is not None:
-                    node.post.add(call.post)
+            for learned in changes.learned:
+                owner = self.nodes.get(learned.node)
+                if owner is not None:
+                    owner.snapshots(learned.which).add(learned.snapshot)
+            path = []
+            for step in changes.path:
+                node = self.insert(node, step.call.step, step.id)
+                if step.call.pre is not None:
+                    node.pre.add(step.call.pre)
+                if step.call.post is not None:
+                    node.post.add(step.call.post)
                 node.last_used = now
                 path.append(node)
             node.terminal = True
@@ -345,22 +293,24 @@ class Tree:
                 ours.hits = max(ours.hits, theirs.hits)
                 ours.failures = max(ours.failures, theirs.failures)
                 ours.last_used = max(ours.last_used, theirs.last_used)
-                for which in ("pre", "post"):
-                    mine = getattr(ours, which)
-                    for key in reversed(getattr(theirs, which).keys()):
+                for which in WHICH:
+                    mine = ours.snapshots(which)
+                    for key in reversed(theirs.snapshots(which).keys()):
                         new_snapshots += mine.add_older(key)
         return new_nodes, new_snapshots
 
-    def subtrees(self, roots: Iterable[str]) -> set[str]:
+    def below(self, roots: Iterable[str]) -> set[str]:
+        """The ids of the nodes ``roots`` (those in this tree) and every node under them."""
+        nodes = self.nodes
+        return descendants(
+            (nid for nid in roots if nid in nodes),
+            lambda nid: [child.id for child in nodes[nid].children],
+        )
+
+    def removal_set(self, roots: Iterable[str]) -> set[str]:
         """The ids to remove to drop the nodes ``roots`` with all below them, and the
         ancestors that would be left ending nowhere (no child, no recorded end)."""
-        doomed: set[str] = set()
-        stack = [nid for nid in roots if nid in self.nodes and nid != self.root.id]
-        while stack:
-            nid = stack.pop()
-            if nid not in doomed:
-                doomed.add(nid)
-                stack.extend(child.id for child in self.nodes[nid].children)
+        doomed = self.below(nid for nid in roots if nid != self.root.id)
         for nid in list(doomed):
             node = self.nodes[nid]
             while node.parent is not None and node.parent != self.root.id:
@@ -371,3 +321,16 @@ class Tree:
                     break
                 doomed.add(node.id)
         return doomed
+
+
+def descendants(roots: Iterable[str], children: Callable[[str], Iterable[str]]) -> set[str]:
+    """``roots`` and every node below them, where ``children(id)`` lists a node's
+    children: the one walk for a tree in memory and for rows read from a store."""
+    found: set[str] = set()
+    stack = list(roots)
+    while stack:
+        nid = stack.pop()
+        if nid not in found:
+            found.add(nid)
+            stack.extend(children(nid))
+    return found

@@ -327,7 +327,7 @@ def _prune(args: argparse.Namespace) -> int:
         tree = store.tree(info.task_key)
         unused = _unused_since(tree, cutoff) if cutoff is not None else []
         failing = [n.id for n in tree if n.step and args.failing and n.failures > n.hits]
-        nodes = tree.subtrees(unused + failing)
+        nodes = tree.removal_set(unused + failing)
         if nodes:
             why = " and ".join(
                 what for what, found in (("unused", unused), ("failing", failing)) if found

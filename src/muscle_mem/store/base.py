@@ -5,15 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 
-from ..models import RunRecord, TaskInfo
-from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
+from ..models import Changes, RunRecord, TaskInfo
+from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 
 
 class Store(ABC):
     """Keeps task keys' trees and the run log.
 
     A store hands the engine a :class:`Tree` per task key and takes back, per run, one
-    :class:`Update` and one :class:`RunRecord`. Node ids are content hashes, so
+    :class:`~muscle_mem.models.Changes` and one :class:`RunRecord`. Node ids are content hashes, so
     recording a path that exists already is a no-op and two writers of the same path
     never conflict.
     """
@@ -29,11 +29,12 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def commit(self, update: Update, run: RunRecord) -> None:
+    def commit(self, changes: Changes, run: RunRecord) -> None:
         """Apply one run's changes to its tree and append ``run`` to the log, atomically.
 
-        Refreshing a snapshot that has since been evicted, or counting a hit on a node
-        another writer removed, is silently a no-op.
+        :class:`~muscle_mem.models.Changes` says what each part means. Refreshing a
+        snapshot that has since been evicted, or counting a hit on a node another
+        writer removed, is silently a no-op.
         """
 
     @abstractmethod

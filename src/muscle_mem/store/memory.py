@@ -8,8 +8,8 @@ from collections import deque
 from collections.abc import Collection
 
 from ..errors import ConfigurationError
-from ..models import RunRecord, TaskInfo
-from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
+from ..models import Changes, RunRecord, TaskInfo
+from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 from .base import Store
 
 
@@ -42,13 +42,13 @@ class MemoryStore(Store):
                 tree = self._trees.setdefault(task_key, Tree(task_key, self.snapshot_cap))
         return tree
 
-    def commit(self, update: Update, run: RunRecord) -> None:
+    def commit(self, changes: Changes, run: RunRecord) -> None:
         now = time.time()
-        self.tree(update.task_key).apply(update, now)
+        self.tree(changes.task_key).apply(changes, now)
         with self._lock:
             self._runs.append(run)
-            self._tasks.setdefault(update.task_key, (run.tags, now))
-            self._used[update.task_key] = now
+            self._tasks.setdefault(changes.task_key, (run.tags, now))
+            self._used[changes.task_key] = now
 
     def tasks(self) -> list[TaskInfo]:
         with self._lock:
@@ -72,7 +72,7 @@ class MemoryStore(Store):
             tree = self._trees.get(task_key)
             if tree is None:
                 return 0
-            doomed = set(tree.nodes) - {tree.root.id} if nodes is None else set(nodes)
+            doomed = set(tree.nodes) - {tree.root.id} if nodes is None else tree.below(nodes)
             kept = Tree(task_key, self.snapshot_cap)
             kept.merge(_without(tree, doomed))
             self._trees[task_key] = kept  # replays under way keep the tree they started on

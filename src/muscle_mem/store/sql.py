@@ -26,17 +26,18 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import ConfigurationError, IntegrityWarning, StoreError
-from ..models import RunRecord, Status, Step, TaskInfo
-from ..trie import (
-    DEFAULT_SNAPSHOT_CAP,
+from ..models import (
+    WHICH,
+    Changes,
     Matched,
-    Node,
-    SnapshotSet,
-    Tree,
-    Update,
-    node_id,
+    RunRecord,
+    Status,
+    Step,
+    TaskInfo,
+    Which,
     root_id,
 )
+from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
 from .base import Store
 from .signing import secret_key, sign_node, sign_snapshot, valid
 
@@ -216,19 +217,19 @@ class SQLStore(Store):
                 self._trees.popitem(last=False)
         return tree
 
-    def commit(self, update: Update, run: RunRecord) -> None:
+    def commit(self, changes: Changes, run: RunRecord) -> None:
         now = time.time()
-        structural = _is_structural(update)
-        before = self._trees.get(update.task_key)
-        tree = before[1] if before else self.tree(update.task_key)
-        generation = self._write(lambda cur: self._commit(cur, update, run, tree, now, structural))
-        tree.apply(update, now)
+        structural = changes.structural
+        before = self._trees.get(changes.task_key)
+        tree = before[1] if before else self.tree(changes.task_key)
+        generation, kept = self._write(lambda cur: self._commit(cur, changes, run, tree, now))
+        tree.apply(changes if kept else changes.without_path(), now)
         with self._lock:
-            cached = self._trees.get(update.task_key)
+            cached = self._trees.get(changes.task_key)
             # Our copy is current only if no other writer committed since we read it.
             expected = generation - 1 if structural else generation
             if cached is not None and cached[1] is tree and cached[0] == expected:
-                self._trees[update.task_key] = (generation, tree)
+                self._trees[changes.task_key] = (generation, tree)
 
     def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
         where: list[str] = []
@@ -276,7 +277,11 @@ class SQLStore(Store):
             parents = dict(cur.fetchall())
             # With what was recorded below them since the caller chose them: a branch
             # added meanwhile must not stay behind, hanging from nothing.
-            doomed = sorted(_below(parents, parents if nodes is None else set(nodes)))
+            children: dict[str, list[str]] = {}
+            for nid, parent in parents.items():
+                children.setdefault(parent, []).append(nid)
+            chosen = parents if nodes is None else [nid for nid in nodes if nid in parents]
+            doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())))
             for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
                 chunk = doomed[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
@@ -357,8 +362,8 @@ class SQLStore(Store):
                 self._sign_node(node.id, node.parent, key, node.step),
             ),
         )
-        for which in ("pre", "post"):
-            snapshots = getattr(node, which).keys()
+        for which in WHICH:
+            snapshots = node.snapshots(which).keys()
             # Imported environments rank below those this store has matched, in their
             # order: under the cap, eviction drops them first.
             for i, data in enumerate(snapshots):
@@ -381,15 +386,12 @@ class SQLStore(Store):
     # -- writing ------------------------------------------------------------------------
 
     def _commit(
-        self,
-        cur: Cursor,
-        update: Update,
-        run: RunRecord,
-        tree: Tree,
-        now: float,
-        structural: bool,
-    ) -> int:
-        key = update.task_key
+        self, cur: Cursor, changes: Changes, run: RunRecord, tree: Tree, now: float
+    ) -> tuple[int, bool]:
+        """Write one run's changes; returns the task's new generation, and whether the
+        recorded path (if any) was kept: not when its graft node has been removed."""
+        key = changes.task_key
+        structural = changes.structural
         cur.execute(
             "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
@@ -398,9 +400,9 @@ class SQLStore(Store):
             (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
         )
         generation = int(cur.fetchone()[0])
-        touched: set[tuple[str, str]] = set()
+        touched: set[tuple[str, Which]] = set()
         used: list[Any] = []  # matched snapshots that move up the LRU order
-        for m in update.matched:
+        for m in changes.matched:
             if m.replaces:
                 cur.execute(
                     "DELETE FROM mm_snapshots WHERE node = ? AND which = ? AND digest = ?",
@@ -414,39 +416,36 @@ class SQLStore(Store):
             # ORed keys, not a row-value IN: SQLite scans the table for the latter.
             rows = " OR ".join(["(node = ? AND which = ? AND digest = ?)"] * (len(used) // 3))
             cur.execute(f"UPDATE mm_snapshots SET used = ? WHERE {rows}", (now, *used))
-        if update.executed:
-            marks = ", ".join("?" * len(update.executed))
+        if changes.executed:
+            marks = ", ".join("?" * len(changes.executed))
             cur.execute(
                 f"UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id IN ({marks})",
-                (now, *update.executed),
+                (now, *changes.executed),
             )
-        if update.failed:
+        if changes.failed:
             cur.executemany(
                 "UPDATE mm_nodes SET failures = failures + 1 WHERE id = ?",
-                [(nid,) for nid in update.failed],
+                [(nid,) for nid in changes.failed],
             )
-        if update.after is not None and not _present(cur, key, update.after):
-            # Removed (rm, prune) while this run replayed: what it recorded hangs from
-            # nothing, so it is dropped rather than stored unreachable.
-            update.after, update.calls, update.learned = None, [], []
-        if update.after is not None:
-            for nid, which, snapshot in update.learned:
-                self._put_snapshot(cur, key, nid, which, snapshot.key, now)
-                touched.add((nid, which))
-            parent = update.after
-            for call in update.calls:
-                nid = node_id(parent, call.step)
-                self._put_node(cur, key, nid, parent, call.step, now)
-                for which, taken in (("pre", call.pre), ("post", call.post)):
+        # Removed (rm, prune) while this run replayed, the graft node leaves what the run
+        # recorded hanging from nothing: it is dropped rather than stored unreachable.
+        kept = changes.graft_at is not None and _present(cur, key, changes.graft_at)
+        if kept:
+            for learned in changes.learned:
+                self._put_snapshot(cur, key, learned.node, learned.which, learned.snapshot.key, now)
+                touched.add((learned.node, learned.which))
+            for step in changes.path:
+                call = step.call
+                self._put_node(cur, key, step.id, step.parent, call.step, now)
+                for which, taken in zip(WHICH, (call.pre, call.post), strict=True):
                     if taken is not None:
-                        self._put_snapshot(cur, key, nid, which, taken.key, now)
-                        touched.add((nid, which))
-                parent = nid
+                        self._put_snapshot(cur, key, step.id, which, taken.key, now)
+                        touched.add((step.id, which))
             # A trajectory ends here, even one the agent ended without another call.
-            cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (parent,))
+            cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (changes.end,))
         for nid, which in touched:
             node = tree.nodes.get(nid)
-            held = len(getattr(node, which)) if node is not None else 0
+            held = len(node.snapshots(which)) if node is not None else 0
             if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
                 self._evict(cur, nid, which)
         cur.execute(
@@ -468,7 +467,7 @@ class SQLStore(Store):
                 run.about,
             ),
         )
-        return generation
+        return generation, kept
 
     def _put_node(
         self, cur: Cursor, task_key: str, nid: str, parent: str, step: Step, now: float
@@ -566,7 +565,7 @@ class SQLStore(Store):
             if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
                 rejected += 1
                 continue
-            getattr(owner, which).load(data)
+            owner.snapshots(which).load(data)
         if rejected:
             warnings.warn(
                 f"muscle-mem: {rejected} row(s) of task {task_key} in {self.url} failed "
@@ -626,29 +625,7 @@ def upgrade(
 def _was_latest(tree: Tree, matched: Matched) -> bool:
     """Whether the matched snapshot already was its set's most recent (before apply)."""
     node = tree.nodes.get(matched.node)
-    return node is not None and getattr(node, matched.which).is_latest(matched.key)
-
-
-def _is_structural(update: Update) -> bool:
-    """Whether the update changes what another process's replay could match."""
-    if update.after is not None:
-        return True
-    return any(m.replaces for m in update.matched)
-
-
-def _below(parents: dict[str, str], roots: Collection[str]) -> set[str]:
-    """The ids among ``parents`` (node -> parent) that are in ``roots`` or under one."""
-    children: dict[str, list[str]] = {}
-    for nid, parent in parents.items():
-        children.setdefault(parent, []).append(nid)
-    found: set[str] = set()
-    stack = [nid for nid in roots if nid in parents]
-    while stack:
-        nid = stack.pop()
-        if nid not in found:
-            found.add(nid)
-            stack.extend(children.get(nid, ()))
-    return found
+    return node is not None and node.snapshots(matched.which).is_latest(matched.key)
 
 
 def _present(cur: Cursor, task_key: str, nid: str) -> bool:

@@ -1,0 +1,104 @@
+"""Code identity: a stable fingerprint of a tool's code and of its checks' code.
+
+A step recorded with other code is never replayed: change a tool and its old
+trajectories fall silent, the way joblib.Memory forgets results of a changed function.
+Fingerprints never raise: what has no readable source falls back to its code object,
+and what has no code object to its name.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import inspect
+import sys
+import textwrap
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .checks import Check
+
+# Weak keys: the memo must not keep a decorated tool's closure (and all it captured)
+# alive after its engine is gone.
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def fingerprint(func: Callable[..., Any] | None) -> str:
+    """A stable hash of a function's code, prefixed by how it was taken.
+
+    ``ast1:`` hashes the source's syntax tree without decorators, so reformatting and
+    comments don't count; ``code1-pyX.Y:`` hashes the code object where the source
+    can't be read (a REPL, a lambda sharing its line); ``name:`` is all a builtin has.
+    """
+    if func is None:
+        return "none:"
+    target = inspect.unwrap(func)
+    try:
+        cached = _fingerprints.get(target)
+    except TypeError:  # unhashable, or not weakly referenceable (a builtin): not memoised
+        cached = None
+    if cached is not None:
+        return cached
+    result = _source_fingerprint(target) or _code_fingerprint(target) or f"name:{tool_name(target)}"
+    with contextlib.suppress(TypeError):
+        _fingerprints[target] = result
+    return result
+
+
+def digest(data: str | bytes) -> str:
+    return hashlib.blake2b(
+        data.encode() if isinstance(data, str) else data, digest_size=16
+    ).hexdigest()
+
+
+def _source_fingerprint(func: Any) -> str | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None  # a lambda's line holds more than the lambda: hash its code instead
+    definition = tree.body[0]
+    definition.decorator_list = []
+    return "ast1:" + digest(ast.dump(definition, annotate_fields=False, include_attributes=False))
+
+
+def _code_fingerprint(func: Any) -> str | None:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return None
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"code1-py{version}:" + digest(_code_bytes(code))
+
+
+def _code_bytes(code: Any) -> bytes:
+    # Names count as much as bytecode: `lambda: env["a"]` and `lambda: other["a"]`
+    # differ only in co_freevars. Nested code objects are hashed, never repr'd (their
+    # repr holds a memory address).
+    parts = [code.co_code]
+    parts += [_code_bytes(c) if hasattr(c, "co_code") else repr(c).encode() for c in code.co_consts]
+    parts += [
+        repr(names).encode()
+        for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
+    ]
+    return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
+
+
+def tool_name(func: Any) -> str:
+    """A callable's qualified name: its module and qualname (a lambda adds its line)."""
+    module = getattr(func, "__module__", None) or "?"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    name = f"{module}.{qualname or type(func).__qualname__}"
+    code = getattr(func, "__code__", None)
+    if code is not None and code.co_name == "<lambda>":
+        name += f"@{code.co_firstlineno}"  # lambdas all share one qualified name
+    return name
+
+
+def check_fingerprint(check: Check | None) -> str:
+    if check is None:
+        return "-"
+    return f"{fingerprint(check.capture)}|{fingerprint(check.compare)}|{check.threshold!r}"

@@ -1,0 +1,84 @@
+"""A run's inputs, checked, and the cache key they make.
+
+The key is the tags (an unordered set) and the task's arguments with every param value
+replaced by its name, so runs that differ only in their params share one cache entry,
+and one task's trajectory is never replayed for another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .codec import encode
+from .errors import ConfigurationError, EncodeError
+from .models import TASK_KEY_PREFIX
+from .templates import Templater
+
+TAGS_EXPECTED = "tags must be a list of strings, e.g. tags=['signup']"
+
+
+def strings(value: Iterable[str], expected: str) -> tuple[str, ...]:
+    """``value`` as a tuple of strings, read once (a generator can only be read once);
+    ``expected`` says what was expected when it is not."""
+    given = None if isinstance(value, str) or not isinstance(value, Iterable) else tuple(value)
+    if given is None or not all(isinstance(s, str) for s in given):
+        raise ConfigurationError(f"{expected}, got {value!r}")
+    return given
+
+
+def tags(value: Iterable[str] | None) -> tuple[str, ...]:
+    """A run's tags, sorted and de-duplicated: their order never matters."""
+    if value is None:
+        return ()
+    return tuple(sorted(set(strings(value, TAGS_EXPECTED))))
+
+
+def params(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"params must be a dict of name to value, e.g. params={{'name': 'John'}}, got {value!r}"
+        )
+    for name in value:
+        if not isinstance(name, str):
+            raise ConfigurationError(f"param names must be strings, got {name!r}")
+    return dict(value)
+
+
+def about(value: Any) -> str | None:
+    """The "kind:id" reference of what a run is about: a bank entity's ``ref``, or a str."""
+    ref = getattr(value, "ref", value)
+    if ref is None or (isinstance(ref, str) and ref.partition(":")[0] and ref.partition(":")[2]):
+        return ref
+    raise ConfigurationError(
+        "about= takes a memory bank entity or a 'kind:id' string, e.g. "
+        f"about='campaign:summer-sale', got {value!r}"
+    )
+
+
+def task_key(
+    match_task: bool, tags: tuple[str, ...], params: dict[str, Any], args: Any, kwargs: Any
+) -> str:
+    """The cache key of a run (``tags`` and ``params`` as checked above)."""
+    if not match_task:
+        data: Any = (tags,)
+    elif not params:
+        data = (tags, args, kwargs)
+    else:
+        templater = Templater(params, words=True)
+        data = (
+            tags,
+            tuple(templater.template(a) for a in args),
+            {k: templater.template(v) for k, v in kwargs.items()},
+        )
+    try:
+        encoded = encode(data, "the task's arguments")
+    except EncodeError as error:
+        raise EncodeError(
+            f"{error} They make the cache key; pass such objects to the agent another way "
+            "(a closure or engine.set_context) or use Engine(match_task=False)."
+        ) from None
+    return TASK_KEY_PREFIX + hashlib.blake2b(encoded, digest_size=16).hexdigest()

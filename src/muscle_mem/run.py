@@ -1,0 +1,172 @@
+"""One run of the engine, from its task key to its run log line.
+
+A :class:`Run` owns a run's lifecycle and is used as a context manager. Made, it has
+read the task key's tree and is ready to replay; its driver (the engine's ``__call__``
+or ``arun``) executes the steps :attr:`Run.replay` chooses. If replay does not hit,
+:meth:`Run.agent` is the context the agent runs in: its tool calls are recorded, and
+:func:`~muscle_mem.handoff` says what replay did. :meth:`Run.finish` freezes what the
+run changed into one :class:`~muscle_mem.models.Changes`, commits it with the run's log
+line and returns the :class:`~muscle_mem.models.Outcome`. An exception that leaves the
+``with`` block instead logs an error run and keeps nothing the agent recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import DivergenceError
+from .models import Changes, OnDivergence, Outcome, RunRecord, Status
+from .recording import Recorder, current_handoff, current_recorder, inside_tool
+from .replay import Replay
+from .store import Store
+from .tools import Tool
+
+logger = logging.getLogger("muscle_mem")
+
+
+class Run:
+    """One run: replay first, then (if it must) the agent; one change set at the end."""
+
+    def __init__(
+        self,
+        *,
+        scope: object,
+        store: Store,
+        tools: Mapping[str, Tool],
+        context_for: Callable[[Tool], Any],
+        agent: Callable[..., Any],
+        policy: OnDivergence,
+        task_key: str,
+        tags: tuple[str, ...],
+        params: dict[str, Any],
+        about: str | None,
+        started: tuple[float, float],
+    ) -> None:
+        self.started_at, self._started = started  # the clock's time, and perf_counter's
+        self.store = store
+        self.policy = policy
+        self.task_key = task_key
+        self.tags = tags
+        self.params = params
+        self.about = about
+        self.recorder = Recorder(scope, params)
+        self.replay = Replay(store.tree(task_key), params, tools, context_for)
+        self._agent = agent
+        self._agent_ran = False
+        self._over = False  # finished or failed: logged once
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if error is not None and not self._over:
+            self._fail(error)
+
+    @contextmanager
+    def agent(self) -> Iterator[Callable[..., Any]]:
+        """The agent, with its tool calls recorded into this run while it runs.
+
+        Raises :class:`DivergenceError` instead when replay diverged and the policy is
+        ``"raise"``.
+        """
+        replay = self.replay
+        if replay.diverged and self.policy is OnDivergence.RAISE:
+            raise DivergenceError(replay.handoff())
+        handed_over = replay.diverged and self.policy is OnDivergence.HANDOFF
+        self._agent_ran = True
+        run_token = current_recorder.set(self.recorder)
+        inside_token = inside_tool.set(False)
+        handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
+        try:
+            yield self._agent
+        finally:
+            current_handoff.reset(handoff_token)
+            inside_tool.reset(inside_token)
+            current_recorder.reset(run_token)
+
+    def finish(self, result: Any = None) -> Outcome:
+        """Commit what the run changed and log it: replay hit, or the agent succeeded."""
+        self._over = True
+        replay, calls = self.replay, tuple(self.recorder.calls)
+        if not self._agent_ran:
+            status = Status.HIT
+        else:
+            status = Status.HANDOFF if replay.diverged else Status.MISS
+        if (
+            status is Status.HANDOFF
+            and self.policy is OnDivergence.HANDOFF
+            and (calls or replay.replayed)
+        ):
+            # The replayed prefix and what the agent did after it form one trajectory;
+            # snapshots are learned only along such a path.
+            changes = replay.changes(graft_at=replay.node.id, calls=calls, learned=True)
+        elif status is not Status.HIT and calls:  # a miss, or a restart: a path of its own
+            changes = replay.changes(graft_at=replay.tree.root.id, calls=calls)
+        else:
+            changes = replay.changes()
+        recorded = len(calls) if changes.graft_at is not None else 0
+        record = self._record(status, changes, recorded)
+        self._commit(changes, record)
+        return Outcome(
+            status=status,
+            result=result,
+            replayed=record.replayed,
+            diverged_at=record.diverged_at,
+            reason=record.reason,
+            duration_s=record.duration_s,
+            tokens=record.tokens,
+            cost=record.cost,
+            task_key=self.task_key,
+        )
+
+    def _fail(self, error: BaseException) -> None:
+        """The agent raised (or replay diverged under "raise"): keep nothing it recorded."""
+        self._over = True
+        reason = self.replay.reason if isinstance(error, DivergenceError) else repr(error)
+        changes = self.replay.changes()
+        self._commit(changes, self._record(Status.ERROR, changes, 0, reason))
+
+    def _record(
+        self, status: Status, changes: Changes, recorded: int, reason: str | None = None
+    ) -> RunRecord:
+        replay = self.replay
+        if reason is None and not replay.hit:
+            reason = replay.reason
+        if status is Status.ERROR:
+            path = None
+        elif changes.graft_at is not None:
+            path = changes.end
+        else:
+            path = replay.node.id if replay.hit else None
+        return RunRecord(
+            task_key=self.task_key,
+            tags=self.tags,
+            params=tuple(self.params),
+            status=status,
+            replayed=replay.replayed,
+            recorded=recorded,
+            diverged_at=replay.at if replay.diverged else None,
+            reason=reason,
+            started_at=self.started_at,
+            duration_s=time.perf_counter() - self._started,
+            tokens=self.recorder.tokens,
+            cost=self.recorder.cost,
+            path=path,
+            about=self.about,
+        )
+
+    def _commit(self, changes: Changes, record: RunRecord) -> None:
+        self.store.commit(changes, record)
+        logger.debug(
+            "%s %s: replayed %d, recorded %d, %.4fs%s",
+            record.status,
+            self.task_key,
+            record.replayed,
+            record.recorded,
+            record.duration_s,
+            f" ({record.reason})" if record.reason else "",
+        )
