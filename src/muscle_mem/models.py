@@ -97,14 +97,21 @@ Which = Literal["pre", "post"]  # a node's two check slots
 WHICH: tuple[Which, ...] = ("pre", "post")
 
 
-class Snapshot(NamedTuple):
+# Snapshot, RecordedCall and Matched are made for every step of every run, hits included:
+# slotted dataclasses, three times cheaper to make than frozen ones or named tuples.
+# Nothing changes them once made.
+
+
+@dataclass(slots=True)
+class Snapshot:
     """A check's capture: its canonical encoding (its identity) and the value itself."""
 
     key: bytes
     value: Any
 
 
-class RecordedCall(NamedTuple):
+@dataclass(slots=True)
+class RecordedCall:
     """A tool call the agent made during a run, with the environment around it."""
 
     step: Step
@@ -112,7 +119,8 @@ class RecordedCall(NamedTuple):
     post: Snapshot | None
 
 
-class Matched(NamedTuple):
+@dataclass(slots=True)
+class Matched:
     """A check that passed during replay: the stored snapshot it matched (``key``) and
     the capture taken now (``fresh``); with ``learn`` the fresh one replaces it."""
 
