@@ -3,6 +3,10 @@
 Record the tool calls an agent makes while it solves a task; replay them the next time
 the same task comes in an environment the tools' checks judge to be the same. Beside
 the cache, a MemoryBank keeps what the agent did, what came of it and what it learned.
+
+The public modules are this one, ``muscle_mem.errors`` (every error and warning),
+``muscle_mem.store`` (the Store protocol and what a store author needs) and
+``muscle_mem.bank``. Everything else is internal and may change.
 """
 
 import logging
