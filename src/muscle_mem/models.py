@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 TASK_KEY_PREFIX = "task1:"  # a task key's algorithm tag: "task1:" + blake2b-128 hex
@@ -153,10 +153,11 @@ class PathStep(NamedTuple):
     call: RecordedCall
 
 
-@dataclass(frozen=True)
-class Changes:
+class Changes(NamedTuple):
     """Everything one run changes in its task key's tree: the one value a store applies,
-    in one transaction, alongside the run's :class:`RunRecord`.
+    in one transaction, alongside the run's :class:`RunRecord`. Immutable: a named
+    tuple rather than a frozen dataclass, since one is made per run, hits included, and
+    it is four times cheaper to make.
 
     - ``matched``: snapshots replay matched. Each moves up its node's least-recently-used
       order, or is replaced by the fresh capture when its check learns. Never added.
@@ -218,7 +219,7 @@ class Changes:
 
     def without_path(self) -> Changes:
         """These changes with nothing recorded: for a store whose ``graft_at`` is gone."""
-        return replace(self, graft_at=None, path=(), learned=())
+        return self._replace(graft_at=None, path=(), learned=())
 
 
 @dataclass(frozen=True)
