@@ -247,12 +247,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse(argv)
     started = time.perf_counter()
+    # Read before the run: a commit made while it runs is not what was measured.
+    sides = [provenance(args.baseline)] if args.baseline else []
     table, found = benchmark(args)
     command = " ".join(["python benchmarks/run.py", *(a for a in argv if a != "--write")])
     block = "\n".join(
         [
             *report.machine(found, "baseline" if args.baseline else "original"),
-            *([provenance(args.baseline)] if args.baseline else []),
+            *sides,
             f"- Command: `{command}` ({args.rounds} round{'s' if args.rounds > 1 else ''}, "
             f"{(time.perf_counter() - started) / 60:.0f} min; medians over rounds of "
             "in-process medians)",
