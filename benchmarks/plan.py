@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 BOTH = ("ours", "original")
@@ -29,8 +29,12 @@ class Case:
     max_rounds: int | None = None
 
 
-def cases(quick: bool = False) -> list[Case]:
-    """The full plan, or a smaller one (``quick``) that only shows everything runs."""
+def cases(quick: bool = False, baseline: bool = False) -> list[Case]:
+    """The full plan, or a smaller one (``quick``) that only shows everything runs.
+
+    With ``baseline`` the other side is this project at another commit, which can do
+    all ours can: every case runs on "ours" and "baseline".
+    """
 
     def size(full: int, small: int) -> int:
         return small if quick else full
@@ -99,4 +103,6 @@ def cases(quick: bool = False) -> list[Case]:
                     OURS,
                 )
             )
+    if baseline:
+        return [replace(case, impls=("ours", "baseline")) for case in plan]
     return plan

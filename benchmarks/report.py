@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 from collections.abc import Callable
@@ -370,8 +371,156 @@ class Report:
         return section
 
 
-def machine(about: dict[str, dict]) -> list[str]:
-    """Where and when the numbers were taken, as markdown list items."""
+# -- ours against a baseline: this project at an earlier commit --------------------------
+
+WORSE_BY = 0.10  # how much worse than the baseline a hit-path figure may get
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A metric a workload reports, as one row of the baseline table.
+
+    ``kind`` says how it is judged: "hit" (a hit's latency or overhead: missed when more
+    than WORSE_BY worse than the baseline), "same" (an outcome a refactor must not
+    change: missed when it differs) or "report". With ``since`` the row is a growth:
+    the metric's ``last_`` value minus its ``since`` one.
+    """
+
+    label: str
+    metric: str
+    kind: str = "report"
+    since: str | None = None
+
+
+HIT_LATENCY = [
+    Figure("hit latency", "hit_us", "hit"),
+    Figure("share of runs that hit", "hit_rate", "same"),
+    Figure("record all environments", "record_s"),
+]
+FIGURES: dict[str, list[Figure]] = {
+    "many_environments": HIT_LATENCY,
+    "scored_checks": HIT_LATENCY,
+    "repeated_hits": [
+        # The window is the 1,000th hit, or the middle one in shorter runs.
+        Figure("Python heap growth, window → last hit", "py_kib", since="window"),
+        Figure("RSS growth, first hit → last", "rss_kib", since="first"),
+        Figure("nodes after the last hit", "last_nodes", "same"),
+        Figure("snapshots after the last hit", "last_snapshots", "same"),
+        Figure("run-log rows after the last hit", "last_run_log", "same"),
+    ],
+    "step_overhead": [
+        Figure("(hit - plain loop) / steps", "overhead_per_step_us", "hit"),
+        Figure("hit latency", "hit_us", "hit"),
+        Figure("plain loop (the reference)", "loop_us"),
+    ],
+    "end_to_end": [
+        Figure("hit wall time", "hit_ms", "hit"),
+        # A percent or two over sleeping tools: its jitter, not the engine, moves it.
+        Figure("hit wall time over the tools' own time", "hit_over_tools_pct"),
+        Figure("tokens per hit", "tokens_per_hit", "same"),
+        Figure("miss wall time", "miss_s"),
+    ],
+    "cold_start": [Figure("import → first hit", "first_hit_ms", "hit")],
+    "demo_days": [Figure("day 1", "day1_s"), Figure("day 2: all hits", "day2_s")],
+}
+
+
+def formatted(metric: str, value: float, signed: bool = False) -> str:
+    """A value in its metric's unit (told by the name's suffix)."""
+    suffix = metric.rsplit("_", 1)[-1]
+    if suffix in UNITS:
+        text = duration(abs(value) * UNITS[suffix])
+        return ("-" if value < 0 else "+" if signed else "") + text
+    if suffix == "pct":
+        return f"{value:+.1f}%"
+    if metric == "hit_rate":
+        return f"{value:.0%}"
+    number = f"{value:+,.0f}" if signed else f"{value:,.6g}"
+    return f"{number} KiB" if suffix == "kib" else number
+
+
+@dataclass
+class Versus:
+    """Every figure both sides measured, ours against the baseline's, as a ratio."""
+
+    plan: dict[str, Case]
+    results: Results
+    label: str  # the baseline's column: "baseline <short sha>"
+
+    def value(self, key: str, impl: str, figure: Figure) -> float | str:
+        """The figure's median; else why there is none."""
+        found = self.results.get((key, impl), "not run")
+        if isinstance(found, str):
+            return found
+        if figure.since is None:
+            return found.get(figure.metric, "not run")
+        since = found.get(f"{figure.since}_{figure.metric}")
+        last = found.get(f"last_{figure.metric}")
+        return "not run" if since is None or last is None else last - since
+
+    def row(self, case: Case, figure: Figure) -> tuple[str, ...]:
+        params = ", ".join(f"{name}={value}" for name, value in case.params.items())
+        ours, base = (self.value(case.key, impl, figure) for impl in ("ours", "baseline"))
+        shown = [
+            formatted(figure.metric, v, signed=figure.since is not None)
+            if isinstance(v, float | int)
+            else v
+            for v in (ours, base)
+        ]
+        compared, target, verdict = "", "report", "—"
+        if figure.kind == "hit":
+            target, verdict = f"≤ {1 + WORSE_BY:.2f}x", "n/a"
+        elif figure.kind == "same":
+            target, verdict = "same as the baseline", "n/a"
+        if isinstance(ours, float | int) and isinstance(base, float | int):
+            if figure.since is not None or figure.metric.endswith("_pct"):
+                # Growths and percentages sit near zero: a ratio of them says nothing.
+                difference = formatted(figure.metric, ours - base, signed=True)
+                compared = difference.replace("%", " points")
+            elif base > 0 and ours > 0 and figure.kind != "same":
+                compared = f"{ours / base:.2f}x"
+            if figure.kind == "hit":
+                verdict = "met" if ours <= base * (1 + WORSE_BY) else "**missed**"
+            elif figure.kind == "same":
+                verdict = "met" if math.isclose(ours, base) else "**missed**"
+        return (f"`{case.key}` ({params})", figure.label, *shown, compared, target, verdict)
+
+    def figures(self) -> list[tuple[Case, Figure]]:
+        ran = {key for key, _ in self.results}
+        return [
+            (case, figure)
+            for case in self.plan.values()
+            if case.key in ran
+            for figure in FIGURES[case.workload]
+        ]
+
+    def markdown(self) -> str:
+        header = ("Case", "Measure", "Ours", self.label.capitalize(), "Ours / baseline")
+        header += ("Target", "Verdict")
+        rows = [(case, figure, self.row(case, figure)) for case, figure in self.figures()]
+        judged = [(case, figure, row) for case, figure, row in rows if figure.kind == "hit"]
+        missed = [
+            f"`{case.key}` {figure.label}" for case, figure, row in judged if row[-1] != "met"
+        ]
+        lines = [
+            f"Ours against {self.label}; a ratio above 1 means ours takes longer. "
+            f"Hit-path figures (a hit's latency or overhead): {len(judged)}, of which "
+            f"{len(missed)} more than {WORSE_BY:.0%} worse than the baseline or not measured"
+            + (f": {'; '.join(missed)}." if missed else "."),
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+            for _, _, row in rows
+        ]
+        return "\n".join(lines)
+
+
+def machine(about: dict[str, dict], other: str = "original") -> list[str]:
+    """Where and when the numbers were taken, and what ran, as markdown list items;
+    ``other`` is the implementation ours is compared with."""
     cpu, memory = "unknown CPU", ""
     try:
         with open("/proc/cpuinfo") as info:
@@ -387,6 +536,6 @@ def machine(about: dict[str, dict]) -> list[str]:
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, Linux {platform.release()}",
         f"- Python {about['ours']['python']}; this project: muscle-mem {about['ours']['version']}; "
-        f"original: muscle-mem {about['original']['version']}",
+        f"{other}: muscle-mem {about[other]['version']}",
         f"- Date: {now}",
     ]

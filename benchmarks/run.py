@@ -3,6 +3,7 @@
     python benchmarks/run.py            # every workload, both implementations, 5 rounds
     python benchmarks/run.py --quick    # a smoke run: small sizes, one round
     python benchmarks/run.py --write    # also put the table into docs/benchmarks.md
+    python benchmarks/run.py --baseline main~3   # against this project at a commit
 
 Each implementation runs in a venv of its own (see venvs.py), each workload run in a
 fresh process (runner.py). A round runs every workload once on each implementation,
@@ -88,10 +89,13 @@ def run_case(python: Path, case: Case, store: str, timeout: float) -> dict[str, 
 def about(pythons: dict[str, Path]) -> dict[str, dict]:
     """Each venv's versions, checked: a mix-up would make every number meaningless."""
     found = {impl: call_runner(python, "--about", 120) for impl, python in pythons.items()}
-    if found["original"]["version"] != venvs.ORIGINAL_VERSION:
+    if "original" in found and found["original"]["version"] != venvs.ORIGINAL_VERSION:
         sys.exit(f"the original's venv runs muscle-mem {found['original']['version']}")
     if not found["ours"]["module"].startswith(str(ROOT / "src")):
         sys.exit(f"the venv for this project imports {found['ours']['module']}, not src/")
+    # The baseline must be its own installed copy, not this checkout's src/.
+    if "baseline" in found and not found["baseline"]["module"].startswith(str(venvs.VENVS)):
+        sys.exit(f"the baseline's venv imports {found['baseline']['module']}")
     return found
 
 
@@ -125,20 +129,25 @@ def medians(samples: list[dict[str, float]]) -> dict[str, float]:
     return {metric: statistics.median(s[metric] for s in samples) for metric in samples[0]}
 
 
-def benchmark(args: argparse.Namespace) -> tuple[report.Report, dict[str, dict]]:
-    pythons = {impl: venvs.ensure(impl, log) for impl in ("ours", "original")}
+def benchmark(args: argparse.Namespace) -> tuple[report.Report | report.Versus, dict[str, dict]]:
+    pythons = {"ours": venvs.ensure("ours", log)}
+    if args.baseline:
+        pythons["baseline"] = venvs.ensure_baseline(args.baseline, log)
+    else:
+        pythons["original"] = venvs.ensure("original", log)
     found = about(pythons)
-    plan = {case.key: case for case in planning.cases(args.quick)}
+    plan = {case.key: case for case in planning.cases(args.quick, bool(args.baseline))}
     selected = [
         case
         for case in plan.values()
         if not args.only or case.key in args.only or case.workload in args.only
     ]
     results: report.Results = {}
-    unreachable = found["ours"]["postgres_unreachable"]
     for case in selected:
-        if case.store == "postgres" and unreachable:
-            results[(case.key, "ours")] = f"skipped: {unreachable}"
+        for impl in case.impls:
+            unreachable = found[impl]["postgres_unreachable"]
+            if case.store == "postgres" and unreachable:
+                results[(case.key, impl)] = f"skipped: {unreachable}"
     cold = None
     if any(case.store == planning.COLD_STORE for case in selected):
         cold = cold_store(
@@ -174,7 +183,21 @@ def benchmark(args: argparse.Namespace) -> tuple[report.Report, dict[str, dict]]
                 log(f"round {round_no + 1}/{args.rounds} {case.key} {impl}: {took:.1f} s")
     for key, runs in samples.items():
         results.setdefault(key, medians(runs))
+    if args.baseline:
+        return report.Versus(plan, results, f"baseline {short(args.baseline)}"), found
     return report.Report(plan, results), found
+
+
+def short(commit: str) -> str:
+    return venvs.git("rev-parse", "--short", commit)
+
+
+def provenance(baseline: str) -> str:
+    """Which code each side ran: ours is the checkout as it is, edits included."""
+    head = short("HEAD")
+    edited = venvs.git("status", "--porcelain", "--", "src", "pyproject.toml")
+    ours = f"{head} with uncommitted changes under src/" if edited else head
+    return f"- Ours: this checkout at {ours}; baseline: {baseline}"
 
 
 def write_docs(block: str) -> None:
@@ -198,6 +221,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--write", action="store_true", help="write the table to docs/")
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="compare with this project at a git revision instead of the original",
+    )
+    parser.add_argument("--out", type=Path, metavar="PATH", help="also write the table here")
+    parser.add_argument(
         "--rebuild-cache", action="store_true", help="rebuild the cold-start store in .cache/"
     )
     parser.add_argument(
@@ -208,17 +237,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 5
     if args.write and (args.quick or args.only):
         parser.error("--write takes a full run: a quick or partial table doesn't belong in docs")
+    if args.write and args.baseline:
+        parser.error("--write is for the table against the original; use --out with --baseline")
+    if args.baseline:
+        args.baseline = venvs.resolve(args.baseline)  # a branch name may move mid-run
     return args
 
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
     started = time.perf_counter()
+    # Read before the run: a commit made while it runs is not what was measured.
+    sides = [provenance(args.baseline)] if args.baseline else []
     table, found = benchmark(args)
     command = " ".join(["python benchmarks/run.py", *(a for a in argv if a != "--write")])
     block = "\n".join(
         [
-            *report.machine(found),
+            *report.machine(found, "baseline" if args.baseline else "original"),
+            *sides,
             f"- Command: `{command}` ({args.rounds} round{'s' if args.rounds > 1 else ''}, "
             f"{(time.perf_counter() - started) / 60:.0f} min; medians over rounds of "
             "in-process medians)",
@@ -230,6 +266,9 @@ def main(argv: list[str]) -> None:
     if args.write:
         write_docs(block)
         log(f"wrote {DOCS.relative_to(ROOT)}")
+    if args.out:
+        args.out.write_text(block + "\n")
+        log(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
