@@ -13,15 +13,26 @@ TASK_PREFIX = "task1:"
 
 
 class Progress:
-    """A progress bar on stderr when it is a terminal; nothing when piped."""
+    """A progress bar on stderr when it is a terminal; nothing when piped.
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+    ``update`` is the ``progress(done, total)`` callback the library's long calls take,
+    so a bar can start before its total is known.
+    """
+
+    def __init__(self, label: str, total: int = 0, stream: TextIO | None = None) -> None:
         self.label, self.total, self.count = label, total, 0
         self.stream = stream or sys.stderr
-        self.shown = self.stream.isatty() and total > 1
+        self.terminal = self.stream.isatty()
+
+    @property
+    def shown(self) -> bool:
+        return self.terminal and self.total > 1
 
     def step(self) -> None:
-        self.count += 1
+        self.update(self.count + 1, self.total)
+
+    def update(self, done: int, total: int) -> None:
+        self.count, self.total = done, total
         if self.shown:
             width = 30
             filled = width * self.count // max(self.total, 1)
