@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import prune
 from ..errors import ExportFormatError, MuscleMemError
-from ..models import Param, Redacted, RunRecord, TaskInfo, Text
+from ..models import TASK_KEY_PREFIX, Param, Redacted, RunRecord, Status, TaskInfo, Text
 from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
@@ -27,7 +27,7 @@ from .common import (
     read_input,
     wants_json,
 )
-from .output import TASK_PREFIX, Progress, ago, clip, dump, iso, seconds, short, table
+from .output import Progress, ago, clip, dump, iso, seconds, short, table
 
 
 def add_commands(command: Command) -> None:
@@ -43,7 +43,7 @@ def add_commands(command: Command) -> None:
     show.add_argument("key", help="the task key, or the start of it")
 
     runs = command("runs", _runs, "the run log, newest first")
-    runs.add_argument("--status", choices=["hit", "miss", "handoff", "error"])
+    runs.add_argument("--status", choices=[status.value for status in Status])
     runs.add_argument("--tag", action="append", default=[], help="only runs with this tag")
     runs.add_argument("--since", type=age_ago, metavar="AGE", help="only runs of the last AGE")
     runs.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20, 0: all)")
@@ -76,8 +76,8 @@ def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
     tasks = store.tasks()
     found = []
     for prefix in prefixes:
-        bare = prefix.removeprefix(TASK_PREFIX)
-        matches = [t for t in tasks if t.task_key.removeprefix(TASK_PREFIX).startswith(bare)]
+        bare = prefix.removeprefix(TASK_KEY_PREFIX)
+        matches = [t for t in tasks if t.task_key.removeprefix(TASK_KEY_PREFIX).startswith(bare)]
         if not bare or not matches:
             raise Failed(f"no task key starts with {prefix!r}; `muscle-mem ls` lists them")
         if len(matches) > 1:

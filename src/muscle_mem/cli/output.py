@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-TASK_PREFIX = "task1:"
+from ..models import TASK_KEY_PREFIX
 
 
 class Progress:
@@ -74,11 +74,10 @@ def _numeric(cell: str) -> bool:
 
 
 def short(task_key: str) -> str:
-    return (
-        task_key
-        if not task_key.startswith(TASK_PREFIX)
-        else task_key[len(TASK_PREFIX) : len(TASK_PREFIX) + 12]
-    )
+    """The first 12 hex digits of a task key, without its algorithm tag."""
+    if not task_key.startswith(TASK_KEY_PREFIX):
+        return task_key
+    return task_key[len(TASK_KEY_PREFIX) : len(TASK_KEY_PREFIX) + 12]
 
 
 def clip(text: str, width: int) -> str:
