@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from muscle_mem.demo import configure, run
+from muscle_mem.cli.demo import configure
+from muscle_mem.demo import run
 
 ONE_STORE = True
 
@@ -160,6 +161,19 @@ def test_fresh_empties_only_sqlite_files(tmp_path: Path) -> None:
     assert code == 2
     assert "--fresh only empties SQLite files" in out.getvalue()
     assert run(_args("--fresh", "--llm-latency", "0"), "memory://", io.StringIO()) == 0
+
+
+def test_the_command_line_loads_the_demo_only_to_run_it() -> None:
+    probe = (
+        "import sys\n"
+        "from muscle_mem.cli import main\n"
+        "main(['ls', '--store', 'memory://'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('muscle_mem.') and 'demo' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['muscle_mem.cli.demo']"  # its options, not the demo
 
 
 def test_a_model_without_the_openai_package_is_a_clear_error(

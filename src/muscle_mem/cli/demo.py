@@ -1,8 +1,17 @@
-"""The demo's options: read by ``muscle-mem demo`` without loading the demo itself."""
+"""The ``demo`` command: its options, read without loading the demo, which is imported
+only when the command runs."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from .common import Command, open_for, store_url
+
+
+def add_commands(command: Command) -> None:
+    demo = command("demo", _demo, "the marketing-optimization demo, on a simulated platform")
+    configure(demo)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +51,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "endpoint in OPENAI_BASE_URL (OpenAI's if unset) with OPENAI_API_KEY; needs "
         "pip install 'muscle-mem[openai]'",
     )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..demo import run  # its world, agent and bank load only for the demo
+
+    url = store_url(args)
+    if not (args.fresh or url.startswith("memory:")):
+        open_for(args, create=True).close()  # a store that cannot be opened: exit 2
+    return run(args, url, sys.stdout)
 
 
 def _non_negative(text: str) -> float:
