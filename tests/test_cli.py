@@ -1120,6 +1120,12 @@ def test_progress_draws_on_a_terminal_and_not_into_a_pipe():
     bar.step()
     bar.done()
     assert single.getvalue() == ""
+    late = FakeTerminal()
+    bar = Progress("reading", stream=late)  # the total comes with the library's callback
+    bar.update(1, 2)
+    bar.update(2, 2)
+    bar.done()
+    assert late.getvalue().endswith("\rreading " + "█" * 30 + " 2/2\n")
 
 
 def test_export_and_import_draw_progress_on_a_terminal(

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from muscle_mem.demo import configure, run
+from muscle_mem.cli import main
+from muscle_mem.cli.demo import configure
+from muscle_mem.demo import run
 
 ONE_STORE = True
 
@@ -102,7 +104,7 @@ def test_two_days_on_one_store(tmp_path: Path) -> None:
     assert table["tokens"] == ("65,000", "152,500")
     assert table["cost at $3 per million tokens"] == ("$0.20", "$0.46")
     assert f"muscle-mem stats --store sqlite:///{store} " in first
-    assert re.search(r"muscle-mem show task1:[0-9a-f]{8} --store ", first)
+    assert re.search(r"muscle-mem show task1:[0-9a-f]{32} --store ", first)
     assert "muscle-mem bank brief brand:mcad --store" in first
     wall = re.search(r"demo finished in ([\d.]+) s", first)
     assert wall is not None
@@ -145,21 +147,47 @@ def test_output_is_the_same_for_a_seed_but_for_wall_times(tmp_path: Path) -> Non
     assert re.sub(r"[\d.]+ s\b", "", out.getvalue()) != re.sub(r"[\d.]+ s\b", "", first)
 
 
-def test_fresh_empties_only_sqlite_files(tmp_path: Path) -> None:
+def test_fresh_empties_only_sqlite_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     store = tmp_path / "cache.db"
     for _ in range(2):
         assert run(_args("--llm-latency", "0"), f"sqlite:///{store}", io.StringIO()) == 0
     (tmp_path / "cache.db-shm").write_bytes(b"stale")  # never read again: deleted too
-    out = io.StringIO()
-    assert run(_args("--fresh", "--llm-latency", "0"), f"sqlite:///{store}", out) == 0
-    assert "day 1," in out.getvalue()
-    assert [s["status"] for s in steps(out.getvalue())] == [t[2] for t in DAY_ONE]
+    capsys.readouterr()
+    assert main(["demo", "--fresh", "--llm-latency", "0", "--store", f"sqlite:///{store}"]) == 0
+    out = capsys.readouterr().out
+    assert "day 1," in out
+    assert [s["status"] for s in steps(out)] == [t[2] for t in DAY_ONE]
+    assert not (tmp_path / "cache.db-shm").exists()
 
-    out = io.StringIO()
-    code = run(_args("--fresh"), "postgresql://nobody@localhost/none", out)
+    code = main(["demo", "--fresh", "--store", "postgresql://nobody@localhost/none"])
     assert code == 2
-    assert "--fresh only empties SQLite files" in out.getvalue()
-    assert run(_args("--fresh", "--llm-latency", "0"), "memory://", io.StringIO()) == 0
+    assert "--fresh only empties SQLite files" in capsys.readouterr().out
+    assert main(["demo", "--fresh", "--llm-latency", "0", "--store", "memory://"]) == 0
+
+
+def test_the_default_store_needs_no_store_option_in_what_to_try_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MUSCLE_MEM_STORE")
+    assert main(["demo", "--llm-latency", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "store: .muscle_mem/cache.db" in out and "\n  muscle-mem stats  " in out
+    assert "--store" not in out.split("look further:", 1)[1]
+    assert (tmp_path / ".muscle_mem" / "cache.db").exists()
+
+
+def test_the_command_line_loads_the_demo_only_to_run_it() -> None:
+    probe = (
+        "import sys\n"
+        "from muscle_mem.cli import main\n"
+        "main(['ls', '--store', 'memory://'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('muscle_mem.') and 'demo' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['muscle_mem.cli.demo']"  # its options, not the demo
 
 
 def test_a_model_without_the_openai_package_is_a_clear_error(

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from muscle_mem.demo import configure, run
+from muscle_mem.cli.demo import configure
+from muscle_mem.demo import run
 from muscle_mem.demo.llm import TASK_TEXT, Task, transcript
 from muscle_mem.demo.policy import next_move
 from muscle_mem.demo.tools import TOOL_SCHEMAS

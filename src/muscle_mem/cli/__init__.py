@@ -2,8 +2,9 @@
 read the memory bank; play the demo.
 
 A thin layer over the store protocol, :mod:`muscle_mem.stats`,
-:mod:`muscle_mem.portable` and :class:`~muscle_mem.MemoryBank`: every figure it prints
-is one the Python API returns. Each module here adds its commands: ``cache``, ``bank``.
+:mod:`muscle_mem.portable`, :mod:`muscle_mem.prune` and :class:`~muscle_mem.MemoryBank`:
+every figure it prints is one the Python API returns, every step it removes one the
+library chose. Each module here adds its commands: ``cache``, ``bank``, ``demo``.
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
@@ -17,11 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
-from ..demo import options as demo_options
 from ..errors import IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from . import bank, cache
-from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError, open_for, store_url
+from . import bank, cache, demo
+from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
 from .output import Progress
 
 __all__ = ["Progress", "main"]
@@ -94,15 +94,5 @@ def _parser() -> argparse.ArgumentParser:
 
     cache.add_commands(command)
     bank.add_commands(command)
-    demo = command("demo", _demo, "the marketing-optimization demo, on a simulated platform")
-    demo_options.configure(demo)
+    demo.add_commands(command)
     return parser
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .. import demo  # its world and agent load only for the demo
-
-    url = store_url(args)
-    if not (args.fresh or url.startswith("memory:")):
-        open_for(args, create=True).close()  # a store that cannot be opened: exit 2
-    return demo.run(args, url, sys.stdout)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import prune
 from ..errors import ExportFormatError, MuscleMemError
-from ..models import Param, Redacted, RunRecord, TaskInfo, Text
+from ..models import TASK_KEY_PREFIX, Param, Redacted, RunRecord, Status, TaskInfo, Text
 from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
@@ -26,7 +27,7 @@ from .common import (
     read_input,
     wants_json,
 )
-from .output import TASK_PREFIX, Progress, ago, clip, dump, iso, seconds, short, table
+from .output import Progress, ago, clip, dump, iso, seconds, short, table
 
 
 def add_commands(command: Command) -> None:
@@ -42,7 +43,7 @@ def add_commands(command: Command) -> None:
     show.add_argument("key", help="the task key, or the start of it")
 
     runs = command("runs", _runs, "the run log, newest first")
-    runs.add_argument("--status", choices=["hit", "miss", "handoff", "error"])
+    runs.add_argument("--status", choices=[status.value for status in Status])
     runs.add_argument("--tag", action="append", default=[], help="only runs with this tag")
     runs.add_argument("--since", type=age_ago, metavar="AGE", help="only runs of the last AGE")
     runs.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20, 0: all)")
@@ -75,8 +76,8 @@ def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
     tasks = store.tasks()
     found = []
     for prefix in prefixes:
-        bare = prefix.removeprefix(TASK_PREFIX)
-        matches = [t for t in tasks if t.task_key.removeprefix(TASK_PREFIX).startswith(bare)]
+        bare = prefix.removeprefix(TASK_KEY_PREFIX)
+        matches = [t for t in tasks if t.task_key.removeprefix(TASK_KEY_PREFIX).startswith(bare)]
         if not bare or not matches:
             raise Failed(f"no task key starts with {prefix!r}; `muscle-mem ls` lists them")
         if len(matches) > 1:
@@ -295,89 +296,90 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
     }
 
 
-# What to remove: per task key, its nodes (None: all of it), how many, and a line saying so.
-Plan = list[tuple[str, "set[str] | None", int, str]]
+# What a removal lists: per task key, how many steps go and a line saying so.
+Listing = list[tuple[str, int, str]]
 
 
 def _rm(args: argparse.Namespace) -> int:
     store = open_for(args)
     named = {t.task_key: t for t in _resolve(store, args.keys)}  # a key named twice, once
-    plan: Plan = [
+    listing: Listing = [
         (
             t.task_key,
-            None,
             t.nodes,
             f"{short(t.task_key)} ({','.join(t.tags) or 'no tags'}): "
             f"{t.nodes} steps, {t.paths} paths",
         )
         for t in named.values()
     ]
-    return _remove(args, store, plan)
+
+    def remove(progress: Progress) -> int:
+        removed = 0
+        for key in named:
+            removed += store.remove(key)
+            progress.step()
+        return removed
+
+    return _remove(args, store, listing, remove)
 
 
 def _prune(args: argparse.Namespace) -> int:
     if args.unused_for is None and not args.failing:
         raise UsageError("say what to prune: --unused-for 30d, --failing, or both")
     store = open_for(args)
-    cutoff = args.unused_for
-    plan: Plan = []
-    tasks = store.tasks()
-    progress = Progress("reading", len(tasks))
-    for info in tasks:
-        tree = store.tree(info.task_key)
-        unused = _unused_since(tree, cutoff) if cutoff is not None else []
-        failing = [n.id for n in tree if n.step and args.failing and n.failures > n.hits]
-        nodes = tree.removal_set(unused + failing)
-        if nodes:
-            why = " and ".join(
-                what for what, found in (("unused", unused), ("failing", failing)) if found
-            )
-            left = "all of it" if len(nodes) == len(tree) else f"{len(tree) - len(nodes)} left"
-            line = f"{short(info.task_key)}: {len(nodes)} of {len(tree)} steps, {why} ({left})"
-            plan.append((info.task_key, nodes, len(nodes), line))
-        progress.step()
-    progress.done()
-    return _remove(args, store, plan)
+    reading = Progress("reading")
+    plans = prune.plan(
+        store, unused_since=args.unused_for, failing=args.failing, progress=reading.update
+    )
+    reading.done()
+    listing: Listing = [(p.task_key, len(p.nodes), _prune_line(p)) for p in plans]
+    return _remove(
+        args,
+        store,
+        listing,
+        lambda progress: prune.apply(store, plans, progress=progress.update),
+    )
 
 
-def _unused_since(tree: Tree, cutoff: float) -> list[str]:
-    """The steps under which nothing was used since ``cutoff``: a step stays while a
-    path below it is in use (a continuation recorded after it failed, say)."""
-    newest: dict[str, float] = {}
-    for node in reversed(list(tree)):  # a tree lists parents before their children
-        newest[node.id] = max([node.last_used, *(newest[c.id] for c in node.children)])
-    return [n.id for n in tree if n.step is not None and newest[n.id] < cutoff]
+def _prune_line(plan: prune.TaskPlan) -> str:
+    left = "all of it" if not plan.left else f"{plan.left} left"
+    return (
+        f"{short(plan.task_key)}: {len(plan.nodes)} of {plan.steps} steps, "
+        f"{' and '.join(plan.reasons)} ({left})"
+    )
 
 
-def _remove(args: argparse.Namespace, store: Store, plan: Plan) -> int:
+def _remove(
+    args: argparse.Namespace,
+    store: Store,
+    listing: Listing,
+    remove: Callable[[Progress], int],
+) -> int:
+    """Say what would go, ask unless --yes, then ``remove`` it (unless --dry-run)."""
     as_json = wants_json(args)
-    listing = [{"task_key": key, "steps": steps} for key, _, steps, _ in plan]
-    if not as_json and not plan:
+    tasks = [{"task_key": key, "steps": steps} for key, steps, _ in listing]
+    if not as_json and not listing:
         print("nothing to remove")
     elif not as_json:
         print("would remove:" if args.dry_run or not args.yes else "removing:")
-        for *_, line in plan:
+        for *_, line in listing:
             print(f"  {line}")
-    go = bool(plan) and not args.dry_run
+    go = bool(listing) and not args.dry_run
     if go and not args.yes and not _ask(f"remove from {getattr(store, 'url', store)}? [y/N] "):
         if as_json:
-            dump({"dry_run": False, "declined": True, "tasks": listing, "removed_steps": 0})
+            dump({"dry_run": False, "declined": True, "tasks": tasks, "removed_steps": 0})
         else:
             print("nothing removed")
         return 1
     removed = 0
     if go:
-        progress = Progress("removing", len(plan))
-        for key, nodes, _, _ in plan:
-            removed += store.remove(key, nodes)
-            progress.step()
+        progress = Progress("removing", len(listing))
+        removed = remove(progress)
         progress.done()
     if as_json:
-        dump(
-            {"dry_run": args.dry_run, "declined": False, "tasks": listing, "removed_steps": removed}
-        )
+        dump({"dry_run": args.dry_run, "declined": False, "tasks": tasks, "removed_steps": removed})
     elif go:
-        print(f"removed {removed} steps from {len(plan)} task keys")
+        print(f"removed {removed} steps from {len(listing)} task keys")
     return 0
 
 
@@ -398,9 +400,7 @@ def _export(args: argparse.Namespace) -> int:
     progress = Progress("exporting", len(tasks))
     secret = os.environ.get(SECRET_VAR) or None
     with output(args.output) as out:
-        for line in export_lines(
-            store, tasks, secret=secret, progress=lambda done, _: progress.step()
-        ):
+        for line in export_lines(store, tasks, secret=secret, progress=progress.update):
             out.write(line + "\n")
     progress.done()
     return 0
@@ -414,7 +414,7 @@ def _import(args: argparse.Namespace) -> int:
         raise Failed(f"{args.file}: {error}; nothing was imported") from None
     store = open_for(args, create=True)
     progress = Progress("importing", len(imported.trees))
-    nodes, snapshots = import_into(store, imported, progress=lambda done, _: progress.step())
+    nodes, snapshots = import_into(store, imported, progress=progress.update)
     progress.done()
     report = {
         "task_keys": len(imported.trees),

@@ -9,19 +9,30 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-TASK_PREFIX = "task1:"
+from ..models import TASK_KEY_PREFIX
 
 
 class Progress:
-    """A progress bar on stderr when it is a terminal; nothing when piped."""
+    """A progress bar on stderr when it is a terminal; nothing when piped.
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+    ``update`` is the ``progress(done, total)`` callback the library's long calls take,
+    so a bar can start before its total is known.
+    """
+
+    def __init__(self, label: str, total: int = 0, stream: TextIO | None = None) -> None:
         self.label, self.total, self.count = label, total, 0
         self.stream = stream or sys.stderr
-        self.shown = self.stream.isatty() and total > 1
+        self.terminal = self.stream.isatty()
+
+    @property
+    def shown(self) -> bool:
+        return self.terminal and self.total > 1
 
     def step(self) -> None:
-        self.count += 1
+        self.update(self.count + 1, self.total)
+
+    def update(self, done: int, total: int) -> None:
+        self.count, self.total = done, total
         if self.shown:
             width = 30
             filled = width * self.count // max(self.total, 1)
@@ -63,11 +74,10 @@ def _numeric(cell: str) -> bool:
 
 
 def short(task_key: str) -> str:
-    return (
-        task_key
-        if not task_key.startswith(TASK_PREFIX)
-        else task_key[len(TASK_PREFIX) : len(TASK_PREFIX) + 12]
-    )
+    """The first 12 hex digits of a task key, without its algorithm tag."""
+    if not task_key.startswith(TASK_KEY_PREFIX):
+        return task_key
+    return task_key[len(TASK_KEY_PREFIX) : len(TASK_KEY_PREFIX) + 12]
 
 
 def clip(text: str, width: int) -> str:

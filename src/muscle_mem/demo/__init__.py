@@ -13,9 +13,11 @@ brought forward by the simulated policy playing the days already in the store's 
 log. (Had a real model taken other paths, a later day could see a world that differs
 from the one it left, and hand over where it does.)
 
-The command line gives :func:`configure` a parser for the demo's options and calls
-:func:`run` with the store it resolved (``--store``, ``$MUSCLE_MEM_STORE``, or
-``.muscle_mem/cache.db``).
+The demo is a client of the public API: it uses only what ``muscle_mem`` and
+``muscle_mem.bank`` export, so it doubles as proof that they are enough. The command
+line owns its options (:mod:`muscle_mem.cli.demo`) and calls :func:`run` with the store
+it resolved (``--store``, ``$MUSCLE_MEM_STORE``, or ``.muscle_mem/cache.db``), emptied
+first for ``--fresh``.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from .options import configure
-
-__all__ = ["configure", "run"]
+__all__ = ["run"]
 
 
-def run(args: argparse.Namespace, store: str, out: TextIO) -> int:
+def run(args: argparse.Namespace, store: str, out: TextIO, *, store_option: str = "") -> int:
     """Play one day of the demo on ``store`` (a URL or path), printing to ``out``;
-    returns the exit code. ``args`` holds the options :func:`configure` added."""
+    returns the exit code. ``args`` holds the demo's options; ``store_option`` is what
+    the commands it suggests need to name the store (`` --store URL``, or nothing for
+    the command line's default)."""
     from .app import play  # the world, the agent and the bank load only when it runs
 
-    return play(args, store, out)
+    return play(args, store, out, store_option=store_option)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 from typing import TextIO
 
-from ..bank import MemoryBank
-from ..engine import Engine
-from ..store import DEFAULT_PATH, sqlite_path
+from muscle_mem import Engine
+from muscle_mem.bank import MemoryBank
+
 from .agent import Agent
 from .journal import ACCOUNT, Journal, brand
 from .llm import LLM
@@ -22,14 +21,9 @@ from .tools import instrument
 from .world import SIMULATED, World
 
 
-def play(args: argparse.Namespace, store: str, out: TextIO) -> int:
+def play(args: argparse.Namespace, store: str, out: TextIO, *, store_option: str = "") -> int:
     """Play one day of the demo on ``store`` and print it to ``out``; the exit code."""
     started = time.perf_counter()
-    if args.fresh:
-        problem = _empty(store)
-        if problem:
-            print(problem, file=out)
-            return 2
     try:
         llm = _llm(args)
     except ModelUnavailable as error:
@@ -76,10 +70,10 @@ def play(args: argparse.Namespace, store: str, out: TextIO) -> int:
         per_call = f"{seconds:.2f} s and {tokens:,.0f} tokens"
         say(out, "\n" + totals_table(totals, args.price, per_call))
         say(out, "\n" + _bank_line(bank))
-        say(out, "\n" + _look_further(store, steps))
+        say(out, "\n" + _look_further(store_option, steps))
         say(out, f"\ndemo finished in {time.perf_counter() - started:.1f} s (wall)")
     finally:
-        engine.store.close()
+        engine.close()
         llm.close()
     return 0
 
@@ -92,21 +86,6 @@ def _llm(args: argparse.Namespace) -> LLM:
         base_url=os.environ.get("OPENAI_BASE_URL") or None,
         api_key=os.environ.get("OPENAI_API_KEY") or None,
     )
-
-
-def _empty(store: str) -> str | None:
-    """Empty the store for --fresh; a message when this store cannot be emptied so."""
-    if store.startswith("memory:"):
-        return None  # a memory store starts empty in every process
-    path = sqlite_path(store)
-    if not path:
-        return (
-            f"muscle-mem demo: --fresh only empties SQLite files; empty {store} yourself "
-            "or run the demo on a file with --store"
-        )
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return None
 
 
 def _header(args: argparse.Namespace, store: str, world: World, llm: LLM) -> str:
@@ -142,14 +121,14 @@ def _bank_line(bank: MemoryBank) -> str:
     )
 
 
-def _look_further(store: str, steps: list[StepResult]) -> str:
-    default = store in (DEFAULT_PATH, f"sqlite:///{DEFAULT_PATH}")
-    option = "" if default else f" --store {store}"
+def _look_further(option: str, steps: list[StepResult]) -> str:
     handoff = next((s for s in steps if s.diverged_at is not None), steps[2])
-    key = handoff.task_key[: len("task1:") + 8]
     commands = [
         ("muscle-mem stats", "hit rate, time and tokens saved per task"),
-        (f"muscle-mem show {key}", f"the audit's recorded paths, {handoff.task.code}'s branch"),
+        (
+            f"muscle-mem show {handoff.task_key}",
+            f"the audit's recorded paths, {handoff.task.code}'s branch",
+        ),
         (
             f"muscle-mem bank brief brand:{handoff.task.code.lower()}",
             f"what the memory bank remembers about {handoff.task.code}",

@@ -15,14 +15,16 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..bank.model import Learning
+from muscle_mem import Status
+from muscle_mem.bank import Learning
+
 from .llm import Task
 from .policy import BUDGET_SPLIT
 from .world import CODES, SIMULATED, Event, World
 
 if TYPE_CHECKING:
-    from ..bank import MemoryBank
-    from ..models import Outcome
+    from muscle_mem import Outcome
+    from muscle_mem.bank import MemoryBank
 
 ACCOUNT = "account:mode"
 # What each kind of change is expected to do to the cost of a lead (relative).
@@ -112,7 +114,7 @@ class Journal:
                 expected={"cpl": round(expected - 1, 3)},
                 at=at,
             )
-        if outcome.status != "hit" and any(e.kind == "budget_split" for e in events):
+        if not outcome.hit and any(e.kind == "budget_split" for e in events):
             bank.decide(
                 "budget_split",
                 {"cpl": {role: row["cpl"] for role, row in rows.items()}, "split": BUDGET_SPLIT},
@@ -131,7 +133,7 @@ class Journal:
             at,
             keep=True,
         )
-        if outcome.status == "handoff":
+        if outcome.status == Status.HANDOFF:
             signup = world.pages[code, "signup"]
             self._learn(
                 brand(code),
@@ -171,7 +173,7 @@ class Journal:
                 expected="leads reach the attribution network",
                 at=at,
             )
-        if outcome.status != "hit" and events:
+        if not outcome.hit and events:
             bank.decide(
                 "flow_pattern",
                 {"source": "MFF", "config_hash": pattern},

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from muscle_mem import Status
+
 from .agent import Agent
 from .llm import LLM, Task
 from .policy import SimulatedLLM
@@ -25,7 +27,8 @@ from .tools import Platform
 from .world import World
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from muscle_mem import Engine
+
     from .journal import Journal
 
 DAY = (
@@ -59,7 +62,7 @@ def days_played(engine: Engine) -> int:
     args, kwargs = engine_arguments(DAY[0])
     key = engine.task_key(*args, **kwargs)
     runs = engine.store.runs(about=kwargs["about"])
-    return sum(1 for run in runs if run.task_key == key and run.status != "error")
+    return sum(1 for run in runs if run.task_key == key and run.status != Status.ERROR)
 
 
 def settle(world: World, platform: Platform, days: int) -> None:
@@ -80,7 +83,7 @@ class StepResult:
 
     number: int
     task: Task
-    status: str
+    status: Status
     replayed: int
     diverged_at: int | None
     reason: str | None

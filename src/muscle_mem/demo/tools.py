@@ -19,11 +19,12 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from ..checks import Check
+from muscle_mem import Check
+
 from .world import TEMPLATES, World
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from muscle_mem import Engine
 
 
 class Platform:
