@@ -17,7 +17,8 @@ from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
 from muscle_mem.codec import decode
 from muscle_mem.errors import IntegrityWarning, StoreError
 from muscle_mem.store import open_store
-from muscle_mem.store.sql import SCHEMA_VERSION, SQLStore
+from muscle_mem.store.schema import SCHEMA_VERSION
+from muscle_mem.store.sql import SQLStore
 
 
 @pytest.fixture

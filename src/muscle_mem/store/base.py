@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import Any, Protocol
 
 from ..models import RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree, Update
+
+
+class Cursor(Protocol):
+    """The little a store needs from a DB-API cursor, with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
 
 
 class Store(ABC):

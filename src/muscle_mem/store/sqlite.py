@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..trie import DEFAULT_SNAPSHOT_CAP
-from .sql import Cursor, SQLStore
+from .base import Cursor
+from .sql import SQLStore
 
 T = TypeVar("T")
 
@@ -27,6 +28,8 @@ BUSY_TIMEOUT_S = 30.0
 
 class SQLiteStore(SQLStore):
     """A cache in one SQLite file, created (with its folder) if it doesn't exist."""
+
+    dialect = "sqlite"
 
     def __init__(
         self,
