@@ -23,7 +23,7 @@ import warnings
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, IntegrityWarning, StoreError
 from ..models import RunRecord, Status, Step, TaskInfo
@@ -38,7 +38,7 @@ from ..trie import (
     root_id,
 )
 from . import schema
-from .base import Cursor, Store
+from .base import Cursor, SQLDatabase, Store
 from .signing import secret_key, sign_node, sign_snapshot, valid
 
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
@@ -53,8 +53,13 @@ _RUN_MARKS = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
 T = TypeVar("T")
 
 
-class SQLStore(Store):
-    """A store in an SQL database. Subclasses connect and run transactions."""
+class SQLStore(Store, SQLDatabase):
+    """A store in an SQL database. Subclasses connect and run transactions.
+
+    Its public :meth:`read`, :meth:`write` and :attr:`dialect` (the
+    :class:`~.base.SQLDatabase` seam) let other code, the memory bank, keep tables in
+    the same database; subclasses implement them as ``_read`` and ``_write``.
+    """
 
     #: SQL that orders rows "all the rest" after an OFFSET.
     no_limit = "LIMIT -1"
@@ -73,7 +78,7 @@ class SQLStore(Store):
     # -- what subclasses provide ----------------------------------------------------
 
     #: The SQL the database speaks: "sqlite" or "postgresql".
-    dialect: ClassVar[str]
+    dialect: str
 
     @abstractmethod
     def _read(self, work: Callable[[Cursor], T]) -> T:
@@ -82,6 +87,16 @@ class SQLStore(Store):
     @abstractmethod
     def _write(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in one write transaction: all of it is committed or none."""
+
+    # -- the seam other code keeps its tables through ---------------------------------
+
+    def read(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` with a cursor outside any write transaction; return its result."""
+        return self._read(work)
+
+    def write(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` in one write transaction: all of it is committed or none."""
+        return self._write(work)
 
     # -- the schema -------------------------------------------------------------------
 
