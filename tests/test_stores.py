@@ -401,6 +401,14 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(store_kind)
     assert "postgresql://ann:***@127.0.0.1:1/nowhere" in message
 
 
+def test_every_store_says_where_its_data_is_without_a_password(store_kind, stores, store_url):
+    from muscle_mem.store.postgres import redact
+
+    store = stores.open(store_url)
+    # memory://, the sqlite:/// URL it was opened with, the PostgreSQL URL as redacted
+    assert store.url == (redact(store_url) if store_kind == "postgres" else store_url)
+
+
 def test_a_store_url_can_set_the_snapshot_cap(tmp_path):
     assert open_store("memory://?snapshot_cap=7").snapshot_cap == 7
     sqlite_store = open_store(f"sqlite:///{tmp_path}/cap.db?snapshot_cap=9")

@@ -359,7 +359,7 @@ def _remove(args: argparse.Namespace, store: Store, plan: Plan) -> int:
         for *_, line in plan:
             print(f"  {line}")
     go = bool(plan) and not args.dry_run
-    if go and not args.yes and not _ask(f"remove from {getattr(store, 'url', store)}? [y/N] "):
+    if go and not args.yes and not _ask(f"remove from {store.url}? [y/N] "):
         if as_json:
             dump({"dry_run": False, "declined": True, "tasks": listing, "removed_steps": 0})
         else:

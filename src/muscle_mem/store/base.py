@@ -31,7 +31,7 @@ class SQLDatabase(Protocol):
     can hold a bank too.
     """
 
-    #: Where the data is, as :attr:`Store.url`.
+    #: Where the data is, without a password (see :attr:`Store.url`).
     url: str
     #: The SQL the database speaks: "sqlite" or "postgresql".
     dialect: str
@@ -59,6 +59,9 @@ class Store(ABC):
     """
 
     snapshot_cap: int = DEFAULT_SNAPSHOT_CAP
+    #: Where the store keeps its data, fit for messages and logs (never a password):
+    #: "memory://", "sqlite:///path/to/cache.db", "postgresql://user@host/db".
+    url: str
     #: True when everything the store holds lives in this process and goes with the
     #: store object (MemoryStore): data kept beside it may live in memory too.
     in_memory: bool = False

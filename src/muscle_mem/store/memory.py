@@ -20,6 +20,7 @@ class MemoryStore(Store):
     cache all day must not grow without end (persistent stores keep every run).
     """
 
+    url = "memory://"
     in_memory = True
 
     def __init__(self, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP, *, keep_runs: int = 1_000) -> None:
