@@ -66,7 +66,52 @@ def test_a_store_the_bank_cannot_use_is_refused(store_kind):
         """A store of someone else's making; what it implements does not matter here."""
 
     Elsewhere.__abstractmethods__ = frozenset()
-    with pytest.raises(ConfigurationError, match="MemoryStore, SQLite or PostgreSQL"):
+    with pytest.raises(ConfigurationError, match=r"MemoryStore, SQLite or PostgreSQL.*in_memory"):
+        MemoryBank(Elsewhere())
+
+
+def test_a_store_of_another_making_holds_a_bank_through_the_public_seam(store_kind, stores):
+    inner = stores.fresh()  # for SQL: the database the other store keeps its data in
+    if store_kind == "memory":
+
+        class Elsewhere(Store):
+            in_memory = True  # its data lives in this process, so the bank's may too
+
+    else:
+
+        class Elsewhere(Store):
+            """Wraps one of ours through its public names only, as a third party would."""
+
+            url = inner.url
+            dialect = inner.dialect  # type: ignore[attr-defined]
+
+            def read(self, work):
+                return inner.read(work)  # type: ignore[attr-defined]
+
+            def write(self, work):
+                return inner.write(work)  # type: ignore[attr-defined]
+
+    Elsewhere.__abstractmethods__ = frozenset()
+    store = Elsewhere()
+    campaign(MemoryBank(store))
+    # The records are where the store keeps its data: this process, or the database.
+    holder = store if store_kind == "memory" else inner
+    assert MemoryBank(holder).get("campaign:sim_1").version == 1
+
+
+def test_a_bank_refuses_a_dialect_it_does_not_speak(store_kind, stores):
+    if store_kind == "memory":
+        pytest.skip("a memory store speaks no SQL")
+    inner = stores.fresh()
+
+    class Elsewhere(Store):
+        url = inner.url
+        dialect = "oracle"
+        read = inner.read  # type: ignore[attr-defined]
+        write = inner.write  # type: ignore[attr-defined]
+
+    Elsewhere.__abstractmethods__ = frozenset()
+    with pytest.raises(ConfigurationError, match=r"speaks 'oracle'.*sqlite:///"):
         MemoryBank(Elsewhere())
 
 

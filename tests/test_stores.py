@@ -17,7 +17,8 @@ from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
 from muscle_mem.codec import decode
 from muscle_mem.errors import IntegrityWarning, StoreError
 from muscle_mem.store import open_store
-from muscle_mem.store.sql import SCHEMA_VERSION, SQLStore
+from muscle_mem.store.schema import SCHEMA_VERSION
+from muscle_mem.store.sql import SQLStore
 
 
 @pytest.fixture
@@ -398,6 +399,14 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(store_kind)
     message = str(raised.value)
     assert "hunter2" not in message
     assert "postgresql://ann:***@127.0.0.1:1/nowhere" in message
+
+
+def test_every_store_says_where_its_data_is_without_a_password(store_kind, stores, store_url):
+    from muscle_mem.store.postgres import redact
+
+    store = stores.open(store_url)
+    # memory://, the sqlite:/// URL it was opened with, the PostgreSQL URL as redacted
+    assert store.url == (redact(store_url) if store_kind == "postgres" else store_url)
 
 
 def test_a_store_url_can_set_the_snapshot_cap(tmp_path):

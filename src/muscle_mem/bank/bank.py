@@ -12,8 +12,7 @@ from typing import Any
 from ..errors import BankError, ConfigurationError, UnknownEntityError, UnknownRecordError
 from ..models import RunRecord
 from ..store import Store, open_store
-from ..store.memory import MemoryStore
-from ..store.sql import SQLStore
+from ..store.base import SQLDatabase
 from . import ops, seed_json
 from . import validate as check
 from .backend import Backend, Query, Tx
@@ -393,17 +392,21 @@ class MemoryBank:
 
 
 def _backend(store: Store) -> Backend:
-    if isinstance(store, MemoryStore):
+    # Asked of the store, not of its class: a store of another making can hold a bank.
+    if store.in_memory:
         from .memory import MemoryBackend
 
         return MemoryBackend(store)
-    if isinstance(store, SQLStore):
+    if isinstance(store, SQLDatabase):
         from .sql import SQLBackend
 
         return SQLBackend(store)
     raise ConfigurationError(
         f"a MemoryBank keeps its data in a MemoryStore, SQLite or PostgreSQL store; "
-        f"{store!r} is none of them"
+        f"{store!r} is none of them, so the bank cannot live in it. Open the bank on "
+        "memory://, sqlite:///path.db or postgresql://..., or give the store class "
+        "in_memory = True (its data lives in this process) or the read, write and "
+        "dialect of muscle_mem.store.base.SQLDatabase"
     )
 
 

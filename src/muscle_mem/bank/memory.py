@@ -1,4 +1,5 @@
-"""The bank in a MemoryStore: the reference the SQL backend must agree with.
+"""The bank in a store whose data lives in this process (a MemoryStore): the reference
+the SQL backend must agree with.
 
 The data belongs to the store, not to a bank object, so two banks on one MemoryStore
 share it, and it goes when the store does. Records hold dicts and lists, so they are
@@ -15,7 +16,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ..store.memory import MemoryStore
+from ..store import Store
 from .backend import Backend, Query, Row, Tx
 from .model import Action, Closing, Decision, Entity, Learning, Record, Snapshot
 from .text import Doc
@@ -36,7 +37,7 @@ class _Data:
         self.docs: dict[tuple[str, str], Doc] = {}
 
 
-_banks: weakref.WeakKeyDictionary[MemoryStore, _Data] = weakref.WeakKeyDictionary()
+_banks: weakref.WeakKeyDictionary[Store, _Data] = weakref.WeakKeyDictionary()
 _banks_lock = threading.Lock()
 
 
@@ -175,7 +176,7 @@ def _drop_version(data: _Data, entity: Entity) -> None:
 
 
 class MemoryBackend(Backend):
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: Store) -> None:
         with _banks_lock:
             data = _banks.get(store)
             if data is None:

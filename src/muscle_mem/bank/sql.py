@@ -25,8 +25,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..store.postgres import PostgresStore
-from ..store.sql import Cursor, SQLStore, upgrade
+from ..errors import ConfigurationError
+from ..store.base import Cursor, SQLDatabase
+from ..store.schema import statements, upgrade
 from .backend import Backend, Query, Row, Tx
 from .model import Action, Closing, Decision, Entity, Learning, Record, Snapshot
 from .text import Doc
@@ -49,7 +50,7 @@ _TSV = (
 # Statements that bring the bank's tables from version N-1 to N.
 MIGRATIONS: dict[str, dict[int, list[str]]] = {
     # 2: tsvectors of the words as they are, not as PostgreSQL's parser reads them.
-    "postgres": {2: [f"UPDATE mm_bank_docs SET tsv = {_TSV}"]},
+    "postgresql": {2: [f"UPDATE mm_bank_docs SET tsv = {_TSV}"]},
     # 2: FTS5's ascii tokenizer; _open_schema remakes the index.
     "sqlite": {2: []},
 }
@@ -153,36 +154,39 @@ def has_fts5() -> bool:
 
 
 class SQLBackend(Backend):
-    def __init__(self, store: SQLStore) -> None:
+    def __init__(self, store: SQLDatabase) -> None:
+        if store.dialect not in MIGRATIONS:
+            raise ConfigurationError(
+                f"a MemoryBank keeps its tables in SQLite or PostgreSQL, and {store!r} "
+                f"speaks {store.dialect!r}: open the bank on a sqlite:/// or postgresql:// store"
+            )
         self._store = store
-        self._postgres = isinstance(store, PostgresStore)
+        self._postgres = store.dialect == "postgresql"
         self._fts5 = not self._postgres and has_fts5()
         if not self._postgres and not self._fts5:
             _warn_no_fts5()
-        store._write(self._open_schema)
+        store.write(self._open_schema)
 
     def __repr__(self) -> str:
         search = "tsvector" if self._postgres else "FTS5" if self._fts5 else "LIKE"
         return f"SQLBackend({self._store!r}, search={search})"
 
     def read(self, work: Callable[[Tx], T]) -> T:
-        return self._store._read(lambda cur: work(_SQLTx(cur, self._postgres, self._fts5)))
+        return self._store.read(lambda cur: work(_SQLTx(cur, self._postgres, self._fts5)))
 
     def write(self, work: Callable[[Tx], T]) -> T:
-        return self._store._write(lambda cur: work(_SQLTx(cur, self._postgres, self._fts5)))
+        return self._store.write(lambda cur: work(_SQLTx(cur, self._postgres, self._fts5)))
 
     def _open_schema(self, cur: Cursor) -> None:
         store = self._store
-        store._lock_schema(cur)
-        schema = _SCHEMA.format(**store.types)
-        if self._postgres:
-            schema += ";" + _POSTGRES_SEARCH
+        tables = _SCHEMA + (";" + _POSTGRES_SEARCH if self._postgres else "")
         upgrade(
             cur,
+            store.dialect,
             "bank_schema_version",
             BANK_SCHEMA_VERSION,
-            schema.split(";"),
-            MIGRATIONS["postgres" if self._postgres else "sqlite"],
+            statements(tables, store.dialect),
+            MIGRATIONS[store.dialect],
             f"the memory bank in {store.url}",
         )
         if self._fts5:

@@ -365,7 +365,7 @@ def _remove(
         for *_, line in listing:
             print(f"  {line}")
     go = bool(listing) and not args.dry_run
-    if go and not args.yes and not _ask(f"remove from {getattr(store, 'url', store)}? [y/N] "):
+    if go and not args.yes and not _ask(f"remove from {store.url}? [y/N] "):
         if as_json:
             dump({"dry_run": False, "declined": True, "tasks": tasks, "removed_steps": 0})
         else:

@@ -1,4 +1,9 @@
-"""Where the cache lives: one small protocol, and a store per backend."""
+"""Where the cache lives: one small protocol, and a store per backend.
+
+A store of your own implements :class:`Store`: it hands out a :class:`Tree` per task
+key and applies, per run, one :class:`Changes` and one :class:`RunRecord`. Everything
+such a store needs is importable from here.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,22 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigurationError
-from .base import Store
+from ..models import Changes, RunRecord, TaskInfo
+from ..trie import Tree
+from .base import Cursor, SQLDatabase, Store
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "open_store"]
+__all__ = [
+    "Changes",
+    "Cursor",
+    "MemoryStore",
+    "RunRecord",
+    "SQLDatabase",
+    "Store",
+    "TaskInfo",
+    "Tree",
+    "open_store",
+]
 
 ENV_VAR = "MUSCLE_MEM_STORE"
 DEFAULT_PATH = ".muscle_mem/cache.db"  # the command line's store when none is named

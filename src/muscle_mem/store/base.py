@@ -3,10 +3,46 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..models import Changes, RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """The little a store needs from a DB-API cursor, with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+@runtime_checkable
+class SQLDatabase(Protocol):
+    """A store in an SQL database, as code that keeps its own tables there sees it.
+
+    The SQLite and PostgreSQL stores are ones (see :class:`~.sql.SQLStore`). The memory
+    bank keeps its ``mm_bank_*`` tables beside the cache's through these four names, so
+    one file or database holds both, and a store of another making that offers them
+    can hold a bank too.
+    """
+
+    #: Where the data is, without a password (see :attr:`Store.url`).
+    url: str
+    #: The SQL the database speaks: "sqlite" or "postgresql".
+    dialect: str
+
+    def read(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` with a cursor outside any write transaction; return its result."""
+        ...
+
+    def write(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` in one write transaction: all of it is committed or none."""
+        ...
 
 
 class Store(ABC):
@@ -16,9 +52,19 @@ class Store(ABC):
     :class:`~muscle_mem.models.Changes` and one :class:`RunRecord`. Node ids are content hashes, so
     recording a path that exists already is a no-op and two writers of the same path
     never conflict.
+
+    Other data can live beside the cache's, as the memory bank does: in this process
+    when :attr:`in_memory` is true, or in the store's database when the store is an
+    :class:`SQLDatabase` (public ``read``, ``write`` and ``dialect``).
     """
 
     snapshot_cap: int = DEFAULT_SNAPSHOT_CAP
+    #: Where the store keeps its data, fit for messages and logs (never a password):
+    #: "memory://", "sqlite:///path/to/cache.db", "postgresql://user@host/db".
+    url: str
+    #: True when everything the store holds lives in this process and goes with the
+    #: store object (MemoryStore): data kept beside it may live in memory too.
+    in_memory: bool = False
 
     @abstractmethod
     def tree(self, task_key: str) -> Tree:

@@ -20,6 +20,9 @@ class MemoryStore(Store):
     cache all day must not grow without end (persistent stores keep every run).
     """
 
+    url = "memory://"
+    in_memory = True
+
     def __init__(self, snapshot_cap: int = DEFAULT_SNAPSHOT_CAP, *, keep_runs: int = 1_000) -> None:
         if snapshot_cap < 1:
             raise ConfigurationError(f"snapshot_cap must be at least 1, got {snapshot_cap}")

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreError
 from ..trie import DEFAULT_SNAPSHOT_CAP
-from .sql import Cursor, SQLStore
+from .base import Cursor
+from .sql import SQLStore
 
 T = TypeVar("T")
 
@@ -25,12 +26,8 @@ CONNECT_TIMEOUT_S = 10
 class PostgresStore(SQLStore):
     """A cache in a PostgreSQL database; its tables are named ``mm_*``."""
 
+    dialect = "postgresql"
     no_limit = "LIMIT ALL"
-    types: ClassVar[dict[str, str]] = {
-        "real": "DOUBLE PRECISION",
-        "blob": "BYTEA",
-        "serial": "BIGSERIAL",
-    }
 
     def __init__(
         self,
@@ -71,9 +68,6 @@ class PostgresStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
-
-    def _lock_schema(self, cur: Cursor) -> None:
-        cur.execute("SELECT pg_advisory_xact_lock(4834110571)")  # any constant of ours
 
     def _read(self, work: Callable[[Cursor], T]) -> T:
         return self._retrying(work, write=False)

@@ -1,5 +1,5 @@
-"""What the SQLite and PostgreSQL stores share: the schema, one run's writes, and the
-process's copy of each task key's tree.
+"""What the SQLite and PostgreSQL stores share: one run's writes, and the process's copy
+of each task key's tree (the tables are in :mod:`.schema`).
 
 A process reads a task key's tree once and keeps it; each run asks only for the key's
 *generation*, a counter bumped by every commit that changes what replay can see (a new
@@ -23,7 +23,7 @@ import warnings
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, IntegrityWarning, StoreError
 from ..models import (
@@ -38,75 +38,11 @@ from ..models import (
     root_id,
 )
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
-from .base import Store
+from . import schema
+from .base import Cursor, SQLDatabase, Store
 from .signing import secret_key, sign_node, sign_snapshot, valid
 
-SCHEMA_VERSION = 2
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
-
-# Statements that bring a store from version N-1 to N. A new store is made at version 1
-# (_SCHEMA) and brought up through every migration, so the path an old store takes is
-# the one every new store has taken too.
-MIGRATIONS: dict[int, list[str]] = {
-    # The run log says where each run's trajectory ended and what it was about.
-    2: [
-        "ALTER TABLE mm_runs ADD COLUMN path TEXT",
-        "ALTER TABLE mm_runs ADD COLUMN about TEXT",
-        "CREATE INDEX IF NOT EXISTS mm_runs_about ON mm_runs (about, started_at)",
-    ],
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mm_tasks (
-    task_key TEXT PRIMARY KEY,
-    tags TEXT NOT NULL,
-    generation BIGINT NOT NULL,
-    created_at {real} NOT NULL,
-    last_used {real} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS mm_nodes (
-    id TEXT PRIMARY KEY,
-    task_key TEXT NOT NULL,
-    parent TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    code TEXT NOT NULL,
-    call {blob} NOT NULL,
-    terminal INTEGER NOT NULL DEFAULT 0,
-    hits BIGINT NOT NULL DEFAULT 0,
-    failures BIGINT NOT NULL DEFAULT 0,
-    created_at {real} NOT NULL,
-    last_used {real} NOT NULL,
-    sig {blob}
-);
-CREATE INDEX IF NOT EXISTS mm_nodes_task ON mm_nodes (task_key);
-CREATE TABLE IF NOT EXISTS mm_snapshots (
-    node TEXT NOT NULL,
-    which TEXT NOT NULL,
-    digest {blob} NOT NULL,
-    task_key TEXT NOT NULL,
-    data {blob} NOT NULL,
-    used {real} NOT NULL,
-    sig {blob},
-    PRIMARY KEY (node, which, digest)
-);
-CREATE INDEX IF NOT EXISTS mm_snapshots_task ON mm_snapshots (task_key);
-CREATE TABLE IF NOT EXISTS mm_runs (
-    id {serial} PRIMARY KEY,
-    task_key TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    params TEXT NOT NULL,
-    status TEXT NOT NULL,
-    replayed INTEGER NOT NULL,
-    recorded INTEGER NOT NULL,
-    diverged_at INTEGER,
-    reason TEXT,
-    started_at {real} NOT NULL,
-    duration_s {real} NOT NULL,
-    tokens BIGINT NOT NULL,
-    cost {real} NOT NULL
-);
-CREATE INDEX IF NOT EXISTS mm_runs_task ON mm_runs (task_key, started_at)
-"""
 
 _RUN_COLUMNS = (
     "task_key, tags, params, status, replayed, recorded, diverged_at, reason, "
@@ -118,21 +54,16 @@ _RUN_MARKS = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
 T = TypeVar("T")
 
 
-class Cursor(Protocol):
-    """The little a store needs from a DB-API cursor, with ``?`` placeholders."""
+class SQLStore(Store, SQLDatabase):
+    """A store in an SQL database. Subclasses connect and run transactions.
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-    def fetchone(self) -> Any: ...
-
-
-class SQLStore(Store):
-    """A store in an SQL database. Subclasses connect and run transactions."""
+    Its public :meth:`read`, :meth:`write` and :attr:`dialect` (the
+    :class:`~.base.SQLDatabase` seam) let other code, the memory bank, keep tables in
+    the same database; subclasses implement them as ``_read`` and ``_write``.
+    """
 
     #: SQL that orders rows "all the rest" after an OFFSET.
     no_limit = "LIMIT -1"
-    types: ClassVar[dict[str, str]] = {"real": "REAL", "blob": "BLOB", "serial": "INTEGER"}
 
     def __init__(self, url: str, snapshot_cap: int, secret: str | bytes | None) -> None:
         if snapshot_cap < 1:
@@ -147,6 +78,9 @@ class SQLStore(Store):
 
     # -- what subclasses provide ----------------------------------------------------
 
+    #: The SQL the database speaks: "sqlite" or "postgresql".
+    dialect: str
+
     @abstractmethod
     def _read(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` with a cursor outside any write transaction."""
@@ -155,8 +89,15 @@ class SQLStore(Store):
     def _write(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work`` in one write transaction: all of it is committed or none."""
 
-    def _lock_schema(self, cur: Cursor) -> None:
-        """Keep two processes from creating the schema at once."""
+    # -- the seam other code keeps its tables through ---------------------------------
+
+    def read(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` with a cursor outside any write transaction; return its result."""
+        return self._read(work)
+
+    def write(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work`` in one write transaction: all of it is committed or none."""
+        return self._write(work)
 
     # -- the schema -------------------------------------------------------------------
 
@@ -166,31 +107,22 @@ class SQLStore(Store):
         A store already at this version is only read: opening it for a look (the
         command line's ``ls``) neither waits for a writer nor needs write access.
         """
-
-        def version(cur: Cursor) -> int | None:
-            cur.execute("SELECT value FROM mm_meta WHERE key = 'schema_version'")
-            row = cur.fetchone()
-            return int(row[0]) if row else None
-
         try:
-            if self._read(version) == SCHEMA_VERSION:
+            if self._read(schema.version) == schema.SCHEMA_VERSION:
                 return
         except StoreError:
             pass  # no schema yet, or no database at all: the write below says which
-
-        def work(cur: Cursor) -> None:
-            self._lock_schema(cur)
-            cur.execute("CREATE TABLE IF NOT EXISTS mm_meta (key TEXT PRIMARY KEY, value TEXT)")
-            upgrade(
+        self._write(
+            lambda cur: schema.upgrade(
                 cur,
+                self.dialect,
                 "schema_version",
-                SCHEMA_VERSION,
-                _SCHEMA.format(**self.types).split(";"),
-                MIGRATIONS,
+                schema.SCHEMA_VERSION,
+                schema.statements(schema.SCHEMA, self.dialect),
+                schema.MIGRATIONS,
                 f"the store {self.url}",
             )
-
-        self._write(work)
+        )
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -582,44 +514,6 @@ class SQLStore(Store):
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
-
-
-def upgrade(
-    cur: Cursor,
-    key: str,
-    latest: int,
-    first: Sequence[str],
-    migrations: dict[int, list[str]],
-    what: str,
-) -> int:
-    """Bring a schema whose version ``mm_meta`` keeps under ``key`` up to ``latest``.
-
-    A new schema is made at version 1 by the statements ``first``, then every schema
-    runs the migrations past its version, so an old store's path is the one every new
-    store has taken too. A newer schema is refused. Returns the version found (0: new).
-    """
-    cur.execute("SELECT value FROM mm_meta WHERE key = ?", (key,))
-    row = cur.fetchone()
-    found = int(row[0]) if row else 0
-    if found > latest:
-        raise StoreError(
-            f"{what} has schema version {found}, written by a newer muscle-mem; this "
-            f"version reads up to {latest}. Upgrade muscle-mem to use it."
-        )
-    if found == latest:
-        return found
-    if found == 0:
-        for statement in first:
-            cur.execute(statement)
-    for step in range(max(found, 1) + 1, latest + 1):
-        for statement in migrations[step]:
-            cur.execute(statement)
-    cur.execute(
-        "INSERT INTO mm_meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, str(latest)),
-    )
-    return found
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:

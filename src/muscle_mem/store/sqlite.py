@@ -10,6 +10,7 @@ the last runs, never corrupt the file, which is the right trade for a cache.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..trie import DEFAULT_SNAPSHOT_CAP
-from .sql import Cursor, SQLStore
+from .base import Cursor
+from .sql import SQLStore
 
 T = TypeVar("T")
 
@@ -27,6 +29,8 @@ BUSY_TIMEOUT_S = 30.0
 
 class SQLiteStore(SQLStore):
     """A cache in one SQLite file, created (with its folder) if it doesn't exist."""
+
+    dialect = "sqlite"
 
     def __init__(
         self,
@@ -38,7 +42,7 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         super().__init__(f"sqlite:///{self.path}", snapshot_cap, secret)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[int, sqlite3.Connection]] = []  # pid that opened it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -48,33 +52,33 @@ class SQLiteStore(SQLStore):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
-    def _connection(self) -> sqlite3.Connection:
-        # sqlite3 connections must not be shared between threads: one per thread.
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                connection = sqlite3.connect(
-                    self.path,
-                    timeout=BUSY_TIMEOUT_S,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as error:
-                raise StoreError(f"cannot open {self.url}: {error}") from None
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
     def _cursor(self) -> Any:
-        # One cursor per thread, reused: a cursor a call leaves as garbage is a reference
+        # One connection per thread, as sqlite3 requires, and per process: a child of
+        # fork() that used its parent's could corrupt the file (sqlite.org/howtocorrupt
+        # §2.6), so a thread whose connection another process opened gets its own. One
+        # cursor per connection, reused: a cursor a call leaves as garbage is a reference
         # cycle, freed only when the collector gets to it, so memory would creep up.
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self._connection().cursor()
-        return cursor
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.cursor = self._connect().cursor()
+            local.pid = os.getpid()
+        return local.cursor
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open {self.url}: {error}") from None
+        with self._lock:
+            self._connections.append((os.getpid(), connection))
+        return connection
 
     def _read(self, work: Callable[[Cursor], T]) -> T:
         try:
@@ -99,8 +103,12 @@ class SQLiteStore(SQLStore):
         return result
 
     def close(self) -> None:
+        # Only this process's connections: those a child of fork() inherited are still
+        # its parent's, in use there, and the child leaves them alone.
+        pid = os.getpid()
         with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
+            mine = [connection for opened_by, connection in self._connections if opened_by == pid]
+            self._connections = [entry for entry in self._connections if entry[0] != pid]
+        for connection in mine:
             connection.close()
         self._local = threading.local()
