@@ -1,4 +1,9 @@
-"""Values as data: the canonical codec, and tools called with arguments of any shape."""
+"""Values as data: the canonical codec, and tools called with arguments of any shape.
+
+Tiers (see conftest): the encode/decode tests need no store and run once; the tests
+through an engine (tools and checks called with data of every shape) run on every store
+kind, since each store keeps the encoded bytes its own way.
+"""
 
 import dataclasses
 import datetime as dt
@@ -15,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import muscle_mem
-from muscle_mem import Check, Engine
+from muscle_mem import Check
 from muscle_mem.codec import decode, encode
 from muscle_mem.errors import DecodeError
 
@@ -597,7 +602,7 @@ def test_an_unencodable_param_names_the_param(engine):
         engine("t", params={"session": object()})
 
 
-def test_an_unencodable_task_argument_says_how_to_pass_it(engine):
+def test_an_unencodable_task_argument_says_how_to_pass_it(engine, engines):
     @engine.function()
     def click():
         pass
@@ -607,7 +612,7 @@ def test_an_unencodable_task_argument_says_how_to_pass_it(engine):
         engine("t", object())
     assert "the task's arguments[1]" in str(info.value)
     # Keyed by tags alone, the agent takes any object.
-    loose = Engine(match_task=False)
+    loose = engines(match_task=False)
     loose_calls = []
 
     @loose.function()

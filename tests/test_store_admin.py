@@ -1,7 +1,8 @@
 """What a store offers to those who look after it: listing, removing, merging, and
 moving trees between stores; and the figures that say whether the cache pays.
 
-Each test runs on every store kind (see conftest).
+Runs on every store kind (see conftest), but for the figures computed from hand-made run
+logs, which need no store and run once.
 """
 
 from __future__ import annotations
