@@ -6,7 +6,8 @@ one: for ``store_kind``, or for a fixture built on it (``stores``, ``store_url``
 store, so a plain ``Engine()`` made through ``engines`` uses it. A test about some kinds
 only says which with ``@kinds("sqlite", "postgres")``, rather than skipping the others.
 Every other test (codec, task keys, the API, validation, the demo's world...) runs
-once, and with ``$MUSCLE_MEM_STORE`` unset, so an ``Engine()`` there is in memory.
+once, and with ``$MUSCLE_MEM_STORE`` unset, so an ``Engine()`` there is in memory;
+``memory_engine`` is such an engine, for what is settled before any store is read.
 
 ``tests/unit/`` holds tests named after the module they cover; they need no store.
 
