@@ -1,13 +1,19 @@
-"""Shared fixtures: a world the tools act on, an engine around an agent, and the store.
+"""Shared fixtures: a world the tools act on, engines, and stores of each kind.
 
-Every test runs once per store kind (memory, SQLite, PostgreSQL): the ``store_url``
-fixture points ``$MUSCLE_MEM_STORE`` at a fresh, empty store, so even a plain
-``Engine()`` in a test uses it. A module that has nothing to do with stores sets
-``ONE_STORE = True`` and runs once, in memory.
+Tiers. A test runs on every store kind (memory, SQLite, PostgreSQL) only if it asks for
+one: for ``store_kind``, or for a fixture built on it (``stores``, ``store_url``,
+``engine``, ``engines``). ``store_url`` also points ``$MUSCLE_MEM_STORE`` at the test's
+store, so a plain ``Engine()`` made through ``engines`` uses it. A test about some kinds
+only says which with ``@kinds("sqlite", "postgres")``, rather than skipping the others.
+Every other test (codec, task keys, the API, validation, the demo's world...) runs
+once, and with ``$MUSCLE_MEM_STORE`` unset, so an ``Engine()`` there is in memory;
+``memory_engine`` is such an engine, for what is settled before any store is read.
+
+``tests/unit/`` holds tests named after the module they cover; they need no store.
 
 PostgreSQL tests need a server: set ``MUSCLE_MEM_TEST_POSTGRES`` to a URL (each test
 gets a schema of its own there). Without it they skip; with
-``MUSCLE_MEM_REQUIRE_POSTGRES=1`` (CI) an unreachable server fails them instead.
+``MUSCLE_MEM_REQUIRE_POSTGRES=1`` (CI) a missing or unreachable server fails them instead.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from muscle_mem import Engine, MemoryStore
-from muscle_mem import engine as engine_module
 from muscle_mem.store import ENV_VAR, Store, open_store
 from muscle_mem.store.postgres import PostgresStore
 from muscle_mem.store.sqlite import SQLiteStore
@@ -27,6 +33,12 @@ from muscle_mem.store.sqlite import SQLiteStore
 STORE_KINDS = ("memory", "sqlite", "postgres")
 POSTGRES_URL = os.environ.get("MUSCLE_MEM_TEST_POSTGRES")
 _schemas = itertools.count()
+
+
+def kinds(*names: str) -> pytest.MarkDecorator:
+    """Run a test that asks for a store kind on these kinds only."""
+    assert set(names) <= set(STORE_KINDS), names
+    return pytest.mark.parametrize("store_kind", names, indirect=True)
 
 
 class World:
@@ -37,13 +49,37 @@ class World:
         self.calls: list[tuple] = []
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "store_kind" in metafunc.fixturenames and not getattr(metafunc.module, "ONE_STORE", False):
-        metafunc.parametrize("store_kind", STORE_KINDS, indirect=True)
+@pytest.fixture(autouse=True)
+def _no_store_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A test that asks for no store kind must not pick one up from the developer's shell.
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+class _Admin:
+    """The test server's admin connection. It reconnects once if the server dropped it:
+    another run of this suite on the same server may terminate every other backend."""
+
+    def __init__(self, psycopg: Any) -> None:
+        self._psycopg = psycopg
+        self._connection = self._connect()
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+
+    def execute(self, sql: str) -> Any:
+        try:
+            return self._connection.execute(sql)
+        except self._psycopg.OperationalError:
+            self._connection.close()
+            self._connection = self._connect()
+            return self._connection.execute(sql)
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 @pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[object]:
+def postgres_admin() -> Iterator[_Admin]:
     """A connection to the test server, or a skip that says how to get one."""
     if not POSTGRES_URL:
         if os.environ.get("MUSCLE_MEM_REQUIRE_POSTGRES"):
@@ -51,7 +87,7 @@ def postgres_admin() -> Iterator[object]:
         pytest.skip("PostgreSQL tests need MUSCLE_MEM_TEST_POSTGRES=postgresql://... (a server)")
     psycopg = pytest.importorskip("psycopg", reason="pip install 'muscle-mem[postgres]'")
     try:
-        connection = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+        connection = _Admin(psycopg)
     except psycopg.Error as error:
         if os.environ.get("MUSCLE_MEM_REQUIRE_POSTGRES"):
             raise
@@ -90,7 +126,7 @@ class Stores:
         if not options:
             return self.track(url)
         if self.kind == "memory":
-            store: Store = MemoryStore(**options)  # type: ignore[arg-type]
+            store = MemoryStore(**options)  # type: ignore[arg-type]
         elif self.kind == "sqlite":
             store = SQLiteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type]
         else:
@@ -98,10 +134,11 @@ class Stores:
         self._opened.append(store)
         return store
 
-    def track(self, store: object, **options: object) -> Store:
-        opened = open_store(store, **options)  # type: ignore[arg-type]
-        self._opened.append(opened)
-        return opened
+    def track(self, url: str, **options: object) -> Store:
+        """``open_store(url, **options)`` (``secret``...), closed at the end."""
+        store = open_store(url, **options)  # type: ignore[arg-type]
+        self._opened.append(store)
+        return store
 
     def fresh(self, **options: object) -> Store:
         return self.open(self.url(), **options)
@@ -115,9 +152,28 @@ class Stores:
                 admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-@pytest.fixture
+class Engines:
+    """Makes engines (``Engine(**options)``) and closes them all at the end: an engine
+    closes the store it opened itself, from a URL, a path or ``$MUSCLE_MEM_STORE``."""
+
+    def __init__(self) -> None:
+        self._made: list[Engine] = []
+
+    def __call__(self, **options: object) -> Engine:
+        engine = Engine(**options)  # type: ignore[arg-type]
+        self._made.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for engine in self._made:
+            engine.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
-    return getattr(request, "param", "memory")
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_admin")  # no server: skip (or fail) here, first
+    return request.param
 
 
 @pytest.fixture
@@ -127,14 +183,43 @@ def stores(store_kind: str, tmp_path: object, request: pytest.FixtureRequest) ->
     made.close()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def store_url(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> str:
     """The URL of this test's store, also in ``$MUSCLE_MEM_STORE`` for ``Engine()``."""
     url = stores.url()
     monkeypatch.setenv(ENV_VAR, url)
-    # Engines the tests make themselves open stores too: close those at the end as well.
-    monkeypatch.setattr(engine_module, "open_store", stores.track)
     return url
+
+
+@pytest.fixture
+def engines(store_url: str) -> Iterator[Engines]:
+    """``engines(**options)``: an engine on this test's store unless ``options`` name
+    another; closed at the end of the test."""
+    made = Engines()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def cli_stores_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Closes, at the end of the test, the stores ``muscle_mem.cli.main()`` opened in-process.
+
+    A stopgap: the commands never close the store they open (``cli.common.open_for``),
+    and an unclosed PostgreSQL pool fails a later test from its ``__del__``. It goes
+    away once the CLI closes what it opens.
+    """
+    from muscle_mem.cli import common
+
+    opened: list[Store] = []
+
+    def open_and_keep(*args: object, **options: object) -> Store:
+        opened.append(open_store(*args, **options))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(common, "open_store", open_and_keep)
+    yield
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture
@@ -144,4 +229,12 @@ def world() -> World:
 
 @pytest.fixture
 def engine(store_url: str, stores: Stores) -> Engine:
+    """An engine on this test's store (of each kind)."""
     return Engine(store=stores.open(store_url))
+
+
+@pytest.fixture
+def memory_engine() -> Engine:
+    """An engine in memory, for what is settled before any store is read (task keys, the
+    arguments a run is refused for): a test using it runs once."""
+    return Engine(store=MemoryStore())

@@ -1,11 +1,9 @@
-"""The public surface: exported names, version, logging."""
+"""The public surface: exported names, version, logging. No store: runs once."""
 
 import logging
 import types
 
 import muscle_mem
-
-ONE_STORE = True  # nothing here touches a store
 
 
 def test_all_is_exactly_the_public_names():

@@ -1,4 +1,9 @@
-"""The memory bank on every store: entities, snapshots, actions, learnings, recall."""
+"""The memory bank on every store: entities, snapshots, actions, learnings, recall.
+
+Tiers (see conftest): the bank is tested on every store kind; its schema and index on
+SQLite and PostgreSQL (``@persistent``); refusals that happen before any store is read
+(a store the bank cannot use, a metric that is not a number) run once, in memory.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from muscle_mem import Engine, MuscleMemError
+from conftest import kinds
+from muscle_mem import MemoryStore, MuscleMemError
 from muscle_mem.bank import (
     BankError,
     MemoryBank,
@@ -26,6 +32,7 @@ from muscle_mem.store import Store
 
 DAY = 86_400.0
 T0 = 1_724_649_205.477823  # 2024-08-26T05:13:25.477823Z
+persistent = kinds("sqlite", "postgres")  # the stores with a schema and an index
 
 
 @pytest.fixture
@@ -61,7 +68,7 @@ def test_a_bank_closes_only_a_store_it_opened(stores, store_url):
     assert closed == [True]
 
 
-def test_a_store_the_bank_cannot_use_is_refused(store_kind):
+def test_a_store_the_bank_cannot_use_is_refused():
     class Elsewhere(Store):
         """A store of someone else's making; what it implements does not matter here."""
 
@@ -115,9 +122,8 @@ def test_a_bank_refuses_a_dialect_it_does_not_speak(store_kind, stores):
         MemoryBank(Elsewhere())
 
 
-def test_a_newer_bank_schema_is_refused(bank, store_kind, stores, store_url):
-    if store_kind == "memory":
-        pytest.skip("a memory store has no schema")
+@persistent
+def test_a_newer_bank_schema_is_refused(bank, stores, store_url):
     bank.store._write(  # type: ignore[attr-defined]
         lambda cur: cur.execute(
             "UPDATE mm_meta SET value = ? WHERE key = 'bank_schema_version'", ("99",)
@@ -247,7 +253,8 @@ def test_one_point_has_no_change_and_a_zero_start_no_percent(bank):
         ({"": 1.0}, "a metric name must be a non-empty string"),
     ],
 )
-def test_a_metric_that_is_not_a_number_is_refused(bank, metrics, message):
+def test_a_metric_that_is_not_a_number_is_refused(metrics, message):
+    bank = MemoryBank(MemoryStore())  # refused before the store is read: on any store alike
     made = campaign(bank)
     with pytest.raises(BankError, match=message):
         bank.snapshot(made, metrics)
@@ -470,8 +477,7 @@ def test_records_of_one_time_keep_their_order(bank):
 # -- episodes ------------------------------------------------------------------------------------
 
 
-def test_engine_runs_are_episodes_of_the_entity_they_were_about(stores, store_url):
-    engine = Engine(store=stores.open(store_url))
+def test_engine_runs_are_episodes_of_the_entity_they_were_about(engine):
     bank = MemoryBank(engine.store)
     made = campaign(bank)
 
@@ -659,9 +665,8 @@ def test_a_document_too_big_for_a_tsvector_is_stored_and_found(bank):
     assert bank.recall(text="needle absentword") == []
 
 
+@persistent
 def test_a_store_indexed_by_an_older_muscle_mem_is_reindexed(bank, store_kind, stores, store_url):
-    if store_kind == "memory":
-        pytest.skip("a memory store has no index")
     bank.learn("brand:voyage", "tip", "x² and \u017f")
 
     def as_version_1(cur):
@@ -689,8 +694,7 @@ def test_a_store_indexed_by_an_older_muscle_mem_is_reindexed(bank, store_kind, s
 # -- episodes, in the order they started -------------------------------------------------------
 
 
-def test_episodes_are_ordered_by_when_they_started(stores, store_url):
-    engine = Engine(store=stores.open(store_url))
+def test_episodes_are_ordered_by_when_they_started(engine):
     bank = MemoryBank(engine.store)
     made = campaign(bank)
     started, go_on = threading.Event(), threading.Event()

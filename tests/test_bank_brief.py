@@ -1,4 +1,7 @@
-"""The brief: what an agent reads at the start of a session, within its budget."""
+"""The brief: what an agent reads at the start of a session, within its budget.
+
+Runs on every store kind (see conftest): the brief is read from the store.
+"""
 
 from __future__ import annotations
 

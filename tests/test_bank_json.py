@@ -1,4 +1,7 @@
-"""The bank as JSON in the seed's shapes: export, import, round trips, bad documents."""
+"""The bank as JSON in the seed's shapes: export, import, round trips, bad documents.
+
+Runs on every store kind (see conftest): imports are written and exports read there.
+"""
 
 from __future__ import annotations
 

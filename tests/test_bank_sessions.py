@@ -1,4 +1,8 @@
-"""The bank across sessions and writers: a second process, threads, SQLite without FTS5."""
+"""The bank across sessions and writers: a second process, threads, SQLite without FTS5.
+
+Tiers (see conftest): racing writers run on every store kind; a second process needs a
+store that outlives the first (SQLite, PostgreSQL); FTS5 is SQLite's alone.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import threading
 import pytest
 
 import muscle_mem.bank.sql as bank_sql
+from conftest import kinds
 from muscle_mem.bank import MemoryBank
 
 SECOND_SESSION = textwrap.dedent(
@@ -28,16 +33,10 @@ SECOND_SESSION = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def shared_url(store_kind, store_url):
-    if store_kind == "memory":
-        pytest.skip("a memory store lives in one process")
-    return store_url
-
-
-def test_a_second_process_recalls_the_first_ones_session(shared_url, tmp_path):
+@kinds("sqlite", "postgres")  # a memory store lives in one process
+def test_a_second_process_recalls_the_first_ones_session(store_url, tmp_path):
     # Session one: the user story's demo, through the API.
-    with MemoryBank(shared_url) as bank:
+    with MemoryBank(store_url) as bank:
         launched = bank.entity(
             "campaign",
             "sim_20250826_051325",
@@ -78,7 +77,7 @@ def test_a_second_process_recalls_the_first_ones_session(shared_url, tmp_path):
     script = tmp_path / "second_session.py"
     script.write_text(SECOND_SESSION)
     done = subprocess.run(
-        [sys.executable, str(script), shared_url], capture_output=True, text=True, timeout=60
+        [sys.executable, str(script), store_url], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
@@ -126,9 +125,8 @@ def test_writers_racing_on_one_entity_get_consecutive_versions(store_kind, store
     assert dict(history[-1].attributes) == {"start": True, "w0": 4, "w1": 4, "w2": 4, "w3": 4}
 
 
-def test_sqlite_without_fts5_recalls_the_same_with_a_warning(store_kind, stores, monkeypatch):
-    if store_kind != "sqlite":
-        pytest.skip("FTS5 is SQLite's")
+@kinds("sqlite")
+def test_sqlite_without_fts5_recalls_the_same_with_a_warning(stores, monkeypatch):
     url = stores.url()
     monkeypatch.setattr(bank_sql, "has_fts5", lambda: False)
     bank_sql._warn_no_fts5.cache_clear()

@@ -5,6 +5,10 @@ script (and ``python -m muscle_mem``) as a subprocess, as a user would. The data
 real: an engine on a SQLite store (PostgreSQL too for stats, export and import) whose
 agent records a three-step path with params, replays it, and hands over when the
 environment changes under a pre-check.
+
+Tiers (see conftest): most tests run once, on a SQLite file of their own; those about
+moving figures and trees between stores run on SQLite and PostgreSQL (``@both_kinds``).
+A command refuses a memory store, so none runs there.
 """
 
 from __future__ import annotations
@@ -21,15 +25,13 @@ from pathlib import Path
 import pytest
 
 import muscle_mem
-from muscle_mem import Check, Engine
+from conftest import Engines, kinds
+from muscle_mem import Check
 from muscle_mem.cli import Progress, main
-from muscle_mem.cli import common as cli_common
 from muscle_mem.codec import encode
 from muscle_mem.models import Changes, RunRecord, Step
 from muscle_mem.store import open_store
 from muscle_mem.trie import Tree
-
-ONE_STORE = True  # stores are chosen test by test here
 
 SCRIPT = str(Path(sys.executable).parent / "muscle-mem")
 FORM = "fill the form"
@@ -43,7 +45,7 @@ DAY = 86400.0
 # -- the agent and its data -------------------------------------------------------------
 
 
-def build_engine(store, world, *, secret=None):
+def build_engine(engines, store, world, *, secret=None):
     """An engine whose agent does one of three tasks:
 
     FORM (params: name): fill name, fill greeting ('Hello {name}!'), submit; the fills'
@@ -52,7 +54,7 @@ def build_engine(store, world, *, secret=None):
     that changes every run, so its replay keeps failing) and submit, or, in "alt" mode,
     click "other".
     """
-    engine = Engine(store=store, secret=secret)
+    engine = engines(store=store, secret=secret)
 
     def where(field, value):
         return world["page"] if field == "name" else world["greeting_at"]
@@ -198,10 +200,17 @@ def add_old_runs(url):
 
 
 @pytest.fixture(autouse=True)
-def tracked_cli_stores(stores, monkeypatch):
-    """The stores main() opens in-process are closed at the end of the test."""
-    monkeypatch.setattr(cli_common, "open_store", stores.track)
+def no_secret_from_the_shell(monkeypatch):
     monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
+
+
+@pytest.fixture
+def engines():
+    """Engines on the stores these tests name themselves (not ``$MUSCLE_MEM_STORE``, so
+    asking for one does not run a test on every store kind); closed at the end."""
+    made = Engines()
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -215,9 +224,9 @@ def world():
 
 
 @pytest.fixture
-def recorded(url, world):
+def recorded(url, world, engines):
     """A SQLite store holding the form and report tasks, and the engine that recorded it."""
-    engine = build_engine(url, world)
+    engine = build_engine(engines, url, world)
     outcomes = record(engine, world)
     return engine, outcomes
 
@@ -229,7 +238,8 @@ def server(store_kind, stores):
     return stores.url()
 
 
-both_kinds = pytest.mark.parametrize("store_kind", ["sqlite", "postgres"], indirect=True)
+both_kinds = kinds("sqlite", "postgres")
+pytestmark = pytest.mark.usefixtures("cli_stores_closed")
 
 
 def cli(capsys, *args, stdin=None, monkeypatch=None):
@@ -320,8 +330,10 @@ def export_of(capsys, store_url, *args):
 
 
 @both_kinds
-def test_stats_json_gives_the_figures_of_the_run_log_and_of_engine_stats(server, world, capsys):
-    engine = build_engine(server, world)
+def test_stats_json_gives_the_figures_of_the_run_log_and_of_engine_stats(
+    engines, server, world, capsys
+):
+    engine = build_engine(engines, server, world)
     miss, hit1, hit2, _, hit3, _, _ = record(engine, world)
     k = keys(engine)
     figures = cli_json(capsys, "stats", "--store", server)
@@ -364,8 +376,8 @@ def test_stats_json_gives_the_figures_of_the_run_log_and_of_engine_stats(server,
 
 
 @both_kinds
-def test_stats_since_and_tag_keep_only_those_runs(server, world, capsys):
-    engine = build_engine(server, world)
+def test_stats_since_and_tag_keep_only_those_runs(engines, server, world, capsys):
+    engine = build_engine(engines, server, world)
     record(engine, world)
     add_old_runs(server)
     k = keys(engine)
@@ -395,8 +407,8 @@ def test_stats_since_and_tag_keep_only_those_runs(server, world, capsys):
     assert (code, out.strip()) == (0, "no runs in that window")
 
 
-def test_stats_since_agrees_with_engine_stats_given_a_timedelta(url, world, capsys):
-    engine = build_engine(url, world)
+def test_stats_since_agrees_with_engine_stats_given_a_timedelta(engines, url, world, capsys):
+    engine = build_engine(engines, url, world)
     record(engine, world)
     add_old_runs(url)
     recent = cli_json(capsys, "stats", "--store", url, "--since", "2w")
@@ -650,7 +662,7 @@ def test_rm_dry_run_removes_nothing(recorded, url, capsys):
 
 
 def test_rm_yes_forgets_the_trees_for_this_process_and_others_and_keeps_the_log(
-    recorded, url, world, capsys
+    engines, recorded, url, world, capsys
 ):
     engine, _ = recorded
     k = keys(engine)
@@ -665,7 +677,7 @@ def test_rm_yes_forgets_the_trees_for_this_process_and_others_and_keeps_the_log(
     # The engine that recorded them had their trees in memory: it sees the removal.
     again = form(engine, "Max")
     assert (again.status, again.replayed) == ("miss", 0)
-    fresh = build_engine(url, world)
+    fresh = build_engine(engines, url, world)
     assert (report(fresh).status, report(fresh).status) == ("miss", "hit")
     code, _, err = cli(capsys, "rm", k["form"][:10] + "0000", "--yes", "--store", url)
     assert code == 1 and "no task key starts with" in err
@@ -769,7 +781,7 @@ def test_prune_without_a_criterion_exits_2(recorded, url, capsys):
 
 
 @both_kinds
-def test_export_import_moves_the_cache_to_another_store(recorded, url, server, capsys):
+def test_export_import_moves_the_cache_to_another_store(engines, recorded, url, server, capsys):
     engine, _ = recorded
     k = keys(engine)
     exported = export_of(capsys, url)
@@ -791,7 +803,7 @@ def test_export_import_moves_the_cache_to_another_store(recorded, url, server, c
     # The run log is the source's history: it does not move.
     assert cli_json(capsys, "runs", "--store", server) == []
     assert sorted(export_of(capsys, server)) == sorted(exported)  # portable, as it was
-    target = build_engine(server, new_world() | {"greeting_at": "#greeting-v2"})
+    target = build_engine(engines, server, new_world() | {"greeting_at": "#greeting-v2"})
     hit = form(target, "Eve")
     assert (hit.status, hit.replayed) == ("hit", 3)
     assert report(target).status == "hit"
@@ -852,21 +864,23 @@ def test_export_some_keys_to_a_file(recorded, url, tmp_path, capsys):
 
 
 @both_kinds
-def test_export_piped_into_import_between_two_stores_with_the_script(recorded, url, server):
+def test_export_piped_into_import_between_two_stores_with_the_script(
+    engines, recorded, url, server
+):
     export_err, importer = piped(["export"], ["import", "-", "--store", server], url)
     assert importer.returncode == 0, importer.stderr
     assert export_err == b"" and importer.stderr == ""  # no progress bar into a pipe
     assert importer.stdout.startswith("imported 2 task keys: 4 new steps and 3 new snapshots")
-    assert form(build_engine(server, new_world()), "Eve").status == "hit"
-    assert report(build_engine(server, new_world())).status == "hit"
+    assert form(build_engine(engines, server, new_world()), "Eve").status == "hit"
+    assert report(build_engine(engines, server, new_world())).status == "hit"
 
 
 @both_kinds
 def test_signed_export_imports_and_replays_with_the_same_secret(
-    tmp_path, server, stores, world, capsys, monkeypatch
+    engines, tmp_path, server, stores, world, capsys, monkeypatch
 ):
     source = f"sqlite:///{tmp_path}/signed.db"
-    record(build_engine(source, world, secret="s3cret"), world)
+    record(build_engine(engines, source, world, secret="s3cret"), world)
     monkeypatch.setenv("MUSCLE_MEM_SECRET", "s3cret")
     exported = export_of(capsys, source)
     assert json.loads(exported[0])["signed"] is True
@@ -876,7 +890,7 @@ def test_signed_export_imports_and_replays_with_the_same_secret(
     path.write_text("\n".join(exported) + "\n")
     imported = cli_json(capsys, "import", path, "--store", server)
     assert (imported["new_steps"], imported["new_snapshots"], imported["rejected"]) == (4, 3, 0)
-    target = build_engine(server, new_world(), secret="s3cret")
+    target = build_engine(engines, server, new_world(), secret="s3cret")
     assert form(target, "Eve").status == "hit"
     assert report(target).status == "hit"
 
@@ -893,7 +907,7 @@ def test_signed_export_imports_and_replays_with_the_same_secret(
 
 @both_kinds
 def test_an_unsigned_export_into_a_store_with_a_secret_is_rejected(
-    recorded, url, server, tmp_path, capsys, monkeypatch
+    engines, recorded, url, server, tmp_path, capsys, monkeypatch
 ):
     exported = export_of(capsys, url)
     path = tmp_path / "unsigned.jsonl"
@@ -910,16 +924,18 @@ def test_an_unsigned_export_into_a_store_with_a_secret_is_rejected(
         "were they exported with the same secret?\n"
     )
     assert cli_json(capsys, "ls", "--store", server) == []
-    target = build_engine(server, new_world(), secret="s3cret")
+    target = build_engine(engines, server, new_world(), secret="s3cret")
     assert form(target, "Eve").status == "miss"
 
 
-def test_export_with_the_wrong_secret_fails_rather_than_write_an_empty_export(tmp_path, world):
+def test_export_with_the_wrong_secret_fails_rather_than_write_an_empty_export(
+    engines, tmp_path, world
+):
     """The rows of a signed store do not verify with another secret, so the store hides
     them: an export that silently leaves them out would look fine and import as nothing.
     It must say so (exit 1, one line) instead of exiting 0 with no steps in the file."""
     source = f"sqlite:///{tmp_path}/signed.db"
-    engine = build_engine(source, world, secret="s3cret")
+    engine = build_engine(engines, source, world, secret="s3cret")
     record(engine, world)
     engine.store.close()
     done = script("export", store=source, MUSCLE_MEM_SECRET="not the same")
@@ -1004,14 +1020,14 @@ def test_a_missing_store_is_one_line_and_exit_code_2(tmp_path):
     assert not missing.exists() and not missing.parent.exists()  # nothing was created
 
 
-def test_the_default_store_is_in_the_working_directory(tmp_path, world):
+def test_the_default_store_is_in_the_working_directory(engines, tmp_path, world):
     done = script("ls", cwd=tmp_path, env=script_env())
     assert done.returncode == 2
     assert done.stderr == (
         "muscle-mem: no store at .muscle_mem/cache.db: nothing was recorded there "
         "(pass --store URL, or set $MUSCLE_MEM_STORE)\n"
     )
-    engine = build_engine(tmp_path / ".muscle_mem" / "cache.db", world)
+    engine = build_engine(engines, tmp_path / ".muscle_mem" / "cache.db", world)
     report(engine)
     done = script("ls", "--json", cwd=tmp_path, env=script_env())
     assert done.returncode == 0, done.stderr
@@ -1232,9 +1248,9 @@ def test_an_impossible_value_in_an_export_is_one_line(
 
 
 def test_a_signed_file_imported_without_the_secret_says_it_was_not_checked(
-    url, world, tmp_path, capsys, monkeypatch
+    engines, url, world, tmp_path, capsys, monkeypatch
 ):
-    engine = build_engine(url, world, secret="k1")
+    engine = build_engine(engines, url, world, secret="k1")
     record(engine, world)
     monkeypatch.setenv("MUSCLE_MEM_SECRET", "k1")
     signed = export_of(capsys, url)
@@ -1244,13 +1260,13 @@ def test_a_signed_file_imported_without_the_secret_says_it_was_not_checked(
     assert code == 0 and "signatures were not checked" in err
 
 
-def test_an_unsigned_import_leaves_a_signed_store_signed(url, world, tmp_path, capsys):
-    engine = build_engine(url, world, secret="k1")
+def test_an_unsigned_import_leaves_a_signed_store_signed(engines, url, world, tmp_path, capsys):
+    engine = build_engine(engines, url, world, secret="k1")
     record(engine, world)
     plain = tmp_path / "plain.jsonl"
     plain.write_text("\n".join(export_of(capsys, url)) + "\n")  # no secret: unsigned rows
     code, out, _ = cli(capsys, "import", plain, "--store", url)
     assert code == 0 and "0 new steps and 0 new snapshots" in out
     engine.store.close()
-    again = build_engine(url, world, secret="k1")
+    again = build_engine(engines, url, world, secret="k1")
     assert form(again, "Kim").status == "hit"  # no IntegrityWarning: filterwarnings=error

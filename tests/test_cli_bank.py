@@ -4,6 +4,10 @@ The data goes in through :class:`~muscle_mem.bank.MemoryBank` (a seed-002 style 
 and campaign) and every figure the command prints is checked against what the Python
 API returns for the same arguments, on SQLite and on PostgreSQL. Most tests call
 :func:`muscle_mem.cli.main` in-process; a few run the installed script.
+
+Tiers (see conftest): the bank's figures are checked on SQLite and PostgreSQL
+(``@both_kinds``); how a command fails, on SQLite alone (``@sqlite_only``); tests that
+name no store run once. A command refuses a memory store, so none runs there.
 """
 
 from __future__ import annotations
@@ -19,14 +23,11 @@ from pathlib import Path
 import pytest
 
 import muscle_mem
-from conftest import Stores
+from conftest import Stores, kinds
 from muscle_mem import Engine
 from muscle_mem.bank import MemoryBank
-from muscle_mem.cli import common as cli_common
 from muscle_mem.cli import main
 from test_cli import cli, cli_json, piped
-
-ONE_STORE = True  # stores are chosen test by test here
 
 SCRIPT = str(Path(sys.executable).parent / "muscle-mem")
 T0 = 1_724_649_205.477823  # 2024-08-26: long before any --since window
@@ -34,17 +35,16 @@ DAY = 86_400.0
 NOTHING = "# Memory: {0}\n\nNothing remembered about {0} yet."
 OTHER_KIND = {"sqlite": "postgres", "postgres": "sqlite"}
 
-both_kinds = pytest.mark.parametrize("store_kind", ["sqlite", "postgres"], indirect=True)
-sqlite_only = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+both_kinds = kinds("sqlite", "postgres")
+sqlite_only = kinds("sqlite")
+pytestmark = pytest.mark.usefixtures("cli_stores_closed")
 
 
 # -- fixtures and helpers ----------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
-def tracked_cli_stores(stores, monkeypatch):
-    """The stores main() opens in-process are closed at the end of the test."""
-    monkeypatch.setattr(cli_common, "open_store", stores.track)
+def no_secret_from_the_shell(monkeypatch):
     monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
 
 
@@ -527,6 +527,7 @@ def test_export_to_a_file_that_cannot_be_written_is_one_line(filled, url, tmp_pa
     assert not target.parent.exists()
 
 
+@sqlite_only
 def test_import_creates_a_sqlite_store(tmp_path, stores, capsys):
     source = MemoryBank(stores.open(f"sqlite:///{tmp_path}/source.db"))
     source.learn("brand:voyage", "tip", "video wins")
@@ -611,10 +612,11 @@ def test_a_memory_store_is_refused(capsys):
 # -- the bank and the cache share one store --------------------------------------------
 
 
+@sqlite_only
 def test_the_bank_and_the_cache_share_one_sqlite_file(tmp_path, stores, capsys):
     url = f"sqlite:///{tmp_path}/shared.db"
     done = []
-    engine = Engine(store=url)
+    engine = Engine(store=stores.open(url))
 
     @engine.function
     def raise_bid(campaign, by):

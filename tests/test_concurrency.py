@@ -1,11 +1,14 @@
-"""One Engine, many runs at once: threads and asyncio tasks each record their own run."""
+"""One Engine, many runs at once: threads and asyncio tasks each record their own run.
+
+Runs on every store kind (see conftest): the runs commit to it side by side.
+"""
 
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import muscle_mem
-from muscle_mem import Check, Engine
+from muscle_mem import Check
 
 THREADS = 8
 STEPS = 3
@@ -17,8 +20,8 @@ def recorded_args(engine, *args, **kwargs):
     return [node.template()[0] for node in tree if node.step is not None]
 
 
-def test_threads_sharing_an_engine_each_record_their_own_run():
-    engine = Engine()
+def test_threads_sharing_an_engine_each_record_their_own_run(engines):
+    engine = engines()
     # Every run waits for all the others between its steps, so all of them are half-way
     # through recording at once. The timeout only turns a hang into a failure.
     barrier = threading.Barrier(THREADS, timeout=30)
@@ -59,8 +62,8 @@ def test_threads_sharing_an_engine_each_record_their_own_run():
     assert all(mine == task for mine, task, _ in log)  # each thread replayed its own task
 
 
-def test_threads_recording_one_task_key_with_different_params_share_one_path():
-    engine = Engine()
+def test_threads_recording_one_task_key_with_different_params_share_one_path(engines):
+    engine = engines()
     barrier = threading.Barrier(THREADS, timeout=30)
     local = threading.local()
     log = []
@@ -94,8 +97,8 @@ def test_threads_recording_one_task_key_with_different_params_share_one_path():
     )
 
 
-def test_threads_each_see_their_own_handoff():
-    engine = Engine()
+def test_threads_each_see_their_own_handoff(engines):
+    engine = engines()
     env = {}
     barrier = threading.Barrier(THREADS, timeout=30)
     seen = {}
@@ -133,8 +136,8 @@ def test_threads_each_see_their_own_handoff():
     assert [(o.status, o.replayed) for o in outcomes] == [("hit", STEPS)] * THREADS
 
 
-def test_asyncio_tasks_sharing_an_engine_each_record_their_own_run():
-    engine = Engine()
+def test_asyncio_tasks_sharing_an_engine_each_record_their_own_run(engines):
+    engine = engines()
     log = []
 
     @engine.function(pre_check=Check(lambda task, i: f"page of {task}"))
@@ -169,8 +172,8 @@ def test_asyncio_tasks_sharing_an_engine_each_record_their_own_run():
     assert sorted(log) == sorted((task, i) for task in tasks for i in range(STEPS))
 
 
-def test_asyncio_tasks_each_see_their_own_handoff():
-    engine = Engine()
+def test_asyncio_tasks_each_see_their_own_handoff(engines):
+    engine = engines()
     env = {}
     seen = {}
 

@@ -3,6 +3,8 @@
 Day 1 plays the story (a miss, a hit with params, a handoff at the changed page, a hit
 on the new path, flows built once and replayed, attribution validated); day 2, in a new
 process, starts from the memory bank's brief and replays everything.
+
+Runs once (see conftest): the demo names its own SQLite file.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import pytest
 from muscle_mem.cli import main
 from muscle_mem.cli.demo import configure
 from muscle_mem.demo import run
-
-ONE_STORE = True
 
 # The demo through its real entry point: the installed `muscle-mem` script.
 DEMO = [str(Path(sys.executable).with_name("muscle-mem")), "demo"]

@@ -1,5 +1,7 @@
 """The demo's agent and its simulated LLM: one tool-calling loop, usage reported, and a
-handoff continued from where replay stopped, not from scratch."""
+handoff continued from where replay stopped, not from scratch.
+
+Runs once, in memory (see conftest): the agent, not the store, is under test."""
 
 from __future__ import annotations
 
@@ -15,8 +17,6 @@ from muscle_mem.demo.policy import PolicyError, SimulatedLLM, next_move
 from muscle_mem.demo.story import engine_arguments
 from muscle_mem.demo.tools import TOOL_NAMES, AdPlatform, instrument
 from muscle_mem.demo.world import World
-
-ONE_STORE = True
 
 
 class Recording:

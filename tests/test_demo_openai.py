@@ -3,6 +3,8 @@
 The server (stdlib http.server in a thread, on 127.0.0.1) answers chat completions with
 scripted tool calls: the simulated policy's moves for the conversation it is sent, so
 the whole demo can run through the ``openai`` client without the internet.
+
+Runs once (see conftest): the demo names its own store.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from muscle_mem.demo.tools import TOOL_SCHEMAS
 
 pytest.importorskip("openai", reason="the real-model path needs pip install 'muscle-mem[openai]'")
 
-ONE_STORE = True
 TOKENS = {"prompt_tokens": 1800, "completion_tokens": 60, "total_tokens": 1860}
 
 

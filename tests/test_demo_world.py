@@ -1,5 +1,7 @@
 """The demo's simulated world and its tools' checks: deterministic, and judging what
-makes each step safe (and nothing else)."""
+makes each step safe (and nothing else).
+
+Runs once, in memory (see conftest): the world, not the store, is under test."""
 
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ from muscle_mem.demo.tools import (
     page_layout,
 )
 from muscle_mem.demo.world import CODES, World, WorldError, standard_tracking
-
-ONE_STORE = True
 
 
 def test_a_seed_makes_the_same_world_and_numbers() -> None:

@@ -1,4 +1,7 @@
-"""Divergence: the handoff, restart and raise policies, and what each run records."""
+"""Divergence: the handoff, restart and raise policies, and what each run records.
+
+Runs on every store kind (see conftest), but for the policy's name, checked once.
+"""
 
 import pytest
 
@@ -83,8 +86,8 @@ def carry_on(shop, handoff):
     return "carried on"
 
 
-def test_handoff_gives_the_agent_the_executed_steps_and_where_and_why_replay_stopped():
-    shop = Shop(Engine(), agent_steps=carry_on)
+def test_handoff_gives_the_agent_the_executed_steps_and_where_and_why_replay_stopped(engines):
+    shop = Shop(engines(), agent_steps=carry_on)
     assert shop.run().status == "miss"
     assert shop.handoffs == [None]  # a plain miss is no handoff
     shop.page = "v2"
@@ -110,8 +113,8 @@ def test_handoff_gives_the_agent_the_executed_steps_and_where_and_why_replay_sto
     assert muscle_mem.handoff() is None  # outside the agent
 
 
-def test_the_agent_steps_after_a_handoff_become_a_branch_after_the_replayed_prefix():
-    shop = Shop(Engine(), agent_steps=carry_on)
+def test_the_agent_steps_after_a_handoff_become_a_branch_after_the_replayed_prefix(engines):
+    shop = Shop(engines(), agent_steps=carry_on)
     shop.run()
     shop.page = "v2"
     shop.run()
@@ -136,8 +139,8 @@ def test_the_agent_steps_after_a_handoff_become_a_branch_after_the_replayed_pref
     assert (outcome.status, outcome.replayed) == ("hit", 3)
 
 
-def test_handoff_steps_include_a_step_whose_post_check_failed():
-    engine = Engine()
+def test_handoff_steps_include_a_step_whose_post_check_failed(engines):
+    engine = engines()
     saved = {"as": "John"}
     seen = []
 
@@ -172,8 +175,8 @@ def test_handoff_steps_include_a_step_whose_post_check_failed():
 # -- restart ----------------------------------------------------------------------------
 
 
-def test_restart_calls_the_agent_from_scratch_and_records_its_own_path():
-    shop = Shop(Engine(on_divergence="restart"), agent_steps=carry_on)
+def test_restart_calls_the_agent_from_scratch_and_records_its_own_path(engines):
+    shop = Shop(engines(on_divergence="restart"), agent_steps=carry_on)
     shop.run()
     shop.page = "v2"
     shop.log.clear()
@@ -198,8 +201,8 @@ def test_restart_calls_the_agent_from_scratch_and_records_its_own_path():
     assert shop.log[2:] == [("close_popup",), ("buy", 1)]
 
 
-def test_restart_after_a_tool_raised_at_step_zero_records_a_path_from_the_root():
-    engine = Engine(on_divergence="restart")
+def test_restart_after_a_tool_raised_at_step_zero_records_a_path_from_the_root(engines):
+    engine = engines(on_divergence="restart")
     env = {"broken": False}
     seen = []
 
@@ -234,8 +237,8 @@ def test_restart_after_a_tool_raised_at_step_zero_records_a_path_from_the_root()
 # -- raise ------------------------------------------------------------------------------
 
 
-def test_raise_raises_divergence_error_with_the_handoff_and_records_nothing():
-    shop = Shop(Engine(on_divergence="raise"))
+def test_raise_raises_divergence_error_with_the_handoff_and_records_nothing(engines):
+    shop = Shop(engines(on_divergence="raise"))
     shop.run()
     before = shape(shop.tree())
     shop.page = "v2"
@@ -255,8 +258,8 @@ def test_raise_raises_divergence_error_with_the_handoff_and_records_nothing():
     assert "step 2" in str(info.value)
 
 
-def test_raise_still_calls_the_agent_on_a_plain_miss():
-    engine = Engine(on_divergence="raise")
+def test_raise_still_calls_the_agent_on_a_plain_miss(engines):
+    engine = engines(on_divergence="raise")
     env = {"page": "v1"}
 
     @engine.function(pre_check=Check(lambda: env["page"]))
@@ -271,8 +274,8 @@ def test_raise_still_calls_the_agent_on_a_plain_miss():
     assert engine("t").hit
 
 
-def test_raise_when_a_replayed_tool_raises_at_step_zero():
-    engine = Engine(on_divergence="raise")
+def test_raise_when_a_replayed_tool_raises_at_step_zero(engines):
+    engine = engines(on_divergence="raise")
     env = {"broken": False}
 
     @engine.function()
@@ -352,12 +355,12 @@ def test_two_recorded_paths_are_never_spliced(engine):
     assert log == ["a"]
 
 
-def test_agent_raising_during_a_handoff_records_nothing_and_propagates():
+def test_agent_raising_during_a_handoff_records_nothing_and_propagates(engines):
     def fail(shop, handoff):
         shop.close_popup()
         raise RuntimeError("model timed out")
 
-    shop = Shop(Engine(), agent_steps=fail)
+    shop = Shop(engines(), agent_steps=fail)
     shop.run()
     before = shape(shop.tree())
     shop.page = "v2"
@@ -373,8 +376,8 @@ def test_agent_raising_during_a_handoff_records_nothing_and_propagates():
     assert shop.run().hit
 
 
-def test_agent_raising_after_a_failed_post_check_learns_nothing():
-    engine = Engine()
+def test_agent_raising_after_a_failed_post_check_learns_nothing(engines):
+    engine = engines()
     saved = {"as": "John", "fail": False}
 
     @engine.function(post_check=Check(lambda name: saved["as"]))

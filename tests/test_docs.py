@@ -1,4 +1,9 @@
-"""The README's code and the quickstart script do what the README says they do."""
+"""The README's code and the quickstart script do what the README says they do.
+
+Tiers (see conftest): the README's Python and the quickstart make a plain ``Engine()``,
+so they run on every store kind through ``$MUSCLE_MEM_STORE``; the walk-throughs that
+name their own SQLite file run once.
+"""
 
 import os
 import re
@@ -6,25 +11,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_walkthrough_runs_and_its_page_change_hands_off():
+def test_readme_walkthrough_runs_and_its_page_change_hands_off(store_url):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     engine, page = namespace["engine"], namespace["page"]
-    page["selectors"]["greeting"] = "#welcome"
-    handed = engine("fill the signup form", "Ana", params={"name": "Ana"})
-    assert (handed.status, handed.diverged_at, handed.replayed) == ("handoff", 1, 1)
-    assert engine("fill the signup form", "Bob", params={"name": "Bob"})
-    assert page["fields"] == {"name": "Bob", "greeting": "Hello Bob!"}
+    with engine:  # it opened $MUSCLE_MEM_STORE: closed at the end
+        page["selectors"]["greeting"] = "#welcome"
+        handed = engine("fill the signup form", "Ana", params={"name": "Ana"})
+        assert (handed.status, handed.diverged_at, handed.replayed) == ("handoff", 1, 1)
+        assert engine("fill the signup form", "Bob", params={"name": "Bob"})
+        assert page["fields"] == {"name": "Bob", "greeting": "Hello Bob!"}
 
 
-def test_quickstart_prints_miss_hit_handoff_hit():
+def test_quickstart_prints_miss_hit_handoff_hit(store_url):  # the script inherits it
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
         capture_output=True,
@@ -35,9 +39,7 @@ def test_quickstart_prints_miss_hit_handoff_hit():
     assert statuses == ["miss", "hit", "handoff", "hit"]
 
 
-def test_readme_terminal_walkthrough_is_what_the_command_prints(store_kind, tmp_path, monkeypatch):
-    if store_kind != "sqlite":
-        pytest.skip("the walk-through is on a SQLite file: it runs once")
+def test_readme_terminal_walkthrough_is_what_the_command_prints(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
     session = re.search(r"```console\n(\$ export MUSCLE_MEM_STORE.*?)```", readme, re.S).group(1)
     monkeypatch.setenv("MUSCLE_MEM_STORE", str(tmp_path / "cache.db"))
@@ -62,11 +64,7 @@ def _timeless(text: str) -> str:
     return re.sub(r"\d+(\.\d+)?(s|ms|µs)\b", "T", text)
 
 
-def test_readme_memory_bank_example_runs_and_its_brief_says_what_was_stored(
-    store_kind, tmp_path, monkeypatch
-):
-    if store_kind != "sqlite":
-        pytest.skip("the example names a SQLite file: it runs once")
+def test_readme_memory_bank_example_runs_and_its_brief_says_what_was_stored(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(from muscle_mem import MemoryBank\n.*?)```", readme, re.S)[1]
     monkeypatch.chdir(tmp_path)
@@ -80,9 +78,7 @@ def test_readme_memory_bank_example_runs_and_its_brief_says_what_was_stored(
     bank.close()
 
 
-def test_readme_demo_excerpt_is_what_the_demo_prints(store_kind, tmp_path):
-    if store_kind != "sqlite":
-        pytest.skip("the demo runs on a SQLite file: it runs once")
+def test_readme_demo_excerpt_is_what_the_demo_prints(tmp_path):
     readme = (ROOT / "README.md").read_text()
     excerpt = re.search(r"```text\n(  #  task.*?)```", readme, re.S)[1]
     printed = subprocess.run(

@@ -14,8 +14,6 @@ import pytest
 
 from muscle_mem.store.sqlite import SQLiteStore
 
-ONE_STORE = True
-
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
 
 

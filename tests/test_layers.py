@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip("importlinter", reason="pip install -e '.[dev]' brings import-linter")
 
-ONE_STORE = True  # nothing here touches a store
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "muscle_mem"
 

@@ -1,4 +1,7 @@
-"""Several processes on one store: nothing lost, no node written twice, paths shared."""
+"""Several processes on one store: nothing lost, no node written twice, paths shared.
+
+Runs on SQLite and PostgreSQL (see conftest): a memory store lives in one process.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import textwrap
 
 import pytest
 
+from conftest import kinds
 from muscle_mem.store import open_store
+
+pytestmark = kinds("sqlite", "postgres")
 
 WORKERS = 4
 ROUNDS = 5
@@ -44,9 +50,7 @@ WORKER = textwrap.dedent(
 
 
 @pytest.fixture
-def shared_url(store_kind, store_url):
-    if store_kind == "memory":
-        pytest.skip("a memory store lives in one process")
+def shared_url(store_url):
     return store_url
 
 

@@ -1,9 +1,12 @@
-"""What a run returns: status, counts, divergence, result, usage; and what it records."""
+"""What a run returns: status, counts, divergence, result, usage; and what it records.
+
+Runs on every store kind (see conftest).
+"""
 
 import pytest
 
 import muscle_mem
-from muscle_mem import Check, Engine
+from muscle_mem import Check
 
 
 def make(engine, world, *, post=False):
@@ -221,10 +224,10 @@ def test_hits_log_at_debug_level(engine, world, caplog):
     assert [r.getMessage().split()[0] for r in caplog.records] == ["miss", "hit"]
 
 
-def test_async_agent_and_async_tools():
+def test_async_agent_and_async_tools(engines):
     import asyncio
 
-    engine = Engine()
+    engine = engines()
     calls = []
 
     @engine.function(pre_check=Check(lambda x: "env"))
@@ -251,8 +254,8 @@ def test_async_agent_and_async_tools():
     assert engine("t").status == "hit" and calls == [21, 21, 21]
 
 
-def test_sync_call_of_an_async_agent_says_to_use_arun():
-    engine = Engine()
+def test_sync_call_of_an_async_agent_says_to_use_arun(engines):
+    engine = engines()
 
     @engine.function()
     async def tool():

@@ -1,7 +1,12 @@
-"""Task keys and params: which runs count as the same task, and how params are filled in."""
+"""Task keys and params: which runs count as the same task, and how params are filled in.
+
+Tiers (see conftest): task keys, and the tags and params a run is refused for, are
+settled before any store is read, so those tests run once, in memory
+(``memory_engine``); recording and replaying with params runs on every store kind.
+"""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import muscle_mem
@@ -31,8 +36,8 @@ def typed(value):
 # -- the task key ------------------------------------------------------------------
 
 
-def test_tags_are_an_unordered_set(engine):
-    key = engine.task_key
+def test_tags_are_an_unordered_set(memory_engine):
+    key = memory_engine.task_key
     assert key("t", tags=["a", "b"]) == key("t", tags=["b", "a"])
     assert key("t", tags=["a", "b"]) == key("t", tags=("b", "a", "a"))
     assert key("t", tags=["a", "b"]) == key("t", tags={"a", "b"})
@@ -52,12 +57,14 @@ def test_runs_with_the_same_tags_in_another_order_share_the_cache(engine):
     assert len(calls) == 4
 
 
-def test_tags_from_a_generator_count(engine):
-    assert engine.task_key("t", tags=(t for t in ["a"])) == engine.task_key("t", tags=["a"])
+def test_tags_from_a_generator_count(memory_engine):
+    assert memory_engine.task_key("t", tags=(t for t in ["a"])) == memory_engine.task_key(
+        "t", tags=["a"]
+    )
 
 
-def test_task_arguments_make_the_key(engine):
-    key = engine.task_key
+def test_task_arguments_make_the_key(memory_engine):
+    key = memory_engine.task_key
     assert key("a") == key("a")
     assert key("a") != key("b")
     assert key("a") != key(task="a")  # positional and keyword arguments differ
@@ -74,8 +81,8 @@ def test_a_task_is_never_replayed_for_another(engine):
     assert [c[0] for c in calls] == [("one",), ("two",)]
 
 
-def test_string_param_in_the_task_is_replaced_by_its_name(engine):
-    key = engine.task_key
+def test_string_param_in_the_task_is_replaced_by_its_name(memory_engine):
+    key = memory_engine.task_key
     john = key("fill the form for John", params={"name": "John"})
     assert john == key("fill the form for Jane", params={"name": "Jane"})
     assert john == key("fill the form for Jane Doe", params={"name": "Jane Doe"})
@@ -86,16 +93,18 @@ def test_string_param_in_the_task_is_replaced_by_its_name(engine):
     )
 
 
-def test_params_in_the_task_are_replaced_inside_nested_arguments_and_kwargs(engine):
+def test_params_in_the_task_are_replaced_inside_nested_arguments_and_kwargs(memory_engine):
     def key(name):
-        return engine.task_key(
+        return memory_engine.task_key(
             ["greet", {"to": f"Hi {name}", "cc": (name,)}],
             who=name,
             params={"name": name},
         )
 
     assert key("John") == key("Jane")
-    assert key("John") != engine.task_key(["greet", {"to": "Hi John", "cc": ("John",)}], who="John")
+    assert key("John") != memory_engine.task_key(
+        ["greet", {"to": "Hi John", "cc": ("John",)}], who="John"
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,13 +126,15 @@ def test_params_in_the_task_are_replaced_inside_nested_arguments_and_kwargs(engi
         (True, ("add 2.5", {"n": 2}), ("add 2.5", {})),
     ],
 )
-def test_a_number_param_in_the_task_is_replaced_only_as_a_whole_word(engine, same, first, second):
-    key = engine.task_key
+def test_a_number_param_in_the_task_is_replaced_only_as_a_whole_word(
+    memory_engine, same, first, second
+):
+    key = memory_engine.task_key
     assert (key(first[0], params=first[1]) == key(second[0], params=second[1])) is same
 
 
-def test_a_whole_task_argument_equal_to_a_number_param_is_its_name(engine):
-    key = engine.task_key
+def test_a_whole_task_argument_equal_to_a_number_param_is_its_name(memory_engine):
+    key = memory_engine.task_key
     assert key(2, params={"n": 2}) == key(3, params={"n": 3})
     assert key(True, params={"n": 1}) != key(3, params={"n": 3})  # True is not 1
     assert key(1.0, params={"n": 1}) != key(3, params={"n": 3})  # 1.0 is not 1
@@ -145,7 +156,7 @@ def test_a_number_param_task_replays_with_the_new_number(engine):
 
 
 def test_match_task_false_keys_by_tags_alone():
-    engine = Engine(match_task=False)
+    engine = Engine(match_task=False)  # task keys only: in memory, once
     key = engine.task_key
     assert key("a") == key("b", x=1) == key() == key("a", params={"n": 1})
     assert key("a", tags=["t"]) == key("b", tags=["t"])
@@ -154,8 +165,8 @@ def test_match_task_false_keys_by_tags_alone():
     assert Engine().task_key("a") != Engine().task_key("b")
 
 
-def test_match_task_false_replays_one_task_for_another():
-    engine = Engine(match_task=False)
+def test_match_task_false_replays_one_task_for_another(engines):
+    engine = engines(match_task=False)
     tool, calls = recorder(engine)
     agent_calls = []
 
@@ -319,19 +330,22 @@ def test_when_two_params_share_a_value_the_first_wins(engine, order, expected):
     assert calls[-1] == (expected, {})
 
 
-@settings(max_examples=40, deadline=None)
+# One store for the test (store_url), and a new engine on it for each example.
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     old=st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.floats(allow_nan=False)),
     new=st.one_of(st.integers(), st.text(max_size=8), st.none(), st.lists(st.integers())),
 )
-def test_any_argument_equal_to_a_param_replays_with_the_new_value(old, new):
-    engine = Engine()
-    tool, calls = recorder(engine)
-    # No task text: a new value that happens to stand in it would change the key.
-    engine.set_agent(lambda: tool(old, key=[old]))
-    engine(params={"p": old})
-    assert engine(params={"p": new}).status == "hit"
-    assert typed(calls[-1]) == typed(((new,), {"key": [new]}))
+def test_any_argument_equal_to_a_param_replays_with_the_new_value(store_url, old, new):
+    with Engine() as engine:
+        tool, calls = recorder(engine)
+        # No task text: a new value that happens to stand in it would change the key.
+        engine.set_agent(lambda: tool(old, key=[old]))
+        engine(params={"p": old})
+        assert engine(params={"p": new}).status == "hit"
+        assert typed(calls[-1]) == typed(((new,), {"key": [new]}))
 
 
 @pytest.mark.parametrize("params", [None, {}, {"other": "x"}])
@@ -381,39 +395,39 @@ def test_a_later_step_needing_a_missing_param_hands_off(engine):
 
 
 @pytest.mark.parametrize("params", ["name=John", [("name", "John")], 3, {"John"}])
-def test_params_that_are_not_a_dict_say_what_to_pass(engine, params):
-    tool, calls = recorder(engine)
-    engine.set_agent(lambda task: tool(task))
+def test_params_that_are_not_a_dict_say_what_to_pass(memory_engine, params):
+    tool, calls = recorder(memory_engine)
+    memory_engine.set_agent(lambda task: tool(task))
     with pytest.raises(muscle_mem.ConfigurationError, match=r"params must be a dict"):
-        engine("t", params=params)
+        memory_engine("t", params=params)
     assert calls == []
 
 
-def test_param_names_that_are_not_strings_are_a_configuration_error(engine):
-    tool, calls = recorder(engine)
-    engine.set_agent(lambda task: tool(task))
+def test_param_names_that_are_not_strings_are_a_configuration_error(memory_engine):
+    tool, calls = recorder(memory_engine)
+    memory_engine.set_agent(lambda task: tool(task))
     with pytest.raises(muscle_mem.ConfigurationError, match="str"):
-        engine("t", params={1: "John"})
+        memory_engine("t", params={1: "John"})
     assert calls == []
 
 
-def test_task_key_checks_params_like_a_run(engine):
+def test_task_key_checks_params_like_a_run(memory_engine):
     with pytest.raises(muscle_mem.ConfigurationError, match=r"params must be a dict"):
-        engine.task_key("t", params="ab")
+        memory_engine.task_key("t", params="ab")
 
 
 @pytest.mark.parametrize("tags", ["signup", [1], ["a", None], b"ab", [["a"]]])
-def test_tags_that_are_not_strings_say_what_to_pass(engine, tags):
-    tool, calls = recorder(engine)
-    engine.set_agent(lambda task: tool(task))
+def test_tags_that_are_not_strings_say_what_to_pass(memory_engine, tags):
+    tool, calls = recorder(memory_engine)
+    memory_engine.set_agent(lambda task: tool(task))
     with pytest.raises(muscle_mem.ConfigurationError, match=r"tags=\['signup'\]"):
-        engine("t", tags=tags)
+        memory_engine("t", tags=tags)
     with pytest.raises(muscle_mem.ConfigurationError, match=r"list of strings"):
-        engine.task_key("t", tags=tags)
+        memory_engine.task_key("t", tags=tags)
     assert calls == []
 
 
-def test_tags_that_are_not_iterable_say_what_to_pass(engine):
-    engine.set_agent(lambda task: None)
+def test_tags_that_are_not_iterable_say_what_to_pass(memory_engine):
+    memory_engine.set_agent(lambda task: None)
     with pytest.raises(muscle_mem.ConfigurationError, match=r"list of strings"):
-        engine("t", tags=123)
+        memory_engine("t", tags=123)

@@ -12,7 +12,8 @@ Every tool logs, as it runs, whether the agent or replay called it, the call, an
 pre-check capture at that moment. A model of what the agent recorded (the captures
 seen at each path of calls, and the complete paths) is then compared with what replay
 does. Every example gets a new, empty store of the test's kind (see conftest.py),
-with a snapshot cap drawn too, so eviction is exercised.
+with a snapshot cap drawn too, so eviction is exercised. Every property runs on every
+store kind, but for what one engine leaves for another, which needs a shared store.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import muscle_mem
+from conftest import kinds
 from muscle_mem import Check, Engine
 
 FEATURES = ("a", "b", "t")
@@ -294,14 +295,11 @@ def test_after_a_miss_or_handoff_the_same_task_in_the_same_world_is_a_hit(
 _ONE_INC_TABLE = {**dict.fromkeys(STATES, 0), (0, 0, 1): 1, (1, 0, 2): 1}
 
 
+@kinds("sqlite", "postgres")  # a memory store is not shared between engines
 @PROPERTY
 @example(table=_ONE_INC_TABLE, post=dict.fromkeys(TOOLS), envs=[(0, 0, 1, 0), (0, 0, 1, 1)])
 @given(table=tables, post=post_checks, envs=envs())
-def test_what_one_engine_learned_is_a_hit_for_another_on_the_same_store(
-    store_kind, stores, table, post, envs
-):
-    if store_kind == "memory":
-        pytest.skip("the memory store is not shared between engines")
+def test_what_one_engine_learned_is_a_hit_for_another_on_the_same_store(stores, table, post, envs):
     url = stores.url()
     learner = stores.open(url)
     try:

@@ -15,9 +15,6 @@ from muscle_mem import Check, ConfigurationError, Engine, prune
 from muscle_mem.models import Step
 from muscle_mem.trie import Tree
 
-ONE_STORE = True  # the tests that use a store ask for each kind
-each_store = pytest.mark.parametrize("store_kind", ["memory", "sqlite", "postgres"], indirect=True)
-
 
 def signup_engine(store, world):
     """Fills a form in three steps; each field is checked against where it is on the page."""
@@ -59,7 +56,6 @@ def moved_ok(engine, world):
     return key, old.id, between
 
 
-@each_store
 def test_a_failing_step_is_planned_and_applied_and_the_rest_still_replays(stores):
     world: dict = {}
     engine = signup_engine(stores.fresh(), world)
@@ -76,7 +72,6 @@ def test_a_failing_step_is_planned_and_applied_and_the_rest_still_replays(stores
     assert prune.plan(engine.store, failing=True) == []
 
 
-@each_store
 def test_a_step_unused_since_the_cutoff_goes_and_the_steps_used_since_stay(stores):
     world: dict = {}
     engine = signup_engine(stores.fresh(), world)
@@ -92,7 +87,6 @@ def test_a_step_unused_since_the_cutoff_goes_and_the_steps_used_since_stay(store
     assert engine.store.tasks() == []
 
 
-@each_store
 def test_apply_reports_progress_per_task_key(stores):
     world: dict = {}
     engine = signup_engine(stores.fresh(), world)

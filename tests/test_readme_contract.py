@@ -7,6 +7,10 @@ Where an example is a fragment (``your_agent``, ``T``, ``time``), the minimal su
 definitions are supplied and marked as such. The README's sleeps are replaced by a fake
 clock that only this module's ``time`` name sees, so no test sleeps or measures time.
 
+The README's ``Engine()`` is written ``engines()`` here: the same engine, on this test's
+store (``$MUSCLE_MEM_STORE``), closed at the end of the test. So each example runs on
+every store kind (see conftest); those refused before any store is read run once.
+
 The README is the one in /work/shared/seeds/001_a36596c8374187b0.txt; the "Top Level
 Parameters" example comes from the later revision of the same upstream README
 (pig-dot-dev/muscle-mem), which the seed predates.
@@ -50,8 +54,8 @@ def fake_time(monkeypatch) -> FakeTime:
 # -- Engine -------------------------------------------------------------------------------
 
 
-def test_engine_section_example(capsys):
-    engine = Engine()
+def test_engine_section_example(engines, capsys):
+    engine = engines()
 
     # Supplied: the README leaves `your_agent` to the reader. A minimal agent with one
     # instrumented tool (finalize() requires at least one tool, see the finalize tests).
@@ -79,8 +83,8 @@ def test_engine_section_example(capsys):
 # -- Tool Instrumentation: Functions ------------------------------------------------------
 
 
-def test_functions_section_example(capsys):
-    engine = Engine()
+def test_functions_section_example(engines, capsys):
+    engine = engines()
 
     @engine.function()
     def hello(name: str):
@@ -100,8 +104,8 @@ def test_functions_section_example(capsys):
 # -- Tool Instrumentation: Methods --------------------------------------------------------
 
 
-def test_methods_section_example_with_set_context(capsys):
-    engine = Engine()
+def test_methods_section_example_with_set_context(engines, capsys):
+    engine = engines()
 
     class SomeClient:
         @engine.method()
@@ -128,10 +132,10 @@ def test_methods_section_example_with_set_context(capsys):
     assert capsys.readouterr().out == "hello world!\n" * 2
 
 
-def test_method_replay_injects_the_set_context_object_as_self():
+def test_method_replay_injects_the_set_context_object_as_self(engines):
     """README: `self` is omitted from the trajectory, and replay re-injects the object
     given to set_context(); checks attach to @engine.method as to @engine.function."""
-    engine = Engine()
+    engine = engines()
 
     class Database:
         def __init__(self, label: str) -> None:
@@ -166,8 +170,8 @@ def test_method_replay_injects_the_set_context_object_as_self():
 # -- finalize -----------------------------------------------------------------------------
 
 
-def test_finalize_is_optional():
-    engine = Engine()
+def test_finalize_is_optional(engines):
+    engine = engines()
 
     @engine.function()
     def tool():
@@ -179,7 +183,7 @@ def test_finalize_is_optional():
 
 
 def test_finalize_without_an_agent_is_a_configuration_error():
-    engine = Engine()
+    engine = Engine()  # refused before any store is read: in memory, once
 
     @engine.function()
     def tool():
@@ -222,9 +226,9 @@ def test_finalize_with_method_tools_but_no_context_is_a_configuration_error():
 # -- Check --------------------------------------------------------------------------------
 
 
-def test_check_takes_capture_then_compare_and_compare_may_return_a_float():
+def test_check_takes_capture_then_compare_and_compare_may_return_a_float(engines):
     """README: Check(capture: Callable[P, T], compare: Callable[[T, T], Union[bool, float]])."""
-    engine = Engine()
+    engine = engines()
     env = {"page": "home", "score": 1.0}
 
     def capture(name: str) -> str:
@@ -250,9 +254,9 @@ def test_check_takes_capture_then_compare_and_compare_may_return_a_float():
     assert not engine("erik")  # compare returns 0.0 for a changed page: fails
 
 
-def test_check_section_example(fake_time, capsys):
+def test_check_section_example(engines, fake_time, capsys):
     # Supplied: the README fragment relies on names defined in its combined script.
-    engine = Engine()
+    engine = engines()
 
     @dataclass
     class T:
@@ -287,9 +291,9 @@ def test_check_section_example(fake_time, capsys):
     assert capsys.readouterr().out == "hello erik\n" * 3
 
 
-def test_post_check_validates_the_environment_after_the_tool_call():
+def test_post_check_validates_the_environment_after_the_tool_call(engines):
     """README: a Check can run after a tool call as a postcheck."""
-    engine = Engine()
+    engine = engines()
     env: dict[str, str] = {}
 
     def capture(value: str) -> str:
@@ -314,10 +318,10 @@ def test_post_check_validates_the_environment_after_the_tool_call():
 # -- Putting it all together --------------------------------------------------------------
 
 
-def test_putting_it_all_together(fake_time, capsys):
+def test_putting_it_all_together(engines, fake_time, capsys):
     # The README script, as written. Its imports (dataclass, Check, Engine, time) are at
     # the top of this module; `time` is the fake clock, so its sleeps take no time.
-    engine = Engine()
+    engine = engines()
 
     # our "environment" features, stored in DB
     @dataclass
@@ -368,10 +372,10 @@ def test_putting_it_all_together(fake_time, capsys):
     assert fake_time.slept == pytest.approx(0.9 * 3 + 3)
 
 
-def test_time_window_hits_refresh_the_matched_snapshot(fake_time):
+def test_time_window_hits_refresh_the_matched_snapshot(engines, fake_time):
     """A hit refreshes the snapshot it matched, so back-to-back hits keep hitting long
     after the original recording's second has passed, without growing the cache."""
-    engine = Engine()
+    engine = engines()
 
     @dataclass
     class T:
@@ -414,9 +418,9 @@ def test_time_window_hits_refresh_the_matched_snapshot(fake_time):
 # -- Top Level Parameters (later revision of the README) ----------------------------------
 
 
-def test_top_level_parameters_example(capsys):
+def test_top_level_parameters_example(engines, capsys):
     # Supplied: an engine, and an agent that types the name it reads from the task.
-    engine = Engine()
+    engine = engines()
 
     # README, as written (the tool is called `type`, shadowing the builtin here):
     @engine.function()
@@ -438,10 +442,10 @@ def test_top_level_parameters_example(capsys):
     assert capsys.readouterr().out == "John\nJane\n"
 
 
-def test_params_are_the_only_dynamic_arguments(capsys):
+def test_params_are_the_only_dynamic_arguments(engines, capsys):
     """Arguments not matching a param are static: without params, another name is
     another task, and the recorded call is never replayed with a stale value."""
-    engine = Engine()
+    engine = engines()
 
     @engine.function()
     def type(text: str):
@@ -454,10 +458,10 @@ def test_params_are_the_only_dynamic_arguments(capsys):
     assert capsys.readouterr().out == "John\nJane\nJane\n"
 
 
-def test_arguments_merely_containing_a_param_value_inside_a_word_stay_static():
+def test_arguments_merely_containing_a_param_value_inside_a_word_stay_static(engines):
     """README: "Muscle Mem, by default, stores all arguments to a tool call as static
     values", and marks dynamic the arguments that directly match a top level param."""
-    engine = Engine()
+    engine = engines()
     typed: list[str] = []
     clicked: list[str] = []
 
@@ -483,8 +487,8 @@ def test_arguments_merely_containing_a_param_value_inside_a_word_stay_static():
 # -- engine(task, tags=..., params=...) ---------------------------------------------------
 
 
-def test_engine_call_is_truthy_exactly_on_a_full_cache_hit():
-    engine = Engine()
+def test_engine_call_is_truthy_exactly_on_a_full_cache_hit(engines):
+    engine = engines()
     env = {"step2": "ready"}
 
     @engine.function(pre_check=Check(lambda field, value: "form", lambda a, b: a == b))
@@ -516,8 +520,8 @@ def test_engine_call_is_truthy_exactly_on_a_full_cache_hit():
     assert (bool(partial), partial.status) == (False, "handoff")
 
 
-def test_tags_are_part_of_the_cache_key():
-    engine = Engine()
+def test_tags_are_part_of_the_cache_key(engines):
+    engine = engines()
 
     @engine.function()
     def tool():

@@ -1,4 +1,8 @@
-"""Replay through the trie: captures, compares, scores, snapshot sets and terminal nodes."""
+"""Replay through the trie: captures, compares, scores, snapshot sets and terminal nodes.
+
+Runs on every store kind (see conftest), but for the memory store's own limits
+(snapshot cap, runs kept), tested once on a ``MemoryStore``.
+"""
 
 import pytest
 
@@ -96,8 +100,8 @@ def closeness(current, candidate):
     ("x", "status"),
     [(0, "hit"), (1, "hit"), (2, "hit"), (-2, "hit"), (3, "miss"), (-3, "miss"), (9, "miss")],
 )
-def test_threshold_passes_at_or_above_it_and_fails_below(x, status):
-    engine = Engine()
+def test_threshold_passes_at_or_above_it_and_fails_below(engines, x, status):
+    engine = engines()
     env = {"x": 0}
 
     @engine.function(pre_check=Check(lambda: env["x"], closeness, threshold=8))
@@ -111,8 +115,8 @@ def test_threshold_passes_at_or_above_it_and_fails_below(x, status):
 
 
 @pytest.mark.parametrize("threshold", [2, None])
-def test_candidates_are_ranked_by_score(threshold):
-    engine = Engine()
+def test_candidates_are_ranked_by_score(engines, threshold):
+    engine = engines()
     env = {"x": 0}
     done = []
 
@@ -151,8 +155,8 @@ def test_candidates_are_ranked_by_score(threshold):
         ([], False),
     ],
 )
-def test_without_threshold_a_truthy_compare_result_passes(result, hit):
-    engine = Engine()
+def test_without_threshold_a_truthy_compare_result_passes(engines, result, hit):
+    engine = engines()
 
     @engine.function(pre_check=Check(lambda: "env", lambda current, candidate: result))
     def act():
@@ -172,8 +176,8 @@ def test_without_threshold_a_truthy_compare_result_passes(result, hit):
     [(None, 2_000), (lambda a, b: a == b, 1_000)],
     ids=["equality", "compare"],
 )
-def test_thousands_of_environments_on_one_path_all_stay_hits(compare, n):
-    engine = Engine()
+def test_thousands_of_environments_on_one_path_all_stay_hits(engines, compare, n):
+    engine = engines()
     env = {"v": 0}
 
     @engine.function(pre_check=Check(lambda: env["v"], compare))
@@ -226,9 +230,9 @@ def test_snapshot_cap_evicts_the_least_recently_matched():
     assert run("b") == "miss"
 
 
-def window_engine(learn):
+def window_engine(engines, learn):
     """A README-style time window: a recorded snapshot at most 1 tick old passes."""
-    engine = Engine()
+    engine = engines()
     clock = {"t": 0}
     check = Check(lambda: clock["t"], lambda now, then: now - then <= 1, learn=learn)
 
@@ -241,8 +245,8 @@ def window_engine(learn):
     return engine, clock
 
 
-def test_a_hit_refreshes_the_matched_snapshot_with_its_fresh_capture():
-    engine, clock = window_engine(learn=True)
+def test_a_hit_refreshes_the_matched_snapshot_with_its_fresh_capture(engines):
+    engine, clock = window_engine(engines, learn=True)
     for t in range(1, 6):
         clock["t"] = t
         # Without the refresh, t=2 would be 2 ticks away from the snapshot of t=0.
@@ -250,8 +254,8 @@ def test_a_hit_refreshes_the_matched_snapshot_with_its_fresh_capture():
         assert len(only_child(engine, "t").pre) == 1  # replaced, not added
 
 
-def test_learn_false_keeps_the_recorded_snapshot_unchanged():
-    engine, clock = window_engine(learn=False)
+def test_learn_false_keeps_the_recorded_snapshot_unchanged(engines):
+    engine, clock = window_engine(engines, learn=False)
     clock["t"] = 1
     assert engine("t").hit
     assert len(only_child(engine, "t").pre) == 1
@@ -405,9 +409,9 @@ def test_the_memory_store_keeps_only_its_latest_runs():
     assert engine(4).hit and len(engine.store.runs()) == 3
 
 
-def test_a_numpy_true_is_a_yes_that_ends_the_search():
+def test_a_numpy_true_is_a_yes_that_ends_the_search(engines):
     np = pytest.importorskip("numpy")
-    engine = Engine()
+    engine = engines()
     env = {"v": 0}
     calls = []
 
@@ -429,8 +433,8 @@ def test_a_numpy_true_is_a_yes_that_ends_the_search():
     assert calls == [50]  # the identical snapshot said yes: no other was compared
 
 
-def test_a_step_tries_first_what_the_step_before_it_matched():
-    engine = Engine()
+def test_a_step_tries_first_what_the_step_before_it_matched(engines):
+    engine = engines()
     env = {"v": 0.0}
     compared = []
 

@@ -1,7 +1,8 @@
 """What a store offers to those who look after it: listing, removing, merging, and
 moving trees between stores; and the figures that say whether the cache pays.
 
-Each test runs on every store kind (see conftest).
+Runs on every store kind (see conftest). The figures of hand-made run logs, which need
+no store, are in ``tests/unit/test_stats.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from muscle_mem import Check, Engine
 from muscle_mem.errors import ExportFormatError
 from muscle_mem.models import Changes, RunRecord
 from muscle_mem.portable import export_lines, import_into, read_export
-from muscle_mem.stats import compute
 
 
 def signup_engine(store, world, **options):
@@ -196,29 +196,6 @@ def _record(path, status, duration, tokens, started_at=1000.0, task="t", tags=("
     return RunRecord(
         task, tags, (), status, 0, 0, None, None, started_at, duration, tokens, 0.0, path
     )
-
-
-def test_a_hit_is_set_against_its_own_path_or_else_the_task_keys_misses():
-    runs = [
-        _record("p1", "miss", 2.0, 100),
-        _record("p2", "miss", 6.0, 500),
-        _record("p1", "hit", 0.5, 0),  # saves 2.0 - 0.5 against p1's miss
-        _record("p3", "hit", 1.0, 0),  # p3's miss is not in the log: the mean of both
-        _record("q", "hit", 0.1, 0, task="u"),  # no miss at all: nothing to count
-    ]
-    figures = compute(runs)
-    t, u = figures.tasks
-    assert t.time_saved_s == pytest.approx(1.5 + 3.0)
-    assert t.tokens_saved == 100 + 300
-    assert (u.time_saved_s, u.tokens_saved) == (0, 0)
-    assert figures.total.time_saved_s == pytest.approx(4.5)
-    assert compute(runs, tags=["b"]).tasks == ()
-
-
-def test_the_figures_of_an_empty_log_are_zeros():
-    figures = compute([])
-    assert figures.tasks == () and figures.total.runs == 0
-    assert figures.total.hit_rate == 0.0 and figures.to_dict()["total"]["runs"] == 0
 
 
 def test_stats_to_dict_carries_the_rates(store_url, stores):

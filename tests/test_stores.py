@@ -1,18 +1,21 @@
 """Persistent stores: what survives a process, what two processes share, what is refused.
 
-Each test runs on every store kind (see conftest); tests about persistence skip the
-memory store, which by design forgets.
+Tiers (see conftest): tests that record and replay run on every store kind; tests about
+persistence run on SQLite and PostgreSQL (``@persistent``: the memory store forgets by
+design); a few are about one kind; opening stores from URLs and paths runs once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import warnings
 
 import pytest
 
 import muscle_mem
+from conftest import kinds
 from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
 from muscle_mem.codec import decode
 from muscle_mem.errors import IntegrityWarning, StoreError
@@ -20,12 +23,7 @@ from muscle_mem.store import open_store
 from muscle_mem.store.schema import SCHEMA_VERSION
 from muscle_mem.store.sql import SQLStore
 
-
-@pytest.fixture
-def persistent(store_kind):
-    if store_kind == "memory":
-        pytest.skip("the memory store forgets by design")
-    return store_kind
+persistent = kinds("sqlite", "postgres")
 
 
 def form_engine(store, world, **options):
@@ -82,9 +80,8 @@ def test_urls_and_paths_open_the_right_store(tmp_path, monkeypatch):
 def test_engine_without_a_store_uses_the_environment_variable(tmp_path, monkeypatch):
     path = tmp_path / "env.db"
     monkeypatch.setenv("MUSCLE_MEM_STORE", f"sqlite:///{path}")
-    engine = Engine()
-    assert "SQLiteStore" in repr(engine.store)
-    engine.store.close()
+    with Engine() as engine:
+        assert "SQLiteStore" in repr(engine.store)
     monkeypatch.delenv("MUSCLE_MEM_STORE")
     assert isinstance(Engine().store, MemoryStore)
 
@@ -97,7 +94,8 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path):
     assert path.read_bytes() == b"my notes, not a database" * 100
 
 
-def test_a_store_of_a_newer_schema_is_refused(persistent, store_url, stores):
+@persistent
+def test_a_store_of_a_newer_schema_is_refused(store_url, stores):
     store = stores.open(store_url)
     assert isinstance(store, SQLStore)
     store._write(
@@ -110,7 +108,8 @@ def test_a_store_of_a_newer_schema_is_refused(persistent, store_url, stores):
         stores.open(store_url)
 
 
-def test_a_version_1_store_is_migrated_and_keeps_its_runs(persistent, store_url, stores):
+@persistent
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(store_url, stores):
     engine = form_engine(stores.open(store_url), {"page": "v1"})
     run(engine, "John")
     old = stores.open(store_url)
@@ -133,7 +132,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(persistent, store_url,
 # -- what persists ---------------------------------------------------------------------------
 
 
-def test_a_path_recorded_by_one_engine_is_replayed_by_a_new_one(persistent, store_url, stores):
+@persistent
+def test_a_path_recorded_by_one_engine_is_replayed_by_a_new_one(store_url, stores):
     world = {"page": "v1"}
     assert run(form_engine(stores.open(store_url), world), "John").status == "miss"
     later = form_engine(stores.open(store_url), world)  # as a new process would
@@ -142,7 +142,8 @@ def test_a_path_recorded_by_one_engine_is_replayed_by_a_new_one(persistent, stor
     assert world["filled"][-2:] == [("name", "Jane"), ("greeting", "Hello Jane!")]
 
 
-def test_a_handoff_branch_is_stored_and_replayed_after_reopening(persistent, store_url, stores):
+@persistent
+def test_a_handoff_branch_is_stored_and_replayed_after_reopening(store_url, stores):
     world = {"page": "v1"}
     run(form_engine(stores.open(store_url), world), "John")
     world["greeting_at"] = "#welcome"
@@ -192,7 +193,8 @@ def test_the_run_log_says_what_each_run_was_about(store_url, stores):
     assert len(log.runs()) == 3
 
 
-def test_snapshot_cap_evicts_the_least_recently_matched_for_good(persistent, store_url, stores):
+@persistent
+def test_snapshot_cap_evicts_the_least_recently_matched_for_good(store_url, stores):
     world = {"page": "p0"}
     engine = form_engine(stores.open(store_url, snapshot_cap=3), world)
     for page in ("p0", "p1", "p2"):
@@ -209,7 +211,8 @@ def test_snapshot_cap_evicts_the_least_recently_matched_for_good(persistent, sto
     assert sorted(decode(key) for key in stored) == ["p0", "p2", "p3"]
 
 
-def test_a_refreshed_snapshot_is_what_the_next_process_compares_with(persistent, store_url, stores):
+@persistent
+def test_a_refreshed_snapshot_is_what_the_next_process_compares_with(store_url, stores):
     clock = {"now": 0.0}
     within_a_second = Check(lambda: clock["now"], lambda now, then: now - then <= 1)
 
@@ -229,9 +232,8 @@ def test_a_refreshed_snapshot_is_what_the_next_process_compares_with(persistent,
         assert engine_on(stores.open(store_url))("t").hit
 
 
-def test_a_stored_snapshot_is_rebuilt_as_the_class_of_the_live_capture(
-    persistent, store_url, stores
-):
+@persistent
+def test_a_stored_snapshot_is_rebuilt_as_the_class_of_the_live_capture(store_url, stores):
     @dataclasses.dataclass
     class Page:  # local: not importable by name, so only the live capture's class fits
         layout: str
@@ -258,7 +260,8 @@ def test_a_stored_snapshot_is_rebuilt_as_the_class_of_the_live_capture(
 # -- reading little, and only when needed -----------------------------------------------------
 
 
-def test_a_fresh_store_reads_only_the_task_key_it_is_asked_for(persistent, store_url, stores):
+@persistent
+def test_a_fresh_store_reads_only_the_task_key_it_is_asked_for(store_url, stores):
     world = {"page": "v1"}
     engine = form_engine(stores.open(store_url), world)
     for i in range(5):
@@ -273,7 +276,8 @@ def test_a_fresh_store_reads_only_the_task_key_it_is_asked_for(persistent, store
     assert loaded == [again.task_key("task 3", "y", params={"name": "y"})]  # once, that key
 
 
-def test_a_path_recorded_elsewhere_is_seen_on_the_next_run(persistent, store_url, stores):
+@persistent
+def test_a_path_recorded_elsewhere_is_seen_on_the_next_run(store_url, stores):
     world = {"page": "v1"}
     worker_a = form_engine(stores.open(store_url), world)
     worker_b = form_engine(stores.open(store_url), world)
@@ -290,7 +294,8 @@ def tamper(store, sql):
     store._write(lambda cur: cur.execute(sql))
 
 
-def test_a_tampered_row_is_ignored_with_a_warning_then_replaced(persistent, store_url, stores):
+@persistent
+def test_a_tampered_row_is_ignored_with_a_warning_then_replaced(store_url, stores):
     world = {"page": "v1"}
     run(form_engine(stores.open(store_url), world, secret="s3cret"), "John")
     tamper(stores.open(store_url), "UPDATE mm_nodes SET tool = 'os.system'")
@@ -304,7 +309,8 @@ def test_a_tampered_row_is_ignored_with_a_warning_then_replaced(persistent, stor
         assert run(fresh, "Bob").hit
 
 
-def test_rows_without_the_secret_are_never_replayed(persistent, store_url, stores):
+@persistent
+def test_rows_without_the_secret_are_never_replayed(store_url, stores):
     world = {"page": "v1"}
     run(form_engine(stores.open(store_url), world), "John")  # unsigned
     with pytest.warns(IntegrityWarning):
@@ -313,7 +319,8 @@ def test_rows_without_the_secret_are_never_replayed(persistent, store_url, store
         assert not run(form_engine(stores.open(store_url), world, secret="other"), "Jo").hit
 
 
-def test_a_tampered_snapshot_is_ignored(persistent, store_url, stores):
+@persistent
+def test_a_tampered_snapshot_is_ignored(store_url, stores):
     world = {"page": "v1"}
     run(form_engine(stores.open(store_url), world, secret="s3cret"), "John")
     tamper(stores.open(store_url), "UPDATE mm_snapshots SET sig = NULL")
@@ -321,7 +328,8 @@ def test_a_tampered_snapshot_is_ignored(persistent, store_url, stores):
         assert not run(form_engine(stores.open(store_url), world, secret="s3cret"), "Jane").hit
 
 
-def test_sensitive_arguments_never_reach_the_store(persistent, store_url, stores, tmp_path):
+@persistent
+def test_sensitive_arguments_never_reach_the_store(store_url, stores, tmp_path):
     store = stores.open(store_url)
     engine = Engine(store=store)
     typed = []
@@ -378,22 +386,24 @@ def test_sqlite_waits_for_a_busy_writer_instead_of_failing(tmp_path):
 # -- PostgreSQL connections -----------------------------------------------------------------
 
 
-def test_a_dropped_connection_is_retried_once(store_kind, store_url, stores, postgres_admin):
-    if store_kind != "postgres":
-        pytest.skip("a PostgreSQL connection matter")
+@kinds("postgres")
+def test_a_dropped_connection_is_retried_once(store_url, stores, postgres_admin):
+    # Named, so that only this store's connections are dropped, not those of other tests
+    # (or of other runs of this suite) on the same server.
+    name = f"mm_dropped_{os.getpid()}"
     world = {"page": "v1"}
-    engine = form_engine(stores.open(store_url), world)
+    engine = form_engine(stores.open(f"{store_url}&application_name={name}"), world)
     run(engine, "x")
-    postgres_admin.execute(  # what a server restart or a proxy timeout does to idle ones
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
+    dropped = postgres_admin.execute(  # what a server restart or a proxy timeout does
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"
+    ).fetchall()
+    assert dropped  # there were idle connections to drop
     assert run(engine, "y").hit
 
 
-def test_an_unreachable_server_is_a_clear_error_without_the_password(store_kind):
-    if store_kind != "postgres":
-        pytest.skip("a PostgreSQL connection matter")
+def test_an_unreachable_server_is_a_clear_error_without_the_password():
+    pytest.importorskip("psycopg", reason="pip install 'muscle-mem[postgres]'")
+    # No server is needed: nothing listens on port 1.
     with pytest.raises(StoreError) as raised:
         open_store("postgresql://ann:hunter2@127.0.0.1:1/nowhere")
     message = str(raised.value)
@@ -419,7 +429,8 @@ def test_a_store_url_can_set_the_snapshot_cap(tmp_path):
             open_store(bad)
 
 
-def test_a_process_keeps_a_bounded_number_of_trees(persistent, store_url, stores, monkeypatch):
+@persistent
+def test_a_process_keeps_a_bounded_number_of_trees(store_url, stores, monkeypatch):
     from muscle_mem.store import sql
 
     monkeypatch.setattr(sql, "TREES_KEPT", 3)

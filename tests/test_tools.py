@@ -1,4 +1,8 @@
-"""Tools: code identity, nameless tools, nesting, outside a run, async, and silence."""
+"""Tools: code identity, nameless tools, nesting, outside a run, async, and silence.
+
+Runs on every store kind (see conftest), but for code identity across "processes",
+which builds its engines on one shared ``MemoryStore`` and runs once.
+"""
 
 import asyncio
 import importlib.util
@@ -98,8 +102,8 @@ def test_a_tool_whose_code_changed_is_not_replayed(tmp_path, source):
     assert new_log == [("v2", 1)] * 2
 
 
-def test_a_tool_redefined_in_the_same_engine_is_not_replayed():
-    engine = Engine()
+def test_a_tool_redefined_in_the_same_engine_is_not_replayed(engines):
+    engine = engines()
     current = {}
 
     def register(source):
@@ -240,8 +244,8 @@ def test_lambda_and_builtin_tools_work_keyed_by_name(engine):
     ]
 
 
-def test_a_tool_from_source_that_cannot_be_read_works():
-    engine = Engine()
+def test_a_tool_from_source_that_cannot_be_read_works(engines):
+    engine = engines()
     namespace = execute(V1)
     tool = engine.function(namespace["act"])
     assert engine.function(eval("lambda s: s.upper()")).__muscle_mem_tool__.code
@@ -343,8 +347,8 @@ def test_a_tool_outside_a_run_just_runs_without_its_checks(engine):
     assert captured == [] and engine.store.runs() == []
 
 
-def test_a_tool_of_another_engine_is_not_recorded_by_this_one():
-    mine, theirs = Engine(), Engine(store="memory://")  # two caches, not one shared
+def test_a_tool_of_another_engine_is_not_recorded_by_this_one(engines):
+    mine, theirs = engines(), engines(store="memory://")  # two caches, not one shared
     log = []
 
     @theirs.function()
@@ -469,7 +473,7 @@ def test_sync_engine_with_an_async_agent_runs_and_records_nothing(engine):
     assert len(engine.store.tree(engine.task_key("t"))) == 0
 
 
-def test_nothing_is_printed(engine, capsys):
+def test_nothing_is_printed(engines, engine, capsys):
     calls = []
     fetch = async_fetcher(engine, calls)
     env = {"page": "v1"}
@@ -493,7 +497,7 @@ def test_nothing_is_printed(engine, capsys):
         return statuses
 
     assert asyncio.run(main()) == ["miss", "hit", "handoff", "hit"]
-    strict = Engine(on_divergence="raise")
+    strict = engines(on_divergence="raise")
     strict_act = strict.function(pre_check=Check(lambda: env["page"]))(lambda: None)
     first = strict.function(len)
     strict.set_agent(lambda task: (first("x"), strict_act()))

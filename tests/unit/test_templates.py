@@ -10,8 +10,6 @@ import pytest
 from muscle_mem.models import Param, Redacted, Text
 from muscle_mem.templates import MissingParam, NotStored, Templater, has_params, resolve
 
-ONE_STORE = True  # no store: templating alone
-
 
 def test_a_value_equal_in_type_and_value_to_a_param_becomes_a_reference():
     templater = Templater({"n": 1, "flag": True, "name": "John"})

@@ -10,8 +10,6 @@ from muscle_mem.codec import encode
 from muscle_mem.models import Changes, Learned, Matched, RecordedCall, Snapshot, Step, node_id
 from muscle_mem.trie import SnapshotSet, Tree, descendants
 
-ONE_STORE = True  # no store: the trie alone
-
 
 def snap(value: object) -> Snapshot:
     return Snapshot(encode(value), value)
