@@ -201,28 +201,6 @@ def engines(store_url: str) -> Iterator[Engines]:
 
 
 @pytest.fixture
-def cli_stores_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Closes, at the end of the test, the stores ``muscle_mem.cli.main()`` opened in-process.
-
-    A stopgap: the commands never close the store they open (``cli.common.open_for``),
-    and an unclosed PostgreSQL pool fails a later test from its ``__del__``. It goes
-    away once the CLI closes what it opens.
-    """
-    from muscle_mem.cli import common
-
-    opened: list[Store] = []
-
-    def open_and_keep(*args: object, **options: object) -> Store:
-        opened.append(open_store(*args, **options))  # type: ignore[arg-type]
-        return opened[-1]
-
-    monkeypatch.setattr(common, "open_store", open_and_keep)
-    yield
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
 def world() -> World:
     return World(page="v1")
 

@@ -239,7 +239,6 @@ def server(store_kind, stores):
 
 
 both_kinds = kinds("sqlite", "postgres")
-pytestmark = pytest.mark.usefixtures("cli_stores_closed")
 
 
 def cli(capsys, *args, stdin=None, monkeypatch=None):

@@ -37,7 +37,6 @@ OTHER_KIND = {"sqlite": "postgres", "postgres": "sqlite"}
 
 both_kinds = kinds("sqlite", "postgres")
 sqlite_only = kinds("sqlite")
-pytestmark = pytest.mark.usefixtures("cli_stores_closed")
 
 
 # -- fixtures and helpers ----------------------------------------------------------------

@@ -44,10 +44,10 @@ class Engine:
         on_divergence: str | OnDivergence = OnDivergence.HANDOFF,
         secret: str | bytes | None = None,
     ) -> None:
+        self.on_divergence = _policy(on_divergence)  # checked first: a bad one opens nothing
+        self.match_task = match_task
         self.store = open_store(store, secret=secret)
         self._owns_store = not isinstance(store, Store)
-        self.match_task = match_task
-        self.on_divergence = _policy(on_divergence)
         self._agent: Callable[..., Any] | None = None
         self._contexts: list[Any] = []
         self._tools: dict[str, Tool] = {}

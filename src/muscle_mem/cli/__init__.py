@@ -12,6 +12,7 @@ user said no), 2 the command could not start (bad arguments, no store).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,8 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        # What a command opens (its store) is closed when it returns, however it returns.
+        with warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as opened:
             warnings.simplefilter("always", IntegrityWarning)
+            args.opened = opened
             code = int(args.run(args) or 0)
         failed = [w for w in caught if issubclass(w.category, IntegrityWarning)]
         for warning in caught:

@@ -44,7 +44,9 @@ def store_url(args: argparse.Namespace) -> str:
 
 
 def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
-    """The store the command works on; one that does not exist is created only if asked."""
+    """The store the command works on; one that does not exist is created only if asked.
+
+    Under :func:`muscle_mem.cli.main` it is closed when the command returns."""
     url = store_url(args)
     if url.startswith("memory:"):
         raise UsageError(
@@ -57,9 +59,13 @@ def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
             f"no store at {path}: nothing was recorded there (pass --store URL, or set ${ENV_VAR})"
         )
     try:
-        return open_store(url, secret=os.environ.get(SECRET_VAR) or None)
+        store = open_store(url, secret=os.environ.get(SECRET_VAR) or None)
     except (MuscleMemError, ValueError) as error:  # each names the store it could not open
         raise UsageError(str(error)) from None
+    opened = getattr(args, "opened", None)  # main()'s: closed when the command returns
+    if opened is not None:
+        opened.callback(store.close)
+    return store
 
 
 def wants_json(args: argparse.Namespace) -> bool:
