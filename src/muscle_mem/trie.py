@@ -241,10 +241,10 @@ class Tree:
         """Apply one run's changes; returns the nodes of the path it recorded, if any."""
         now = time.time() if now is None else now
         with self._lock:
-            for m in changes.matched:
+            for m in changes.matched:  # a hit's hot loop: no call to pick the set
                 node = self.nodes.get(m.node)
                 if node is not None:
-                    node.snapshots(m.which).refresh(m.key, m.fresh, m.learn)
+                    (node.pre if m.which == "pre" else node.post).refresh(m.key, m.fresh, m.learn)
             for nid in changes.executed:
                 node = self.nodes.get(nid)
                 if node is not None:

@@ -519,7 +519,9 @@ class SQLStore(Store, SQLDatabase):
 def _was_latest(tree: Tree, matched: Matched) -> bool:
     """Whether the matched snapshot already was its set's most recent (before apply)."""
     node = tree.nodes.get(matched.node)
-    return node is not None and node.snapshots(matched.which).is_latest(matched.key)
+    if node is None:
+        return False
+    return (node.pre if matched.which == "pre" else node.post).is_latest(matched.key)
 
 
 def _present(cur: Cursor, task_key: str, nid: str) -> bool:
