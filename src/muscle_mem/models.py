@@ -224,12 +224,17 @@ class Changes(NamedTuple):
 
 @dataclass(frozen=True)
 class ExecutedStep:
-    """A tool call the engine replayed from cache, with its real arguments and result."""
+    """A tool call the engine replayed from cache, with its real arguments and result.
+
+    ``arguments`` names every argument the tool ran with (defaults included, ``self``
+    of a method left out); ``args`` and ``kwargs`` are the call as it was made.
+    """
 
     tool: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     result: Any
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,10 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one run of the engine did. Truthy exactly on a full cache hit."""
+    """What one run of the engine did. Truthy exactly on a full cache hit.
+
+    ``steps`` are the calls replayed from cache, in order (none on a miss).
+    """
 
     status: Status
     result: Any = None
@@ -258,6 +266,7 @@ class Outcome:
     tokens: int = 0
     cost: float = 0.0
     task_key: str = field(default="", repr=False)
+    steps: tuple[ExecutedStep, ...] = field(default=(), repr=False)
 
     @property
     def hit(self) -> bool:

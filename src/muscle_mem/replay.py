@@ -9,7 +9,9 @@ is its own until :meth:`Replay.changes` freezes it into the run's change set.
 
 from __future__ import annotations
 
+import inspect
 import reprlib
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -94,11 +96,20 @@ class Replay:
     def handoff(self) -> Handoff:
         assert self.at is not None and self.reason is not None
         # Built only when asked for: a hit never needs it.
-        steps = tuple(
-            ExecutedStep(c.tool.name, _user_args(c.tool, c.args), dict(c.kwargs), result)
+        return Handoff(self.steps(), self.at, self.reason)
+
+    def steps(self) -> tuple[ExecutedStep, ...]:
+        """The steps run so far, in order, each with its arguments by name."""
+        return tuple(
+            ExecutedStep(
+                c.tool.name,
+                _user_args(c.tool, c.args),
+                dict(c.kwargs),
+                result,
+                _by_name(c.tool, c.args, c.kwargs),
+            )
             for c, result in self._done
         )
-        return Handoff(steps, self.at, self.reason)
 
     def changes(
         self,
@@ -311,3 +322,37 @@ class Replay:
 def _user_args(tool: Tool, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """A call's arguments as the agent passed them: without the injected ``self``."""
     return args[1:] if tool.is_method else args
+
+
+# Each tool's signature, looked up once: inspect.signature costs more than a whole step.
+_signatures: weakref.WeakKeyDictionary[Tool, inspect.Signature | None] = weakref.WeakKeyDictionary()
+
+
+def _by_name(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A replayed call's arguments by parameter name, defaults included, without the
+    injected ``self``; extra keyword arguments (``**kwargs``) are named as passed."""
+    try:
+        signature = _signatures[tool]
+    except KeyError:
+        try:
+            signature = inspect.signature(tool.func)
+        except (TypeError, ValueError):  # a builtin without one
+            signature = None
+        _signatures[tool] = signature
+    try:
+        if signature is None:
+            raise TypeError
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:  # cannot bind: positions stand for names
+        named = {str(i): v for i, v in enumerate(_user_args(tool, args))}
+        return {**named, **kwargs}
+    bound.apply_defaults()
+    named = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        if i == 0 and tool.is_method:
+            continue  # self, injected by replay
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return named

@@ -121,6 +121,7 @@ class Run:
             tokens=record.tokens,
             cost=record.cost,
             task_key=self.task_key,
+            steps=replay.steps(),
         )
 
     def _fail(self, error: BaseException) -> None:
