@@ -170,6 +170,10 @@ class Changes(NamedTuple):
       The path's last node (``graft_at`` itself when the agent made no call) becomes
       a recorded end.
     - ``learned``: snapshots added to replayed nodes, only along a recorded path.
+    - ``result``: what the agent returned, templated with the run's params and
+      encoded, kept at the path's end for hits to return. When several runs end at
+      one node the latest wins, even with None (its result could not be stored):
+      a hit returns what the agent last returned there, never an older answer.
 
     Counting a hit on a node, or refreshing a snapshot, that another writer removed
     meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a
@@ -183,6 +187,7 @@ class Changes(NamedTuple):
     graft_at: str | None = None
     path: tuple[PathStep, ...] = ()
     learned: tuple[Learned, ...] = ()
+    result: bytes | None = None
 
     @classmethod
     def of_run(
@@ -195,6 +200,7 @@ class Changes(NamedTuple):
         graft_at: str | None = None,
         calls: tuple[RecordedCall, ...] = (),
         learned: tuple[Learned, ...] = (),
+        result: bytes | None = None,
     ) -> Changes:
         """The change set of a run that recorded ``calls`` after ``graft_at`` (if any)."""
         path = []
@@ -204,7 +210,9 @@ class Changes(NamedTuple):
                 nid = node_id(parent, call.step)
                 path.append(PathStep(nid, parent, call))
                 parent = nid
-        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned)
+        if graft_at is None:
+            result = None  # no path, no end to keep it at
+        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned, result)
 
     @property
     def end(self) -> str | None:
@@ -219,7 +227,7 @@ class Changes(NamedTuple):
 
     def without_path(self) -> Changes:
         """These changes with nothing recorded: for a store whose ``graft_at`` is gone."""
-        return self._replace(graft_at=None, path=(), learned=())
+        return self._replace(graft_at=None, path=(), learned=(), result=None)
 
 
 @dataclass(frozen=True)

@@ -117,10 +117,12 @@ class Replay:
         graft_at: str | None = None,
         calls: tuple[RecordedCall, ...] = (),
         learned: bool = False,
+        result: bytes | None = None,
     ) -> Changes:
         """What this replay observed as one change set, with the ``calls`` the agent
-        recorded after the node ``graft_at``; ``learned`` keeps the snapshots replay
-        learned (they belong only to a path the agent carried on)."""
+        recorded after the node ``graft_at`` and the encoded ``result`` it returned;
+        ``learned`` keeps the snapshots replay learned (they belong only to a path the
+        agent carried on)."""
         return Changes.of_run(
             self.tree.task_key,
             matched=tuple(self._matched),
@@ -129,6 +131,7 @@ class Replay:
             graft_at=graft_at,
             calls=calls,
             learned=tuple(self._learned) if learned else (),
+            result=result,
         )
 
     def next(self) -> Candidate | None:
