@@ -31,12 +31,12 @@ def test_a_hit_lists_the_calls_it_replayed_with_arguments_by_name(engine):
     form = Form()
 
     @engine.function()
-    def submit(form_id, *, confirm=False, **headers):
+    def submit(form_id, *extra, confirm=False, **headers):
         return {"submitted": form_id}
 
     def agent(task, name):
         form.type_into("name", name)
-        submit("signup", confirm=True, trace="t1")
+        submit("signup", "x", confirm=True, trace="t1")
 
     engine.set_agent(agent).set_context(form).finalize()
     miss = engine("sign up", "John", params={"name": "John"})
@@ -47,7 +47,12 @@ def test_a_hit_lists_the_calls_it_replayed_with_arguments_by_name(engine):
     assert typed.tool.endswith("Form.type_into")
     assert typed.arguments == {"field": "name", "text": "Ann", "delay": 0.0}  # no self
     assert (typed.args, typed.kwargs, typed.result) == (("name", "Ann"), {}, "typed Ann")
-    assert submitted.arguments == {"form_id": "signup", "confirm": True, "trace": "t1"}
+    assert submitted.arguments == {
+        "form_id": "signup",
+        "extra": ("x",),
+        "confirm": True,
+        "trace": "t1",
+    }
     assert submitted.result == {"submitted": "signup"}
 
 

@@ -15,7 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .codec import encode
 from .errors import DecodeError, EncodeError
@@ -327,35 +327,60 @@ def _user_args(tool: Tool, args: tuple[Any, ...]) -> tuple[Any, ...]:
     return args[1:] if tool.is_method else args
 
 
-# Each tool's signature, looked up once: inspect.signature costs more than a whole step.
-_signatures: weakref.WeakKeyDictionary[Tool, inspect.Signature | None] = weakref.WeakKeyDictionary()
+class _Plan(NamedTuple):
+    """How to name a tool's arguments, worked out once per tool: ``inspect.signature``
+    and ``Signature.bind`` cost more than the rest of a replayed step together."""
+
+    signature: inspect.Signature | None  # None: a builtin without one
+    positional: tuple[str, ...] | None  # names args take in order; None with *args
+    defaults: tuple[tuple[str, Any], ...]
+
+
+_plans: weakref.WeakKeyDictionary[Tool, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _plan(tool: Tool) -> _Plan:
+    plan = _plans.get(tool)
+    if plan is None:
+        try:
+            signature: inspect.Signature | None = inspect.signature(tool.func)
+        except (TypeError, ValueError):
+            signature = None
+        params = signature.parameters.values() if signature is not None else ()
+        kinds = {p.kind for p in params}
+        positional = (
+            None
+            if signature is None or inspect.Parameter.VAR_POSITIONAL in kinds
+            else tuple(p.name for p in params if p.kind <= p.POSITIONAL_OR_KEYWORD)
+        )
+        defaults = tuple((p.name, p.default) for p in params if p.default is not p.empty)
+        plan = _plans[tool] = _Plan(signature, positional, defaults)
+    return plan
 
 
 def _by_name(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """A replayed call's arguments by parameter name, defaults included, without the
     injected ``self``; extra keyword arguments (``**kwargs``) are named as passed."""
-    try:
-        signature = _signatures[tool]
-    except KeyError:
+    signature, positional, defaults = _plan(tool)
+    if positional is not None and len(args) <= len(positional):
+        named = dict(zip(positional, args, strict=False))
+        named.update(kwargs)
+        for name, default in defaults:
+            named.setdefault(name, default)
+    else:
         try:
-            signature = inspect.signature(tool.func)
-        except (TypeError, ValueError):  # a builtin without one
-            signature = None
-        _signatures[tool] = signature
-    try:
-        if signature is None:
-            raise TypeError
-        bound = signature.bind(*args, **kwargs)
-    except TypeError:  # cannot bind: positions stand for names
-        named = {str(i): v for i, v in enumerate(_user_args(tool, args))}
-        return {**named, **kwargs}
-    bound.apply_defaults()
-    named = {}
-    for i, (name, value) in enumerate(bound.arguments.items()):
-        if i == 0 and tool.is_method:
-            continue  # self, injected by replay
-        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-            named.update(value)
-        else:
-            named[name] = value
+            if signature is None:
+                raise TypeError
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # cannot bind: positions stand for names
+            return {**{str(i): v for i, v in enumerate(_user_args(tool, args))}, **kwargs}
+        bound.apply_defaults()
+        named = {}
+        for name, value in bound.arguments.items():
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                named.update(value)
+            else:
+                named[name] = value
+    if tool.is_method and signature is not None and signature.parameters:
+        named.pop(next(iter(signature.parameters)), None)  # self, injected by replay
     return named
