@@ -116,6 +116,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(store_url, stores):
     assert isinstance(old, SQLStore)
 
     def downgrade(cur):  # what a store written by muscle-mem 0.2 (schema 1) looks like
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN result")
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN result_sig")
         cur.execute("DROP INDEX mm_runs_about")
         cur.execute("ALTER TABLE mm_runs DROP COLUMN path")
         cur.execute("ALTER TABLE mm_runs DROP COLUMN about")

@@ -170,6 +170,10 @@ class Changes(NamedTuple):
       The path's last node (``graft_at`` itself when the agent made no call) becomes
       a recorded end.
     - ``learned``: snapshots added to replayed nodes, only along a recorded path.
+    - ``result``: what the agent returned, templated with the run's params and
+      encoded, kept at the path's end for hits to return. When several runs end at
+      one node the latest wins, even with None (its result could not be stored):
+      a hit returns what the agent last returned there, never an older answer.
 
     Counting a hit on a node, or refreshing a snapshot, that another writer removed
     meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a
@@ -183,6 +187,7 @@ class Changes(NamedTuple):
     graft_at: str | None = None
     path: tuple[PathStep, ...] = ()
     learned: tuple[Learned, ...] = ()
+    result: bytes | None = None
 
     @classmethod
     def of_run(
@@ -195,6 +200,7 @@ class Changes(NamedTuple):
         graft_at: str | None = None,
         calls: tuple[RecordedCall, ...] = (),
         learned: tuple[Learned, ...] = (),
+        result: bytes | None = None,
     ) -> Changes:
         """The change set of a run that recorded ``calls`` after ``graft_at`` (if any)."""
         path = []
@@ -204,7 +210,9 @@ class Changes(NamedTuple):
                 nid = node_id(parent, call.step)
                 path.append(PathStep(nid, parent, call))
                 parent = nid
-        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned)
+        if graft_at is None:
+            result = None  # no path, no end to keep it at
+        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned, result)
 
     @property
     def end(self) -> str | None:
@@ -219,17 +227,22 @@ class Changes(NamedTuple):
 
     def without_path(self) -> Changes:
         """These changes with nothing recorded: for a store whose ``graft_at`` is gone."""
-        return self._replace(graft_at=None, path=(), learned=())
+        return self._replace(graft_at=None, path=(), learned=(), result=None)
 
 
 @dataclass(frozen=True)
 class ExecutedStep:
-    """A tool call the engine replayed from cache, with its real arguments and result."""
+    """A tool call the engine replayed from cache, with its real arguments and result.
+
+    ``arguments`` names every argument the tool ran with (defaults included, ``self``
+    of a method left out); ``args`` and ``kwargs`` are the call as it was made.
+    """
 
     tool: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     result: Any
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,7 +260,10 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one run of the engine did. Truthy exactly on a full cache hit."""
+    """What one run of the engine did. Truthy exactly on a full cache hit.
+
+    ``steps`` are the calls replayed from cache, in order (none on a miss).
+    """
 
     status: Status
     result: Any = None
@@ -258,6 +274,7 @@ class Outcome:
     tokens: int = 0
     cost: float = 0.0
     task_key: str = field(default="", repr=False)
+    steps: tuple[ExecutedStep, ...] = field(default=(), repr=False)
 
     @property
     def hit(self) -> bool:

@@ -8,9 +8,12 @@ base64. The run log is history of the store it happened in and is not exported.
 A node's id is the hash of its parent's id and its step, so import checks every id
 against what the line says: a step whose tool, code or arguments were altered, or that
 was moved under another parent, is refused even without a secret. With a secret, each
-node and snapshot also carries its HMAC, and import skips the rows that fail it. The
+node and snapshot also carries its HMAC, and import skips the rows that fail it. A
+recorded end's ``result`` (what its hits return) is not part of the id: only its own
+HMAC (``result_sig``) covers it, and a node whose result fails it is skipped. The
 counts (hits, failures, last use) and where trajectories end are covered by neither:
 they steer pruning, stats and where a replay may end, never what a replay calls.
+Files written before results were kept have no ``result``: their ends return None.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from .errors import ExportFormatError
 from .models import WHICH, Step, TaskInfo, node_id
 from .store.base import Store
-from .store.signing import secret_key, sign_node, sign_snapshot, valid
+from .store.signing import secret_key, sign_node, sign_result, sign_snapshot, valid
 from .trie import Tree
 
 FORMAT = 1
@@ -82,6 +85,10 @@ def export_lines(
                     "failures": node.failures,
                     "last_used": node.last_used,
                     "sig": _b64(sign_node(key, node.id, node.parent, task, node.step)),
+                    "result": _b64(node.result),
+                    "result_sig": None
+                    if node.result is None
+                    else _b64(sign_result(key, node.id, task, node.result)),
                 }
             )
             for which in WHICH:
@@ -183,8 +190,10 @@ class _Reader:
             raise ExportFormatError(
                 f"{where}: node {nid} does not match its content: the file was altered"
             )
-        expected = sign_node(self.key, nid, parent, task, step)
-        if parent in self.dropped or (self.key and not valid(_sig(row, where), expected)):
+        result = None if row.get("result") is None else _bytes(row, "result", where)
+        if parent in self.dropped or (
+            self.key and not self._signed(row, where, task, parent, step, result)
+        ):
             self.dropped.add(nid)
             self.imported.rejected += 1
             return
@@ -196,8 +205,26 @@ class _Reader:
         node.hits = _count(row, "hits", where)
         node.failures = _count(row, "failures", where)
         node.last_used = _time(row, "last_used", where)
+        node.result = result
         self.owners[nid] = tree
         self.imported.nodes += 1
+
+    def _signed(
+        self,
+        row: dict[str, Any],
+        where: str,
+        task: str,
+        parent: str,
+        step: Step,
+        result: bytes | None,
+    ) -> bool:
+        """Whether the node line's signature, and its result's if it has one, hold."""
+        nid = row["node"]
+        if not valid(_sig(row, where), sign_node(self.key, nid, parent, task, step)):
+            return False
+        if result is None:
+            return True
+        return valid(_sig(row, where, "result_sig"), sign_result(self.key, nid, task, result))
 
     def snapshot(self, row: dict[str, Any], where: str) -> None:
         nid = _field(row, "snapshot", str, where)
@@ -252,8 +279,8 @@ def _bytes(row: dict[str, Any], name: str, where: str) -> bytes:
         raise ExportFormatError(f"{where}: {name!r} is not base64") from None
 
 
-def _sig(row: dict[str, Any], where: str) -> bytes | None:
-    return None if row.get("sig") is None else _bytes(row, "sig", where)
+def _sig(row: dict[str, Any], where: str, name: str = "sig") -> bytes | None:
+    return None if row.get(name) is None else _bytes(row, name, where)
 
 
 def _b64(data: bytes | None) -> str | None:

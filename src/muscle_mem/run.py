@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import DivergenceError
+from .codec import encode
+from .errors import DecodeError, DivergenceError, EncodeError, MuscleMemWarning
 from .models import Changes, OnDivergence, Outcome, RunRecord, Status
 from .recording import Recorder, current_handoff, current_recorder, inside_tool
 from .replay import Replay
 from .store import Store
+from .templates import MissingParam, NotStored, Templater
 from .tools import Tool
 
 logger = logging.getLogger("muscle_mem")
@@ -103,11 +106,17 @@ class Run:
         ):
             # The replayed prefix and what the agent did after it form one trajectory;
             # snapshots are learned only along such a path.
-            changes = replay.changes(graft_at=replay.node.id, calls=calls, learned=True)
+            changes = replay.changes(
+                graft_at=replay.node.id, calls=calls, learned=True, result=self._keep(result)
+            )
         elif status is not Status.HIT and calls:  # a miss, or a restart: a path of its own
-            changes = replay.changes(graft_at=replay.tree.root.id, calls=calls)
+            changes = replay.changes(
+                graft_at=replay.tree.root.id, calls=calls, result=self._keep(result)
+            )
         else:
             changes = replay.changes()
+        if status is Status.HIT:
+            result = self._recorded_result()
         recorded = len(calls) if changes.graft_at is not None else 0
         record = self._record(status, changes, recorded)
         self._commit(changes, record)
@@ -121,7 +130,35 @@ class Run:
             tokens=record.tokens,
             cost=record.cost,
             task_key=self.task_key,
+            steps=replay.steps(),
         )
+
+    def _keep(self, result: Any) -> bytes | None:
+        """The agent's result as the path's end keeps it: templated with this run's
+        params as tool arguments are, then encoded. A result that is not data does not
+        stop the path being recorded; its hits return None."""
+        try:
+            return encode(Templater(self.params).template(result), "the agent's result")
+        except EncodeError:
+            # Named by type only: the message is the same for every run, so Python
+            # shows it once, and a value that may be secret never reaches a log.
+            warnings.warn(
+                f"muscle-mem: the agent returned a {type(result).__qualname__}, which "
+                "cannot be stored as data; the path is recorded, and its hits return "
+                "None as their result",
+                MuscleMemWarning,
+                stacklevel=4,
+            )
+            return None
+
+    def _recorded_result(self) -> Any:
+        """What the path replay hit at keeps, with this run's params filled in."""
+        try:
+            return self.replay.node.recorded_result(self.params)
+        except (DecodeError, MissingParam, NotStored) as error:
+            # The steps have run: the hit stands, without the result it can't rebuild.
+            logger.warning("%s: the recorded result can't be returned: %r", self.task_key, error)
+            return None
 
     def _fail(self, error: BaseException) -> None:
         """The agent raised (or replay diverged under "raise"): keep nothing it recorded."""

@@ -174,7 +174,11 @@ class Node:
     failures: int = 0
     last_used: float = 0.0
     children: tuple[Node, ...] = ()
+    # What the agent returned on the latest recording that ended here, templated and
+    # encoded; None if it could not be stored or was recorded before results were kept.
+    result: bytes | None = field(default=None, repr=False)
     _template: Any = field(default=_MISSING, repr=False)
+    _result_template: tuple[bytes, Any] | None = field(default=None, repr=False)
     _templated: bool = field(default=False, repr=False)
     _shareable: bool = field(default=False, repr=False)
 
@@ -204,6 +208,20 @@ class Node:
         if self._shareable:
             return (*template, False)
         return (*resolve(template, params), templated)
+
+    def recorded_result(self, params: dict[str, Any]) -> Any:
+        """The result kept here, with ``params`` filled in: a fresh copy each time.
+
+        Raises :class:`DecodeError` for bytes this process can't read, and what
+        :func:`resolve` raises.
+        """
+        data = self.result
+        if data is None:
+            return None
+        cached = self._result_template
+        if cached is None or cached[0] is not data:  # decoded once per stored result
+            cached = self._result_template = (data, decode(data))
+        return resolve(cached[1], params)
 
 
 class Tree:
@@ -273,6 +291,7 @@ class Tree:
                 node.last_used = now
                 path.append(node)
             node.terminal = True
+            node.result = changes.result  # the latest recording's (see Changes.result)
             return path
 
     def merge(self, other: Tree) -> tuple[int, int]:
@@ -290,6 +309,8 @@ class Tree:
                 new_nodes += theirs.id not in self.nodes
                 ours = self.insert(parent, theirs.step)
                 ours.terminal = ours.terminal or theirs.terminal
+                if ours.result is None:  # a result kept here stays, as its signature does
+                    ours.result = theirs.result
                 ours.hits = max(ours.hits, theirs.hits)
                 ours.failures = max(ours.failures, theirs.failures)
                 ours.last_used = max(ours.last_used, theirs.last_used)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..errors import StoreError
 from .base import Cursor
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The column types that differ between the dialects a store's database may speak.
 TYPES: dict[str, dict[str, str]] = {
@@ -22,15 +22,25 @@ TYPES: dict[str, dict[str, str]] = {
     "postgresql": {"real": "DOUBLE PRECISION", "blob": "BYTEA", "serial": "BIGSERIAL"},
 }
 
-# Statements that bring a store from version N-1 to N. A new store is made at version 1
-# (SCHEMA) and brought up through every migration, so the path an old store takes is
-# the one every new store has taken too.
+# Statements that bring a store from version N-1 to N, with ``{blob}``... as in SCHEMA
+# (see :func:`migrations`). A new store is made at version 1 (SCHEMA) and brought up
+# through every migration, so the path an old store takes is the one every new store
+# has taken too.
 MIGRATIONS: dict[int, list[str]] = {
     # The run log says where each run's trajectory ended and what it was about.
     2: [
         "ALTER TABLE mm_runs ADD COLUMN path TEXT",
         "ALTER TABLE mm_runs ADD COLUMN about TEXT",
         "CREATE INDEX IF NOT EXISTS mm_runs_about ON mm_runs (about, started_at)",
+    ],
+    # A recorded end keeps the agent's result (templated, encoded) and its own HMAC.
+    # Columns of the node rather than a table of their own: read with the tree in the
+    # query that reads it anyway, and removed with the node by the same DELETE. The
+    # node's signature is left as it was, so rows signed before stay valid. Nullable:
+    # ends recorded before version 3 have no result, and their hits return None.
+    3: [
+        "ALTER TABLE mm_nodes ADD COLUMN result {blob}",
+        "ALTER TABLE mm_nodes ADD COLUMN result_sig {blob}",
     ],
 }
 
@@ -90,6 +100,12 @@ CREATE INDEX IF NOT EXISTS mm_runs_task ON mm_runs (task_key, started_at)
 def statements(schema: str, dialect: str) -> list[str]:
     """The ``;``-separated statements of ``schema`` with ``dialect``'s column types."""
     return schema.format(**TYPES[dialect]).split(";")
+
+
+def migrations(dialect: str) -> dict[int, list[str]]:
+    """:data:`MIGRATIONS` with ``dialect``'s column types."""
+    types = TYPES[dialect]
+    return {step: [s.format(**types) for s in steps] for step, steps in MIGRATIONS.items()}
 
 
 def version(cur: Cursor, key: str = "schema_version") -> int | None:

@@ -30,6 +30,14 @@ def sign_node(key: bytes | None, nid: str, parent: str, task_key: str, step: Ste
     return _mac(key, b"node", nid, parent, task_key, step.tool, step.code, step.call)
 
 
+def sign_result(key: bytes | None, nid: str, task_key: str, result: bytes) -> bytes | None:
+    """A recorded end's result, signed apart from its node: node rows signed before
+    results were kept stay valid, and a forged result fails on its own."""
+    if key is None:
+        return None
+    return _mac(key, b"result", nid, task_key, result)
+
+
 def sign_snapshot(key: bytes | None, nid: str, which: str, data: bytes) -> bytes | None:
     if key is None:
         return None

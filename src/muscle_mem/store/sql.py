@@ -40,7 +40,7 @@ from ..models import (
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
 from . import schema
 from .base import Cursor, SQLDatabase, Store
-from .signing import secret_key, sign_node, sign_snapshot, valid
+from .signing import secret_key, sign_node, sign_result, sign_snapshot, valid
 
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
 
@@ -119,7 +119,7 @@ class SQLStore(Store, SQLDatabase):
                 "schema_version",
                 schema.SCHEMA_VERSION,
                 schema.statements(schema.SCHEMA, self.dialect),
-                schema.MIGRATIONS,
+                schema.migrations(self.dialect),
                 f"the store {self.url}",
             )
         )
@@ -269,10 +269,14 @@ class SQLStore(Store, SQLDatabase):
         # secret, must not unsign what the store's writers signed.
         cur.execute(
             "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
-            "hits, failures, created_at, last_used, sig) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "hits, failures, created_at, last_used, sig, result, result_sig) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
             "THEN excluded.terminal ELSE mm_nodes.terminal END, "
+            # A result kept here stays, with its signature; one is taken only where none is.
+            "result_sig = CASE WHEN mm_nodes.result IS NULL "
+            "THEN excluded.result_sig ELSE mm_nodes.result_sig END, "
+            "result = COALESCE(mm_nodes.result, excluded.result), "
             "hits = CASE WHEN excluded.hits > mm_nodes.hits "
             "THEN excluded.hits ELSE mm_nodes.hits END, "
             "failures = CASE WHEN excluded.failures > mm_nodes.failures "
@@ -292,6 +296,8 @@ class SQLStore(Store, SQLDatabase):
                 node.last_used,
                 node.last_used,
                 self._sign_node(node.id, node.parent, key, node.step),
+                node.result,
+                self._sign_result(node.id, key, node.result),
             ),
         )
         for which in WHICH:
@@ -373,8 +379,14 @@ class SQLStore(Store, SQLDatabase):
                     if taken is not None:
                         self._put_snapshot(cur, key, step.id, which, taken.key, now)
                         touched.add((step.id, which))
-            # A trajectory ends here, even one the agent ended without another call.
-            cur.execute("UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (changes.end,))
+            # A trajectory ends here, even one the agent ended without another call; the
+            # latest recording's result replaces any earlier one (see Changes.result).
+            end = changes.end
+            assert end is not None
+            cur.execute(
+                "UPDATE mm_nodes SET terminal = 1, result = ?, result_sig = ? WHERE id = ?",
+                (changes.result, self._sign_result(end, key, changes.result), end),
+            )
         for nid, which in touched:
             node = tree.nodes.get(nid)
             held = len(node.snapshots(which)) if node is not None else 0
@@ -448,8 +460,8 @@ class SQLStore(Store, SQLDatabase):
     def _load(self, cur: Cursor, task_key: str) -> Tree:
         tree = Tree(task_key, self.snapshot_cap)
         cur.execute(
-            "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig "
-            "FROM mm_nodes WHERE task_key = ? ORDER BY created_at, id",
+            "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig, "
+            "result, result_sig FROM mm_nodes WHERE task_key = ? ORDER BY created_at, id",
             (task_key,),
         )
         rows = cur.fetchall()
@@ -461,9 +473,16 @@ class SQLStore(Store, SQLDatabase):
         snapshot_rows = cur.fetchall()
         rejected = 0
         loaded: dict[str, Node] = {}
-        for nid, parent, tool, code, call, terminal, hits, failures, last_used, sig in rows:
+        for row in rows:
+            nid, parent, tool, code, call, terminal, hits, failures, last_used, sig = row[:10]
             step = Step(tool, code, bytes(call))
-            if self._key and not valid(sig, self._sign_node(nid, parent, task_key, step)):
+            result = None if row[10] is None else bytes(row[10])
+            if self._key and not (
+                valid(sig, self._sign_node(nid, parent, task_key, step))
+                # A forged result is refused with its node, which a run then records
+                # again, result and all: a hit never returns what the secret didn't sign.
+                and (result is None or valid(row[11], self._sign_result(nid, task_key, result)))
+            ):
                 rejected += 1
                 continue
             loaded[nid] = Node(
@@ -476,6 +495,7 @@ class SQLStore(Store, SQLDatabase):
                 hits=hits,
                 failures=failures,
                 last_used=last_used,
+                result=result,
             )
         # Link children to parents reachable from the root, oldest first; a node whose
         # parent was rejected is unreachable, and so never replayed.
@@ -511,6 +531,9 @@ class SQLStore(Store, SQLDatabase):
 
     def _sign_node(self, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
         return sign_node(self._key, nid, parent, task_key, step)
+
+    def _sign_result(self, nid: str, task_key: str, result: bytes | None) -> bytes | None:
+        return None if result is None else sign_result(self._key, nid, task_key, result)
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
