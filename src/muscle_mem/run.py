@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,9 @@ from .tools import Tool
 from .trie import Tree
 
 logger = logging.getLogger("muscle_mem")
+
+# The engines already told that their agent ignores handoff(): told once, not every run.
+_warned_ignored_handoff: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 class Run:
@@ -124,12 +128,23 @@ class Run:
         if (
             status is Status.HANDOFF
             and self.policy is OnDivergence.HANDOFF
+            and not self.recorder.read_handoff
+            and calls
+            and replay.replayed
+        ):
+            self._warn_ignored_handoff()
+        if (
+            status is Status.HANDOFF
+            and self.policy is OnDivergence.HANDOFF
+            and self.recorder.read_handoff
             and (calls or replay.replayed)
         ):
             # The replayed prefix and what the agent did after it form one trajectory;
             # snapshots are learned only along such a path.
             changes = replay.changes(graft_at=replay.node.id, calls=calls, learned=True)
-        elif status is not Status.HIT and calls:  # a miss, or a restart: a path of its own
+        elif status is not Status.HIT and calls:
+            # A miss, a restart, or an agent that never read handoff() (so could not know
+            # what replay did): a path of its own from the root.
             changes = replay.changes(graft_at=replay.tree.root.id, calls=calls)
         else:
             changes = replay.changes()
@@ -158,6 +173,20 @@ class Run:
         reason = self.replay.reason if replayed else repr(error)
         changes = self.replay.changes()
         self._commit(changes, self._record(Status.ERROR, changes, 0, reason))
+
+    def _warn_ignored_handoff(self) -> None:
+        scope = self.recorder.scope
+        if scope in _warned_ignored_handoff:
+            return
+        _warned_ignored_handoff.add(scope)
+        logger.warning(
+            "the agent of a handoff never called muscle_mem.handoff(), so it may have "
+            "repeated the %d step(s) replay had already done (task %s); what it did is "
+            "recorded as a path of its own from the start. To carry on instead, read "
+            "muscle_mem.handoff() in the agent and skip the steps in its .steps",
+            self.replay.replayed,
+            self.task_key,
+        )
 
     def _record(
         self, status: Status, changes: Changes, recorded: int, reason: str | None = None
