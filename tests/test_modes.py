@@ -1,4 +1,5 @@
-"""Record modes ("auto", "replay", "record", "off"), per engine and per call.
+"""Record modes ("auto", "replay", "record", "off"), per engine and per call, and
+``engine.clear()``.
 
 Runs on every store kind (see conftest), but for the mode's name, checked once.
 """
@@ -199,3 +200,19 @@ def test_off_logs_nothing_when_the_agent_raises(engines):
     with pytest.raises(RuntimeError, match="down"):
         engine("t")
     assert engine.store.runs() == []
+
+
+# -- clear --------------------------------------------------------------------------------
+
+
+def test_clear_forgets_every_task_key_and_keeps_the_run_log(engines):
+    form = Form(engines())
+    form.run()
+    form.engine(TASK + " twice", "Ann", params={"name": "Ann"})
+    assert len(form.engine.store.tasks()) == 2
+    runs = form.engine.store.runs()
+    assert form.engine.clear() == 4
+    assert form.engine.store.tasks() == [] and len(form.tree()) == 0
+    assert form.engine.store.runs() == runs  # history stays
+    assert form.run().status == "miss"  # and the engine learns again
+    assert form.engine.clear() == 2 and form.engine.clear() == 0

@@ -332,6 +332,11 @@ class Engine:
             mode=run_mode,
         )
 
+    def clear(self) -> int:
+        """Forget everything this engine's store has cached, every task key's tree; returns
+        how many steps were removed. The run log is history and stays."""
+        return self.store.clear()
+
     def stats(
         self, *, since: float | datetime | timedelta | None = None, tags: Iterable[str] = ()
     ) -> Stats:
