@@ -695,6 +695,39 @@ def test_rm_from_the_script_reads_the_answer_on_stdin(recorded, url):
     assert task_keys(url) == [keys(engine)["form"]]
 
 
+def test_rm_all_asks_then_forgets_every_task_key_and_keeps_the_log(
+    recorded, url, capsys, monkeypatch
+):
+    engine, _ = recorded
+    k = keys(engine)
+    before = cli_json(capsys, "runs", "--store", url, "-n", "0")
+    code, out, err = cli(capsys, "rm", "--all", "--dry-run", "--store", url)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "would remove:" and len(out.splitlines()) == 3
+    code, out, err = cli(capsys, "rm", "--all", "--store", url, stdin="n\n",
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 1 and "[y/N]" in err and out.splitlines()[-1] == "nothing removed"
+    assert sorted(task_keys(url)) == sorted([k["form"], k["report"]])
+
+    code, out, err = cli(capsys, "rm", "--all", "--yes", "--json", "--store", url)
+    assert (code, err) == (0, "")
+    done = json.loads(out)
+    assert (done["removed_steps"], done["dry_run"], done["declined"]) == (4, False, False)
+    assert sorted(t["task_key"] for t in done["tasks"]) == sorted([k["form"], k["report"]])
+    assert task_keys(url) == []
+    assert cli_json(capsys, "runs", "--store", url, "-n", "0") == before  # history stays
+    code, out, _ = cli(capsys, "rm", "--all", "--yes", "--store", url)
+    assert (code, out) == (0, "nothing to remove\n")
+
+
+def test_rm_takes_keys_or_all_not_both_nor_neither(recorded, url, capsys):
+    engine, _ = recorded
+    for args in (("rm",), ("rm", "--all", keys(engine)["form"])):
+        code, out, err = cli(capsys, *args, "--yes", "--store", url)
+        assert (code, out) == (2, "") and "--all" in err
+    assert len(task_keys(url)) == 2
+
+
 # -- prune ------------------------------------------------------------------------------------
 
 

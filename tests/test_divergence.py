@@ -3,6 +3,8 @@
 Runs on every store kind (see conftest), but for the policy's name, checked once.
 """
 
+import logging
+
 import pytest
 
 import muscle_mem
@@ -401,3 +403,84 @@ def test_agent_raising_after_a_failed_post_check_learns_nothing(engines):
     assert engine("t").status == "handoff"  # learns "Jon" after save, as a handed-over path
     assert len(tree.root.children[0].post) == 2
     assert engine("t").hit
+
+
+# -- an agent that never reads handoff() ------------------------------------------------
+
+
+class Form:
+    """The README's form filler. Written for the original API (``reads_handoff=False``)
+    it knows nothing of handoff() and always types the name, then the greeting; each
+    field is typed into only where it was seen."""
+
+    def __init__(self, engine, reads_handoff=False):
+        self.engine = engine
+        self.selectors = {"name": "#name", "greeting": "#greeting"}
+        self.typed = []
+        form = self
+
+        @engine.function(pre_check=Check(capture=lambda field, value: form.selectors[field]))
+        def type_into(field, value):
+            form.typed.append((field, value))
+
+        def agent(task, name):
+            handoff = muscle_mem.handoff() if reads_handoff else None
+            done = len(handoff.steps) if handoff else 0  # the README's way to carry on
+            for field, value in [("name", name), ("greeting", f"Hello {name}!")][done:]:
+                type_into(field, value)
+
+        engine.set_agent(agent)
+
+    def run(self, name):
+        self.typed.clear()
+        return self.engine("fill the signup form", name, params={"name": name})
+
+
+def test_an_agent_that_ignores_handoff_is_recorded_from_the_root_and_warned_once(engines, caplog):
+    form = Form(engines())
+    form.run("John")
+    form.selectors["greeting"] = "#welcome"  # the greeting field moved
+    with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+        outcome = form.run("Jane")
+    assert (outcome.status, outcome.replayed, outcome.diverged_at) == ("handoff", 1, 1)
+    # Replay typed the name, then the agent started over: the name twice, this once.
+    assert form.typed == [("name", "Jane"), ("name", "Jane"), ("greeting", "Hello Jane!")]
+    [warning] = [r for r in caplog.records if r.name == "muscle_mem"]
+    assert warning.levelno == logging.WARNING
+    assert "muscle_mem.handoff()" in warning.getMessage() and ".steps" in warning.getMessage()
+
+    # Learned as the path it took (name, greeting), not as (name, name, greeting).
+    outcome = form.run("Ann")
+    assert (outcome.status, outcome.replayed) == ("hit", 2)
+    assert form.typed == [("name", "Ann"), ("greeting", "Hello Ann!")]
+
+    # Another divergence of the same engine is not warned about again.
+    form.selectors["name"] = "#full-name"
+    form.selectors["greeting"] = "#hello"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+        form.run("Bob")  # the name's check fails at step 0: a plain miss, nothing to warn
+        form.selectors["greeting"] = "#greeting-v3"
+        assert form.run("Bob").status == "handoff"
+    assert [r for r in caplog.records if r.name == "muscle_mem"] == []
+    assert form.run("Eve").replayed == 2 and form.typed == [
+        ("name", "Eve"),
+        ("greeting", "Hello Eve!"),
+    ]
+
+
+def test_an_agent_that_reads_handoff_still_carries_on_after_the_replayed_prefix(engines, caplog):
+    form = Form(engines(), reads_handoff=True)
+    form.run("John")
+    form.selectors["greeting"] = "#welcome"
+    with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+        assert form.run("Jane").status == "handoff"
+    assert form.typed == [("name", "Jane"), ("greeting", "Hello Jane!")]
+    assert [r for r in caplog.records if r.name == "muscle_mem"] == []
+    root = form.engine.store.tree(
+        form.engine.task_key("fill the signup form", "x", params={"name": "x"})
+    ).root
+    [name] = root.children
+    [greeting] = name.children  # the agent's call grafted after the replayed name
+    assert len(greeting.pre) == 2
+    assert form.run("Ann").replayed == 2

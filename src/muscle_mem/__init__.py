@@ -25,11 +25,12 @@ from .errors import (
     IntegrityWarning,
     MuscleMemError,
     MuscleMemWarning,
+    ReplayMissError,
     StoreError,
     UnknownEntityError,
     UnknownRecordError,
 )
-from .models import ExecutedStep, Handoff, OnDivergence, Outcome, Status
+from .models import ExecutedStep, Handoff, Mode, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
 from .store import MemoryStore, Store
 
@@ -51,10 +52,12 @@ __all__ = [
     "IntegrityWarning",
     "MemoryBank",
     "MemoryStore",
+    "Mode",
     "MuscleMemError",
     "MuscleMemWarning",
     "OnDivergence",
     "Outcome",
+    "ReplayMissError",
     "Status",
     "Store",
     "StoreError",

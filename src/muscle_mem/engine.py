@@ -17,7 +17,7 @@ from typing import Any, overload
 from . import keys
 from .checks import Check
 from .errors import ConfigurationError
-from .models import OnDivergence, Outcome
+from .models import Mode, OnDivergence, Outcome
 from .run import Run
 from .stats import Stats, compute
 from .store import Store, open_store
@@ -34,6 +34,11 @@ class Engine:
     ``on_divergence`` says what happens when replay stops half-way: ``"handoff"``
     (default), ``"restart"`` or ``"raise"``. ``secret`` signs what is stored (HMAC) so
     that rows nobody with the secret wrote are never replayed.
+    ``mode`` says how runs use the cache, unless a call says otherwise: ``"auto"``
+    (default: replay, else call the agent and learn), ``"replay"`` (never call the
+    agent: raise :class:`~muscle_mem.ReplayMissError`), ``"record"`` (call the agent
+    and record, replaying nothing) or ``"off"`` (call the agent; replay, record and log
+    nothing).
     """
 
     def __init__(
@@ -43,8 +48,10 @@ class Engine:
         match_task: bool = True,
         on_divergence: str | OnDivergence = OnDivergence.HANDOFF,
         secret: str | bytes | None = None,
+        mode: str | Mode = Mode.AUTO,
     ) -> None:
         self.on_divergence = _policy(on_divergence)  # checked first: a bad one opens nothing
+        self.mode = _mode(mode)
         self.match_task = match_task
         self.store = open_store(store, secret=secret)
         self._owns_store = not isinstance(store, Store)
@@ -55,7 +62,7 @@ class Engine:
     def __repr__(self) -> str:
         return (
             f"Engine(store={self.store!r}, tools={len(self._tools)}, "
-            f"on_divergence={self.on_divergence.value!r})"
+            f"on_divergence={self.on_divergence.value!r}, mode={self.mode.value!r})"
         )
 
     def close(self) -> None:
@@ -236,6 +243,7 @@ class Engine:
         tags: Iterable[str] | None = None,
         params: Mapping[str, Any] | None = None,
         about: Any = None,
+        mode: str | Mode | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """Run a task: replay it from cache if the checks allow, else call the agent.
@@ -243,11 +251,12 @@ class Engine:
         Every argument but ``tags``, ``params`` and ``about`` goes to the agent
         unchanged. ``about`` names what the run was about (a memory bank entity, or a
         ``"kind:id"`` string): the run log records it, and the bank lists the run among
-        that entity's episodes. The result is truthy exactly on a full cache hit.
+        that entity's episodes. ``mode`` overrides the engine's mode for this run. The
+        result is truthy exactly on a full cache hit.
         """
-        with self._run(args, kwargs, tags, params, about) as run:
+        with self._run(args, kwargs, tags, params, about, mode) as run:
             replay = run.replay
-            while (step := replay.next()) is not None:
+            while run.replays and (step := replay.next()) is not None:
                 try:
                     result = step.tool.call_sync(step.args, step.kwargs)
                 except Exception as error:
@@ -273,12 +282,13 @@ class Engine:
         tags: Iterable[str] | None = None,
         params: Mapping[str, Any] | None = None,
         about: Any = None,
+        mode: str | Mode | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """:meth:`__call__` for async agents and tools: awaits what the agent returns."""
-        with self._run(args, kwargs, tags, params, about) as run:
+        with self._run(args, kwargs, tags, params, about, mode) as run:
             replay = run.replay
-            while (step := replay.next()) is not None:
+            while run.replays and (step := replay.next()) is not None:
                 try:
                     result = await step.tool.call_async(step.args, step.kwargs)
                 except Exception as error:
@@ -300,10 +310,12 @@ class Engine:
         tags: Iterable[str] | None,
         params: Mapping[str, Any] | None,
         about: Any,
+        mode: str | Mode | None = None,
     ) -> Run:
         started = (time.time(), time.perf_counter())
         if self._agent is None:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
+        run_mode = self.mode if mode is None else _mode(mode)
         checked_tags, checked_params = keys.tags(tags), keys.params(params)
         return Run(
             scope=self,
@@ -317,7 +329,13 @@ class Engine:
             params=checked_params,
             about=keys.about(about),
             started=started,
+            mode=run_mode,
         )
+
+    def clear(self) -> int:
+        """Forget everything this engine's store has cached, every task key's tree; returns
+        how many steps were removed. The run log is history and stays."""
+        return self.store.clear()
 
     def stats(
         self, *, since: float | datetime | timedelta | None = None, tags: Iterable[str] = ()
@@ -354,6 +372,14 @@ def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return []
     return [n for n in names if n not in parameters]
+
+
+def _mode(value: str | Mode) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        valid = ", ".join(repr(m.value) for m in Mode)
+        raise ConfigurationError(f"mode={value!r} is not a mode; use one of {valid}") from None
 
 
 def _policy(value: str | OnDivergence) -> OnDivergence:

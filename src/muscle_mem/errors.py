@@ -5,6 +5,7 @@
     ├── EncodeError (also TypeError)           a value cannot be stored as data
     ├── DecodeError (also ValueError)          stored bytes cannot be read in this process
     ├── DivergenceError                        replay stopped and on_divergence="raise"
+    ├── ReplayMissError                        mode="replay" and replay did not finish the task
     ├── StoreError                             a store can't be opened, read or written
     ├── ExportFormatError (also ValueError)    an import file that is not a muscle-mem export
     └── BankError (also ValueError)            bad input to the memory bank: nothing stored
@@ -55,6 +56,24 @@ class DivergenceError(MuscleMemError):
         super().__init__(
             f"replay diverged at step {handoff.at} after {len(handoff.steps)} executed "
             f"step(s): {handoff.reason}"
+        )
+
+
+class ReplayMissError(MuscleMemError):
+    """A run in ``mode="replay"`` could not finish the task from the cache, and that mode
+    never calls the agent.
+
+    ``reason`` says why replay stopped; ``handoff`` holds the steps it executed first
+    when it stopped part-way (None when it executed none: a plain miss).
+    """
+
+    def __init__(self, reason: str, handoff: Handoff | None) -> None:
+        self.reason = reason
+        self.handoff = handoff
+        done = f" after {len(handoff.steps)} executed step(s)" if handoff is not None else ""
+        super().__init__(
+            f"mode='replay' never calls the agent, and replay stopped{done}: {reason}; "
+            "record the task first (mode='auto' or 'record'), or let this run call the agent"
         )
 
 
@@ -110,6 +129,7 @@ __all__ = [
     "IntegrityWarning",
     "MuscleMemError",
     "MuscleMemWarning",
+    "ReplayMissError",
     "StoreError",
     "UnknownEntityError",
     "UnknownRecordError",

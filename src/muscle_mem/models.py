@@ -40,6 +40,15 @@ class OnDivergence(str, enum.Enum):
     RAISE = "raise"  # raise DivergenceError
 
 
+class Mode(str, enum.Enum):
+    """How a run uses the cache, like vcrpy's record modes."""
+
+    AUTO = "auto"  # replay what fits, else call the agent and learn what it does
+    REPLAY = "replay"  # never call the agent: a miss or a divergence raises ReplayMissError
+    RECORD = "record"  # call the agent and record what it does; replay nothing
+    OFF = "off"  # a pass-through: call the agent; replay, record and log nothing
+
+
 @dataclass(frozen=True)
 class Param:
     """A reference to a param of the run, standing where its value stood in a call."""

@@ -31,6 +31,9 @@ class Recorder:
     calls: list[RecordedCall] = field(default_factory=list)
     tokens: int = 0
     cost: float = 0.0
+    # Whether the agent asked for handoff(): one that never did cannot have carried on
+    # from where replay stopped, so the run records it as a restart.
+    read_handoff: bool = False
     _templater: Templater | None = None  # made on the first recorded call: hits need none
 
     def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -54,6 +57,9 @@ def handoff() -> Handoff | None:
 
     None outside a handoff (a plain miss, or no engine run at all).
     """
+    run = current_recorder.get()
+    if run is not None:
+        run.read_handoff = True
     return current_handoff.get()
 
 

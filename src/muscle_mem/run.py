@@ -8,6 +8,10 @@ or ``arun``) executes the steps :attr:`Run.replay` chooses. If replay does not h
 run changed into one :class:`~muscle_mem.models.Changes`, commits it with the run's log
 line and returns the :class:`~muscle_mem.models.Outcome`. An exception that leaves the
 ``with`` block instead logs an error run and keeps nothing the agent recorded.
+
+The run's :class:`~muscle_mem.models.Mode` says which of these happen: ``"record"``
+replays nothing, ``"replay"`` never calls the agent, and ``"off"`` neither reads nor
+writes the store (not even the run log), so the engine is a pass-through.
 """
 
 from __future__ import annotations
@@ -15,20 +19,31 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from .codec import encode
-from .errors import DecodeError, DivergenceError, EncodeError, MuscleMemWarning
-from .models import Changes, OnDivergence, Outcome, RunRecord, Status
+from .errors import (
+    DecodeError,
+    DivergenceError,
+    EncodeError,
+    MuscleMemWarning,
+    ReplayMissError,
+)
+from .models import Changes, Mode, OnDivergence, Outcome, RunRecord, Status
 from .recording import Recorder, current_handoff, current_recorder, inside_tool
 from .replay import Replay
 from .store import Store
 from .templates import MissingParam, NotStored, Templater
 from .tools import Tool
+from .trie import Tree
 
 logger = logging.getLogger("muscle_mem")
+
+# The engines already told that their agent ignores handoff(): told once, not every run.
+_warned_ignored_handoff: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 class Run:
@@ -48,6 +63,7 @@ class Run:
         params: dict[str, Any],
         about: str | None,
         started: tuple[float, float],
+        mode: Mode = Mode.AUTO,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -56,11 +72,19 @@ class Run:
         self.tags = tags
         self.params = params
         self.about = about
+        self.mode = mode
         self.recorder = Recorder(scope, params)
-        self.replay = Replay(store.tree(task_key), params, tools, context_for)
+        # "off" must not touch the store: an empty tree of the key stands in for its own.
+        tree = Tree(task_key) if mode is Mode.OFF else store.tree(task_key)
+        self.replay = Replay(tree, params, tools, context_for)
         self._agent = agent
         self._agent_ran = False
         self._over = False  # finished or failed: logged once
+
+    @property
+    def replays(self) -> bool:
+        """Whether the driver replays before the agent: not in "record" or "off" mode."""
+        return self.mode is Mode.AUTO or self.mode is Mode.REPLAY
 
     def __enter__(self) -> Run:
         return self
@@ -73,10 +97,18 @@ class Run:
     def agent(self) -> Iterator[Callable[..., Any]]:
         """The agent, with its tool calls recorded into this run while it runs.
 
-        Raises :class:`DivergenceError` instead when replay diverged and the policy is
-        ``"raise"``.
+        Raises :class:`ReplayMissError` instead in mode ``"replay"``, and
+        :class:`DivergenceError` when replay diverged and the policy is ``"raise"``. In
+        mode ``"off"`` the agent runs outside the run: its tools record nothing.
         """
         replay = self.replay
+        if self.mode is Mode.REPLAY:
+            assert replay.reason is not None  # replay stopped: it says why
+            raise ReplayMissError(replay.reason, replay.handoff() if replay.diverged else None)
+        if self.mode is Mode.OFF:
+            self._agent_ran = True
+            yield self._agent
+            return
         if replay.diverged and self.policy is OnDivergence.RAISE:
             raise DivergenceError(replay.handoff())
         handed_over = replay.diverged and self.policy is OnDivergence.HANDOFF
@@ -94,6 +126,9 @@ class Run:
     def finish(self, result: Any = None) -> Outcome:
         """Commit what the run changed and log it: replay hit, or the agent succeeded."""
         self._over = True
+        if self.mode is Mode.OFF:  # a pass-through: nothing to commit, nothing logged
+            duration = time.perf_counter() - self._started
+            return Outcome(Status.MISS, result, duration_s=duration, task_key=self.task_key)
         replay, calls = self.replay, tuple(self.recorder.calls)
         if not self._agent_ran:
             status = Status.HIT
@@ -102,6 +137,15 @@ class Run:
         if (
             status is Status.HANDOFF
             and self.policy is OnDivergence.HANDOFF
+            and not self.recorder.read_handoff
+            and calls
+            and replay.replayed
+        ):
+            self._warn_ignored_handoff()
+        if (
+            status is Status.HANDOFF
+            and self.policy is OnDivergence.HANDOFF
+            and self.recorder.read_handoff
             and (calls or replay.replayed)
         ):
             # The replayed prefix and what the agent did after it form one trajectory;
@@ -109,7 +153,9 @@ class Run:
             changes = replay.changes(
                 graft_at=replay.node.id, calls=calls, learned=True, result=self._keep(result)
             )
-        elif status is not Status.HIT and calls:  # a miss, or a restart: a path of its own
+        elif status is not Status.HIT and calls:
+            # A miss, a restart, or an agent that never read handoff() (so could not know
+            # what replay did): a path of its own from the root.
             changes = replay.changes(
                 graft_at=replay.tree.root.id, calls=calls, result=self._keep(result)
             )
@@ -161,11 +207,29 @@ class Run:
             return None
 
     def _fail(self, error: BaseException) -> None:
-        """The agent raised (or replay diverged under "raise"): keep nothing it recorded."""
+        """The agent raised (or replay stopped under "raise", or in mode "replay"): keep
+        nothing it recorded."""
         self._over = True
-        reason = self.replay.reason if isinstance(error, DivergenceError) else repr(error)
+        if self.mode is Mode.OFF:
+            return  # a pass-through logs nothing, failures included
+        replayed = isinstance(error, (DivergenceError, ReplayMissError))
+        reason = self.replay.reason if replayed else repr(error)
         changes = self.replay.changes()
         self._commit(changes, self._record(Status.ERROR, changes, 0, reason))
+
+    def _warn_ignored_handoff(self) -> None:
+        scope = self.recorder.scope
+        if scope in _warned_ignored_handoff:
+            return
+        _warned_ignored_handoff.add(scope)
+        logger.warning(
+            "the agent of a handoff never called muscle_mem.handoff(), so it may have "
+            "repeated the %d step(s) replay had already done (task %s); what it did is "
+            "recorded as a path of its own from the start. To carry on instead, read "
+            "muscle_mem.handoff() in the agent and skip the steps in its .steps",
+            self.replay.replayed,
+            self.task_key,
+        )
 
     def _record(
         self, status: Status, changes: Changes, recorded: int, reason: str | None = None

@@ -49,7 +49,8 @@ def add_commands(command: Command) -> None:
     runs.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20, 0: all)")
 
     rm = command("rm", _rm, "forget task keys")
-    rm.add_argument("keys", nargs="+", metavar="KEY", help="a task key, or the start of it")
+    rm.add_argument("keys", nargs="*", metavar="KEY", help="a task key, or the start of it")
+    rm.add_argument("--all", action="store_true", help="every task key the store holds")
     _confirm_options(rm)
 
     prune = command("prune", _prune, "forget steps that are unused or failing")
@@ -301,8 +302,11 @@ Listing = list[tuple[str, int, str]]
 
 
 def _rm(args: argparse.Namespace) -> int:
+    if args.all == bool(args.keys):
+        raise UsageError("name the task keys to remove, or say --all (not both)")
     store = open_for(args)
-    named = {t.task_key: t for t in _resolve(store, args.keys)}  # a key named twice, once
+    tasks = store.tasks() if args.all else _resolve(store, args.keys)
+    named = {t.task_key: t for t in tasks}  # a key named twice, once
     listing: Listing = [
         (
             t.task_key,

@@ -101,6 +101,15 @@ class Store(ABC):
         unreachable. The run log is history and stays.
         """
 
+    def clear(self) -> int:
+        """Forget every task key's tree, with its snapshots; returns how many nodes were
+        removed. The run log is history and stays.
+
+        The default removes the trees :meth:`tasks` lists, one by one; a store that can
+        do it in one statement may override it.
+        """
+        return sum(self.remove(task.task_key) for task in self.tasks())
+
     @abstractmethod
     def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
         """Add what ``tree`` holds that this store's tree of that task key lacks, in one
