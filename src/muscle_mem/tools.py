@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .checks import Check
-from .codec import encode
+from .codec import encode, encode_call
 from .errors import EncodeError
 from .fingerprint import check_fingerprint, digest, fingerprint, tool_name
 from .models import Param, RecordedCall, Redacted, Snapshot, Step, Which
@@ -200,7 +200,7 @@ class Tool:
 
     def encode_call(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> bytes:
         try:
-            return encode(template)
+            return encode_call(template)  # keeps the order of the dicts it was passed
         except EncodeError:
             pass
         # Encode again argument by argument, only to name the culprit in the error.
