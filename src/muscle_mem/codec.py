@@ -20,6 +20,19 @@ tag named by one of these keys (beside it only the keys shown with it)::
                                with "torch": true for a torch tensor
     {"p": name}                a param         {"x": [str | {"p": name}, ...]}  text
     {"r": argument}            a sensitive argument that was not a param (not stored)
+
+A tool call's arguments are also handed back on replay, and a tool may iterate a dict
+it was given, so :func:`encode_call` keeps the order they were passed in beside the
+canonical bytes: when some dict in the call is not in canonical order, the canonical
+encoding is followed by a NUL byte and the call encoded again with every dict in
+insertion order (JSON never holds a raw NUL, and bytes written before this had none).
+:func:`decode` reads the ordered part when there is one. Identity stays canonical:
+a node id hashes only the part before the NUL (models.node_id), so two calls that
+differ in key order alone are one step, which replays the order it was recorded with
+(the last one written, in a SQL store). Why a second encoding and not a list of key
+orders: it costs bytes only for calls whose dicts are out of order, usually small, and
+it is decoded by the same code as everything else. Snapshots and task keys stay
+canonical only: they are identities, compared and hashed, never handed to a tool.
 """
 
 from __future__ import annotations
@@ -48,7 +61,9 @@ from .models import Param, Redacted, Text
 # conversion is not used: a stored value is rebuilt from our tags, and into the class
 # of the live value it is compared with (``decode(data, like=...)``).
 _encoder = msgspec.json.Encoder(order="deterministic")
-_decoder = msgspec.json.Decoder()
+_ordered_encoder = msgspec.json.Encoder()  # dicts as they are: in insertion order
+_decoder = msgspec.json.Decoder()  # keeps a JSON object's order in the dict it makes
+ORDER_MARK = b"\0"  # between a call's canonical and ordered encodings
 
 _PLAIN = (str, int, bool, type(None))
 
@@ -56,8 +71,22 @@ _PLAIN = (str, int, bool, type(None))
 def encode(value: Any, where: str = "value") -> bytes:
     """Canonical bytes for ``value``; ``where`` names it in the error if it can't be."""
     tree = value if type(value) is str else to_tree(value, where)  # str: the hot path
+    return _bytes(_encoder, tree, where)
+
+
+def encode_call(value: Any, where: str = "value") -> bytes:
+    """``value``'s canonical bytes, followed by :data:`ORDER_MARK` and its encoding in
+    insertion order if some dict in it is out of canonical order (see the module)."""
+    unordered: list[bool] = []
+    tree = to_tree(value, where, unordered)
+    if not unordered:  # every dict is in canonical order: the tree is the canonical one
+        return _bytes(_encoder, tree, where)
+    return encode(value, where) + ORDER_MARK + _bytes(_ordered_encoder, tree, where)
+
+
+def _bytes(encoder: msgspec.json.Encoder, tree: Any, where: str) -> bytes:
     try:
-        return _encoder.encode(tree)
+        return encoder.encode(tree)
     except (ValueError, TypeError, OverflowError) as error:  # lone surrogates, huge ints
         raise EncodeError(f"{where} cannot be stored as data: {error}") from None
 
@@ -67,6 +96,8 @@ def decode(data: bytes, like: Any = None) -> Any:
     the class of ``like`` (a live value of the same shape) when it has one, else as the
     class named in the data, provided its module is already imported: stored bytes never
     make this process import anything."""
+    if ORDER_MARK in data:  # a call's arguments, in the order they were passed
+        data = data[data.index(ORDER_MARK) + 1 :]
     try:
         tree = _decoder.decode(data)
     except msgspec.DecodeError as error:
@@ -74,35 +105,46 @@ def decode(data: bytes, like: Any = None) -> Any:
     return from_tree(tree, like)
 
 
-def to_tree(value: Any, where: str = "value") -> Any:
+def to_tree(value: Any, where: str = "value", unordered: list[bool] | None = None) -> Any:
+    """``value`` as a tagged tree. With ``unordered`` (a list), dicts keep their insertion
+    order, and a True is appended to it for each one out of canonical order."""
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is float:
         return value if math.isfinite(value) else {"fl": repr(value)}
     if kind is list:
-        return [to_tree(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [to_tree(v, f"{where}[{i}]", unordered) for i, v in enumerate(value)]
     if kind is tuple:
-        return {"t": [to_tree(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        return {"t": [to_tree(v, f"{where}[{i}]", unordered) for i, v in enumerate(value)]}
     if kind is dict:
         if all(type(k) is str for k in value):
-            return {"d": {k: to_tree(v, f"{where}[{k!r}]") for k, v in value.items()}}
+            body = {k: to_tree(v, f"{where}[{k!r}]", unordered) for k, v in value.items()}
+            if unordered is not None and list(body) != sorted(body):
+                unordered.append(True)  # code point order: how msgspec sorts keys too
+            return {"d": body}
         pairs = [
-            [to_tree(k, f"{where} key"), to_tree(v, f"{where}[{k!r}]")] for k, v in value.items()
+            [to_tree(k, f"{where} key"), to_tree(v, f"{where}[{k!r}]", unordered)]
+            for k, v in value.items()
         ]
-        return {"m": sorted(pairs, key=_sort_key)}
+        canonical = sorted(pairs, key=_sort_key)
+        if unordered is None:
+            return {"m": canonical}
+        if canonical != pairs:
+            unordered.append(True)
+        return {"m": pairs}
     if kind is Param:
         return {"p": value.name}
     if kind is Redacted:
         return {"r": value.argument}
     if kind is Text:
         return {"x": [p if type(p) is str else {"p": p.name} for p in value.parts]}
-    return _to_tree_other(value, where)
+    return _to_tree_other(value, where, unordered)
 
 
-def _to_tree_other(value: Any, where: str) -> Any:
+def _to_tree_other(value: Any, where: str, unordered: list[bool] | None) -> Any:
     if isinstance(value, enum.Enum):  # before int/str: IntEnum and StrEnum are both
-        return {"e": _type_name(type(value)), "v": to_tree(value.value, where)}
+        return {"e": _type_name(type(value)), "v": to_tree(value.value, where, unordered)}
     if isinstance(value, (set, frozenset)):
         items = sorted((to_tree(v, f"{where} item") for v in value), key=_sort_key)
         return {"fs" if isinstance(value, frozenset) else "s": items}
@@ -122,13 +164,13 @@ def _to_tree_other(value: Any, where: str) -> Any:
         return {"uuid": str(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {
-            f.name: to_tree(getattr(value, f.name), f"{where}.{f.name}")
+            f.name: to_tree(getattr(value, f.name), f"{where}.{f.name}", unordered)
             for f in dataclasses.fields(value)
         }
         return {"dc": _type_name(type(value)), "f": fields}
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
         fields = {
-            name: to_tree(getattr(value, name), f"{where}.{name}")
+            name: to_tree(getattr(value, name), f"{where}.{name}", unordered)
             for name in type(value).model_fields
         }
         return {"pd": _type_name(type(value)), "f": fields}
@@ -141,7 +183,7 @@ def _to_tree_other(value: Any, where: str) -> Any:
     # rather than fail: their value is what matters to an equality check.
     for base in (str, int, float, list, tuple, dict):
         if isinstance(value, base):
-            return to_tree(base(value), where)  # type: ignore[arg-type]
+            return to_tree(base(value), where, unordered)  # type: ignore[arg-type]
     raise EncodeError(
         f"{where} is a {type(value).__qualname__}, which muscle-mem cannot store as data. "
         "Use primitives, lists, tuples, dicts, sets, dataclasses, enums, datetimes, bytes, "

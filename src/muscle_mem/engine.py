@@ -89,6 +89,8 @@ class Engine:
         pre_check: Check | None = None,
         post_check: Check | None = None,
         sensitive: Iterable[str] = (),
+        name: str | None = None,
+        version: str | int | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def function(
@@ -99,14 +101,21 @@ class Engine:
         pre_check: Check | None = None,
         post_check: Check | None = None,
         sensitive: Iterable[str] = (),
+        name: str | None = None,
+        version: str | int | None = None,
     ) -> Any:
         """Make a function a tool: its calls during a run are recorded and replayable.
 
         Works as ``@engine.function`` and as ``@engine.function(pre_check=...)``.
         ``sensitive`` names arguments (passwords, tokens) that are never stored: they
         must be params of the run, and a call where one is not is not replayable.
+
+        ``name`` is the tool's name in what is recorded, in place of its module and
+        qualified name, so steps survive moving or renaming it. ``version`` stands for
+        the tool's code: editing its body keeps its steps until the version changes.
+        Its checks' code still counts, so a changed check never replays old steps.
         """
-        return self._decorator(func, False, pre_check, post_check, sensitive)
+        return self._decorator(func, False, pre_check, post_check, sensitive, name, version)
 
     @overload
     def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
@@ -118,6 +127,8 @@ class Engine:
         pre_check: Check | None = None,
         post_check: Check | None = None,
         sensitive: Iterable[str] = (),
+        name: str | None = None,
+        version: str | int | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def method(
@@ -128,11 +139,13 @@ class Engine:
         pre_check: Check | None = None,
         post_check: Check | None = None,
         sensitive: Iterable[str] = (),
+        name: str | None = None,
+        version: str | int | None = None,
     ) -> Any:
         """Make a method a tool. ``self`` is not recorded: replay injects the object
         given to :meth:`set_context`. Checks' captures receive ``self`` too. Takes the
         same arguments as :meth:`function`."""
-        return self._decorator(func, True, pre_check, post_check, sensitive)
+        return self._decorator(func, True, pre_check, post_check, sensitive, name, version)
 
     def _decorator(
         self,
@@ -141,17 +154,31 @@ class Engine:
         pre_check: Check | None,
         post_check: Check | None,
         sensitive: Iterable[str],
+        name: str | None = None,
+        version: str | int | None = None,
     ) -> Any:
         kind = "method" if is_method else "function"
+        if name is not None and (type(name) is not str or not name.strip()):
+            raise ConfigurationError(
+                f"@engine.{kind}(name=...) takes a non-empty string, e.g. name='greet'; "
+                f"got {name!r}"
+            )
+        if version is not None:
+            if type(version) not in (str, int) or str(version).strip() == "":
+                raise ConfigurationError(
+                    f"@engine.{kind}(version=...) takes a non-empty string or an int, "
+                    f"e.g. version='2'; got {version!r}"
+                )
+            version = str(version)  # version=2 and version="2" are one version
         secret_names = keys.strings(
             sensitive,
             f"@engine.{kind}(sensitive=...) takes a list of argument names, "
             "e.g. sensitive=['password']",
         )
-        for name, check in (("pre_check", pre_check), ("post_check", post_check)):
+        for option, check in (("pre_check", pre_check), ("post_check", post_check)):
             if check is not None and not isinstance(check, Check):
                 raise ConfigurationError(
-                    f"@engine.{kind}({name}=...) takes a Check(capture, compare), "
+                    f"@engine.{kind}({option}=...) takes a Check(capture, compare), "
                     f"got {type(check).__qualname__}"
                 )
 
@@ -174,8 +201,10 @@ class Engine:
                 pre_check=pre_check,
                 post_check=post_check,
                 sensitive=secret_names,
+                name=name,
+                version=version,
             )
-            self._tools[tool.name] = tool
+            self._register(tool, kind)
             return tool.wrap()
 
         if func is None:
@@ -186,6 +215,22 @@ class Engine:
                 f"@engine.{kind}(pre_check=Check(...))"
             )
         return register(func)
+
+    def _register(self, tool: Tool, kind: str) -> None:
+        """Add a tool. The same definition decorated again (a module reloaded, a notebook
+        cell re-run) replaces its earlier registration, under whatever name that had; a
+        different one under a taken name would replay the other's steps, so it is refused."""
+        taken = self._tools.get(tool.name)
+        if taken is not None and not taken.same_definition(tool):
+            raise ConfigurationError(
+                f"two tools are named {tool.name!r} on this engine: {taken.qualified_name} "
+                f"and {tool.qualified_name}; give one of them another "
+                f"@engine.{kind}(name=...)"
+            )
+        for old_name, old in list(self._tools.items()):
+            if old.same_definition(tool):
+                del self._tools[old_name]
+        self._tools[tool.name] = tool
 
     def set_agent(self, agent: Callable[..., Any]) -> Engine:
         """The agent to call on a cache miss, with the arguments the engine was given."""

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .checks import Check
@@ -88,14 +89,50 @@ def _code_bytes(code: Any) -> bytes:
 
 
 def tool_name(func: Any) -> str:
-    """A callable's qualified name: its module and qualname (a lambda adds its line)."""
+    """A callable's qualified name: its module's import name and its qualname (a lambda
+    adds its line). A function defined in the script being run is named after the module
+    the script is when imported (see :func:`main_module_name`), so a step recorded by
+    ``python agent.py`` replays under ``import agent``."""
     module = getattr(func, "__module__", None) or "?"
+    if module == "__main__":
+        module = main_module_name()
     qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
     name = f"{module}.{qualname or type(func).__qualname__}"
     code = getattr(func, "__code__", None)
     if code is not None and code.co_name == "<lambda>":
         name += f"@{code.co_firstlineno}"  # lambdas all share one qualified name
     return name
+
+
+def main_module_name() -> str:
+    """The name ``__main__`` would have if it were imported rather than run.
+
+    1. Run with ``python -m pkg.agent``: the name its spec was found under, ``pkg.agent``.
+    2. Run as a file, ``python path/to/agent.py``: the file's stem, prefixed by the
+       regular packages (directories with an ``__init__.py``) that enclose it, e.g.
+       ``pkg.agent`` for ``src/pkg/agent.py`` beside ``src/pkg/__init__.py``. This is the
+       name it has when imported through its top package, whatever ``sys.path`` this
+       process happens to have; it does not guess namespace packages, which any
+       directory could be. A script imported some other way needs ``name=``.
+    3. Anything else (a REPL, ``python -c``, a notebook): ``__main__``, as it is.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    spec_name = getattr(spec, "name", None)
+    if spec_name and spec_name != "__main__":  # `python some_dir/` has a spec named __main__
+        return str(spec_name)
+    file = getattr(main, "__file__", None)
+    if not file:
+        return "__main__"
+    path = Path(file).resolve()
+    if path.suffix != ".py":
+        return "__main__"  # a zip file or a directory run as a script: no module name
+    parts = [] if path.stem == "__init__" else [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) or "__main__"
 
 
 def check_fingerprint(check: Check | None) -> str:

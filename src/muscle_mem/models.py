@@ -74,9 +74,11 @@ class Text:
 class Step:
     """One recorded tool call, with params abstracted: what a trie node stands for.
 
-    ``tool`` is the tool's qualified name, ``code`` the fingerprint of the tool's and its
-    checks' source, ``call`` the canonical encoding of ``(args, kwargs)`` with param
-    values replaced by :class:`Param`/:class:`Text` (``self`` of a method left out).
+    ``tool`` is the tool's qualified name (or its ``name=``), ``code`` the fingerprint of
+    the tool's (or its ``version=``) and its checks' source, ``call`` the canonical
+    encoding of ``(args, kwargs)`` with param values replaced by :class:`Param`/
+    :class:`Text` (``self`` of a method left out), then, if they were passed in another
+    order, its dicts' order (codec.encode_call).
     """
 
     tool: str
@@ -99,7 +101,10 @@ def root_id(task_key: str) -> str:
 
 def node_id(parent_id: str, step: Step) -> str:
     """A node's id: a hash of its parent's id and its step, so equal paths share nodes."""
-    return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), step.call)
+    # Only the canonical part of the call: what may follow a NUL is the order its dicts
+    # were passed in (codec.encode_call), which replay hands back but identity ignores.
+    call = step.call.partition(b"\0")[0]
+    return _digest(parent_id.encode(), step.tool.encode(), step.code.encode(), call)
 
 
 Which = Literal["pre", "post"]  # a node's two check slots

@@ -1,9 +1,14 @@
 """Tools: the decorated functions an agent calls, and how their calls are recorded.
 
-A tool is known by its qualified name and a fingerprint of its code and its checks'
-code (fingerprint.py). During a run of its engine, a call records its step and its
-checks' captures into the run's :class:`~muscle_mem.recording.Recorder`; called from
-inside another tool, it belongs to that call and records nothing of its own.
+A tool is known by its name and its code identity. The name is its qualified name
+(fingerprint.py), or the ``name=`` it was given. The code identity hashes a fingerprint
+of the tool's code, or the ``version=`` it was given in place of that fingerprint, with
+the fingerprints of its checks' code: ``version=`` vouches for the tool's body only, so
+a changed check still never replays steps recorded under the old one.
+
+During a run of its engine, a call records its step and its checks' captures into the
+run's :class:`~muscle_mem.recording.Recorder`; called from inside another tool, it
+belongs to that call and records nothing of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .checks import Check
-from .codec import encode
+from .codec import encode, encode_call
 from .errors import EncodeError
 from .fingerprint import check_fingerprint, digest, fingerprint, tool_name
 from .models import Param, RecordedCall, Redacted, Snapshot, Step, Which
@@ -52,24 +57,38 @@ class Tool:
         pre_check: Check | None,
         post_check: Check | None,
         sensitive: tuple[str, ...] = (),
+        name: str | None = None,
+        version: str | None = None,
     ) -> None:
         self.scope = scope
         self.func = func
-        self.name = tool_name(func)
+        self.qualified_name = tool_name(func)
+        self.name = self.qualified_name if name is None else name
         self.is_method = is_method
         self.is_async = inspect.iscoroutinefunction(func)
         self.pre_check = pre_check
         self.post_check = post_check
         self.sensitive = sensitive
+        # "version:" cannot be mistaken for a fingerprint (each starts "ast1:", "code1-",
+        # "name:" or "none:"), so a version never equals some code's identity.
+        code = fingerprint(func) if version is None else f"version:{version}"
         self.code = "tool1:" + digest(
-            "\n".join(
-                [fingerprint(func), check_fingerprint(pre_check), check_fingerprint(post_check)]
-            )
+            "\n".join([code, check_fingerprint(pre_check), check_fingerprint(post_check)])
         )
 
     def __repr__(self) -> str:
         kind = "method" if self.is_method else "function"
         return f"<muscle_mem {kind} tool {self.name}>"
+
+    def same_definition(self, other: Tool) -> bool:
+        """Whether ``other`` comes from the same definition as this tool: a function of
+        the same qualified name (the same ``def``, perhaps re-run by a module reload or a
+        notebook cell, perhaps edited), or else the very same callable object."""
+        if self.func is other.func:
+            return True
+        if not (_is_function(self.func) and _is_function(other.func)):
+            return False  # partials, callable objects: one name can't tell two apart
+        return self.qualified_name == other.qualified_name
 
     @property
     def owner(self) -> str | None:
@@ -181,7 +200,7 @@ class Tool:
 
     def encode_call(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> bytes:
         try:
-            return encode(template)
+            return encode_call(template)  # keeps the order of the dicts it was passed
         except EncodeError:
             pass
         # Encode again argument by argument, only to name the culprit in the error.
@@ -200,6 +219,10 @@ class Tool:
             return list(inspect.signature(self.func).parameters)
         except (TypeError, ValueError):
             return []
+
+
+def _is_function(func: Any) -> bool:
+    return hasattr(inspect.unwrap(func), "__code__")
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:

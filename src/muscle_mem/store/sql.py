@@ -416,8 +416,9 @@ class SQLStore(Store, SQLDatabase):
     def _put_node(
         self, cur: Cursor, task_key: str, nid: str, parent: str, step: Step, now: float
     ) -> None:
-        # On conflict the content is the same by construction (the id hashes it), but a
-        # row that failed verification is rewritten with a good signature.
+        # On conflict the content is the same by construction (the id hashes it; the call's
+        # dict order aside, which the latest recording sets), but a row that failed
+        # verification is rewritten with a good signature.
         cur.execute(
             "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, created_at, "
             "last_used, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
