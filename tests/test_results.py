@@ -120,6 +120,13 @@ def test_a_hit_returns_the_recorded_result_with_its_params_filled_in(stores):
     assert engine.typed == ["John", "Ann", "Bo"]
 
 
+def test_a_hit_returns_a_dict_result_in_the_order_the_agent_built_it(stores):
+    engine = signup_engine(stores.fresh(), returns=lambda name: {"z": name, "a": 1, 3: "x"})
+    sign_up(engine, "John")
+    hit = sign_up(engine, "Ann")
+    assert hit.hit and list(hit.result.items()) == [("z", "Ann"), ("a", 1), (3, "x")]
+
+
 @persistent
 def test_a_new_process_returns_the_result_the_path_recorded(store_url, stores):
     sign_up(signup_engine(stores.open(store_url)), "John")

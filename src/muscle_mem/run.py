@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from .codec import encode
+from .codec import encode_call
 from .errors import (
     DecodeError,
     DivergenceError,
@@ -184,7 +184,7 @@ class Run:
         params as tool arguments are, then encoded. A result that is not data does not
         stop the path being recorded; its hits return None."""
         try:
-            return encode(Templater(self.params).template(result), "the agent's result")
+            return encode_call(Templater(self.params).template(result), "the agent's result")
         except EncodeError:
             # Named by type only: the message is the same for every run, so Python
             # shows it once, and a value that may be secret never reaches a log.
