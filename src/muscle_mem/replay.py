@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .checks import CompareRaised
 from .codec import encode
 from .errors import DecodeError, EncodeError
 from .models import Changes, ExecutedStep, Handoff, Learned, Matched, RecordedCall, Snapshot
@@ -180,7 +181,13 @@ class Replay:
                 self._stop_after(node, f"the post-check capture of {tool.name} raised {error!r}")
                 return
             assert fresh is not None
-            found = node.post.match(check, fresh, self._hints)
+            try:
+                found = node.post.match(check, fresh, self._hints)
+            except CompareRaised as raised:
+                self._stop_after(
+                    node, f"the post-check compare of {tool.name} raised {raised.error!r}"
+                )
+                return
             if found is None:
                 self._learned.append(Learned(node.id, "post", fresh))
                 self._stop_after(
@@ -267,7 +274,12 @@ class Replay:
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
             failed.append(child.id)
             return None
-        found = child.pre.match(check, fresh, self._hints)
+        try:
+            found = child.pre.match(check, fresh, self._hints)
+        except CompareRaised as raised:
+            reasons.append(f"the pre-check compare of {tool.name} raised {raised.error!r}")
+            failed.append(child.id)
+            return None
         if found is None:
             reasons.append(
                 f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}"

@@ -118,7 +118,9 @@ class SnapshotSet:
 
         Equality checks are one hash lookup. With a compare, candidates are judged in
         :meth:`_order`; without a threshold the first yes wins, scores are ranked and
-        the highest wins.
+        the highest wins. A compare that raises ends the search with
+        :class:`~muscle_mem.checks.CompareRaised` (the check fails, the caller says why);
+        one that returns neither a bool nor a number, with a ``ConfigurationError``.
         """
         if check.compare is None:
             return (1.0, current.key) if current.key in self._items else None

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from muscle_mem import Check, ConfigurationError
+from muscle_mem.checks import CompareRaised
 
 
 def capture():
@@ -30,14 +31,45 @@ def test_a_yes_is_a_full_score_that_ends_the_search(yes):
     assert judged(yes) == (1.0, True)
 
 
-@pytest.mark.parametrize("no", [False, np.False_, None, 0, 0.0, "", []])
-def test_a_falsy_result_fails(no):
+@pytest.mark.parametrize("no", [False, np.False_, 0, 0.0])
+def test_a_no_or_a_zero_score_fails(no):
     assert judged(no) is None
 
 
-@pytest.mark.parametrize("truthy", ["yes", [0], {"k": 1}, object()])
-def test_any_other_truthy_result_is_a_yes(truthy):
-    assert judged(truthy) == (1.0, True)
+@pytest.mark.parametrize(
+    "garbage",
+    ["yes", "no", "", None, [], [0], {"k": 1}, object(), 1j],
+    ids=["yes", "no", "empty-str", "None", "empty-list", "list", "dict", "object", "complex"],
+)
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_anything_but_a_bool_or_a_number_is_an_error_naming_the_check(garbage, threshold):
+    def same_page(now, then):
+        return garbage
+
+    with pytest.raises(ConfigurationError) as raised:
+        Check(capture, same_page, threshold=threshold).judge("now", "then")
+    message = str(raised.value)
+    assert message.startswith("the compare of Check(capture, ")
+    assert "same_page) returned " in message and type(garbage).__qualname__ in message
+    assert "must return a bool, or a number" in message
+
+
+def test_a_long_returned_value_is_shortened_in_the_error():
+    with pytest.raises(ConfigurationError) as raised:
+        judged("x" * 1000)
+    assert "'xxx" in str(raised.value) and len(str(raised.value)) < 250
+
+
+def test_a_compare_that_raises_is_reported_as_such_not_as_a_misconfiguration():
+    # Its own type, which replay turns into a failed check with the error in its reason.
+    error = ValueError("boom")
+
+    def broken(now, then):
+        raise error
+
+    with pytest.raises(CompareRaised) as raised:
+        Check(capture, broken).judge("now", "then")
+    assert raised.value.error is error and not isinstance(raised.value, ConfigurationError)
 
 
 # -- scores -------------------------------------------------------------------------------
@@ -69,6 +101,11 @@ def test_with_a_threshold_of_zero_a_zero_score_passes():
     assert judged(0.0, threshold=0.0) == (0.0, False)
 
 
+@pytest.mark.parametrize("threshold", [0, 0.5, np.float32(0.5)], ids=["int", "float", "numpy"])
+def test_a_threshold_is_any_number(threshold):
+    assert judged(0.75, threshold=threshold) == (0.75, False)
+
+
 # -- equality -----------------------------------------------------------------------------
 
 
@@ -92,8 +129,16 @@ def test_without_compare_a_check_is_an_equality_check_not_judged():
             r"Check\(compare=\.\.\.\) must be callable or None, got float",
         ),
         (lambda: Check(capture, threshold=0.5), r"threshold=\.\.\.\) needs a compare"),
+        (
+            lambda: Check(capture, max, threshold="0.5"),
+            r"Check\(threshold=\.\.\.\) must be a number, got '0\.5' \(str\)",
+        ),
+        (
+            lambda: Check(capture, max, threshold=True),
+            r"Check\(threshold=\.\.\.\) must be a number, got True \(bool\)",
+        ),
     ],
-    ids=["capture", "compare", "threshold-without-compare"],
+    ids=["capture", "compare", "threshold-without-compare", "threshold-str", "threshold-bool"],
 )
 def test_a_bad_configuration_is_refused_saying_what_is_wrong(make, message):
     with pytest.raises(ConfigurationError, match=message) as info:

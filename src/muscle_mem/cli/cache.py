@@ -89,7 +89,7 @@ def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    store = open_for(args)
+    store = open_for(args, read_only=True)
     figures = compute(store.runs(since=args.since), tags=args.tag)
     if wants_json(args):
         return dump(figures.to_dict())
@@ -145,7 +145,7 @@ def _stats_row(task: TaskStats) -> list[str]:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    tasks = open_for(args).tasks()
+    tasks = open_for(args, read_only=True).tasks()
     if wants_json(args):
         return dump([{**t._asdict(), "tags": list(t.tags)} for t in tasks])
     if not tasks:
@@ -162,7 +162,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    store = open_for(args)
+    store = open_for(args, read_only=True)
     [info] = _resolve(store, [args.key])
     tree = store.tree(info.task_key)
     if wants_json(args):
@@ -243,7 +243,9 @@ def _value(value: Any) -> str:
 def _runs(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")
-    newest_first = sorted(open_for(args).runs(since=args.since), key=lambda r: -r.started_at)
+    newest_first = sorted(
+        open_for(args, read_only=True).runs(since=args.since), key=lambda r: -r.started_at
+    )
     log = [
         run
         for run in newest_first
@@ -399,7 +401,7 @@ def _confirm_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    store = open_for(args)
+    store = open_for(args, read_only=True)
     tasks = _resolve(store, args.keys) if args.keys else store.tasks()
     progress = Progress("exporting", len(tasks))
     secret = os.environ.get(SECRET_VAR) or None

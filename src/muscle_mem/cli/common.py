@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import MuscleMemError
+from ..errors import ConfigurationError, MuscleMemError
 from ..store import DEFAULT_PATH as DEFAULT_STORE
 from ..store import ENV_VAR, Store, open_store, sqlite_path
 
@@ -43,25 +43,33 @@ def store_url(args: argparse.Namespace) -> str:
     return getattr(args, "store", None) or os.environ.get(ENV_VAR) or DEFAULT_STORE
 
 
-def open_for(args: argparse.Namespace, *, create: bool = False) -> Store:
+def open_for(args: argparse.Namespace, *, create: bool = False, read_only: bool = False) -> Store:
     """The store the command works on; one that does not exist is created only if asked.
+    A command that only reads opens it ``read_only``: a file it may not write is enough.
 
     Under :func:`muscle_mem.cli.main` it is closed when the command returns."""
     url = store_url(args)
+    # A store from the environment is named as such: the user may not know it is set.
+    from_env = not getattr(args, "store", None) and os.environ.get(ENV_VAR)
+    source = f"${ENV_VAR}={url!r}" if from_env else ""
     if url.startswith("memory:"):
         raise UsageError(
+            f"{source + ' is not a store here: ' if source else ''}"
             "a memory:// store lives inside one process; give the command a file or a "
             "server: --store sqlite:///path/to/cache.db or postgresql://..."
         )
     path = sqlite_path(url)
     if path and not create and not Path(path).exists():
         raise UsageError(
-            f"no store at {path}: nothing was recorded there (pass --store URL, or set ${ENV_VAR})"
+            f"no store at {path}{' (from ' + source + ')' if source else ''}: nothing was "
+            f"recorded there (pass --store URL, or set ${ENV_VAR})"
         )
     try:
-        store = open_store(url, secret=os.environ.get(SECRET_VAR) or None)
+        store = open_store(url, secret=os.environ.get(SECRET_VAR) or None, read_only=read_only)
+    except ConfigurationError as error:
+        raise UsageError(f"{source} is not a store: {error}" if source else str(error)) from None
     except (MuscleMemError, ValueError) as error:  # each names the store it could not open
-        raise UsageError(str(error)) from None
+        raise UsageError(f"{error} (from {source})" if source else str(error)) from None
     opened = getattr(args, "opened", None)  # main()'s: closed when the command returns
     if opened is not None:
         opened.callback(store.close)

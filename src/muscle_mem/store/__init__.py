@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreError
 from ..models import Changes, RunRecord, TaskInfo
 from ..trie import Tree
 from .base import Cursor, SQLDatabase, Store
@@ -33,16 +33,31 @@ DEFAULT_PATH = ".muscle_mem/cache.db"  # the command line's store when none is n
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def open_store(store: Store | str | Path | None, *, secret: str | bytes | None = None) -> Store:
+def open_store(
+    store: Store | str | Path | None,
+    *,
+    secret: str | bytes | None = None,
+    read_only: bool = False,
+) -> Store:
     """A store from an instance, a URL or path, or None.
 
     None means ``$MUSCLE_MEM_STORE`` if it is set, else memory. URLs: ``memory://``,
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (a bare path
-    ending in .db, .sqlite or .sqlite3 also means SQLite), ``postgresql://...``. Any of
-    them may end in ``?snapshot_cap=N`` (how many environments a step remembers).
+    ending in .db, .sqlite or .sqlite3 also means SQLite; ``~`` is the home folder),
+    ``postgresql://...``. Any of them may end in ``?snapshot_cap=N`` (how many
+    environments a step remembers). ``read_only`` opens an existing SQLite file for
+    reading only, needing no write access to it (the other stores need none to read).
     """
     if store is None:
-        store = os.environ.get(ENV_VAR) or "memory://"
+        named = os.environ.get(ENV_VAR)
+        if named:
+            try:
+                return open_store(named, secret=secret, read_only=read_only)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"${ENV_VAR}={named!r} is not a store: {error}") from None
+            except StoreError as error:
+                raise StoreError(f"{error} (the store ${ENV_VAR} names)") from None
+        store = "memory://"
     if isinstance(store, Store):
         if secret is not None:
             store.use_secret(secret)
@@ -66,7 +81,7 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
     if path is not None:
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(path, secret=secret, **options)
+        return SQLiteStore(path, secret=secret, read_only=read_only, **options)
     raise ConfigurationError(
         f"unknown store {store!r}: use 'memory://', 'sqlite:///path/to/cache.db' (or a path "
         "ending in .db), 'postgresql://user@host/db', or a Store instance"
@@ -74,12 +89,13 @@ def open_store(store: Store | str | Path | None, *, secret: str | bytes | None =
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file a SQLite URL or path names ("" if it names none); None if it is not one."""
+    """The file a SQLite URL or path names, ``~`` expanded ("" if it names none); None if
+    it is not one."""
     url = url.partition("?")[0]
     if url.startswith("sqlite://"):
-        return url.removeprefix("sqlite://").removeprefix("/")
+        return os.path.expanduser(url.removeprefix("sqlite://").removeprefix("/"))
     if "://" not in url and url.endswith(_SQLITE_SUFFIXES):
-        return url
+        return os.path.expanduser(url)
     return None
 
 
