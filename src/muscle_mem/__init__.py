@@ -28,6 +28,7 @@ from .errors import (
     StoreError,
     UnknownEntityError,
     UnknownRecordError,
+    UnrecordedCallWarning,
 )
 from .models import ExecutedStep, Handoff, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
@@ -60,6 +61,7 @@ __all__ = [
     "StoreError",
     "UnknownEntityError",
     "UnknownRecordError",
+    "UnrecordedCallWarning",
     "__version__",
     "handoff",
     "report_usage",

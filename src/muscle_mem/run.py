@@ -20,7 +20,14 @@ from typing import Any
 
 from .errors import DivergenceError
 from .models import Changes, OnDivergence, Outcome, RunRecord, Status
-from .recording import Recorder, current_handoff, current_recorder, inside_tool
+from .recording import (
+    Recorder,
+    begin_agent,
+    current_handoff,
+    current_recorder,
+    end_agent,
+    inside_tool,
+)
 from .replay import Replay
 from .store import Store
 from .tools import Tool
@@ -81,9 +88,11 @@ class Run:
         run_token = current_recorder.set(self.recorder)
         inside_token = inside_tool.set(False)
         handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
+        begin_agent(self.recorder)  # for the tools it calls from threads it starts
         try:
             yield self._agent
         finally:
+            end_agent(self.recorder)
             current_handoff.reset(handoff_token)
             inside_tool.reset(inside_token)
             current_recorder.reset(run_token)
@@ -109,7 +118,15 @@ class Run:
         else:
             changes = replay.changes()
         recorded = len(calls) if changes.graft_at is not None else 0
-        record = self._record(status, changes, recorded)
+        reason = None
+        if status is Status.MISS and not calls:
+            # Else every run would be a miss "with nothing recorded" and no hint why.
+            reason = (
+                f"{replay.reason}; the agent called no tool of this engine, so nothing "
+                "was recorded (are its tools decorated with this engine's @function or "
+                "@method, and called while the agent runs?)"
+            )
+        record = self._record(status, changes, recorded, reason)
         self._commit(changes, record)
         return Outcome(
             status=status,
