@@ -29,6 +29,7 @@ from .errors import (
     StoreError,
     UnknownEntityError,
     UnknownRecordError,
+    UnrecordedCallWarning,
 )
 from .models import ExecutedStep, Handoff, Mode, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
@@ -63,6 +64,7 @@ __all__ = [
     "StoreError",
     "UnknownEntityError",
     "UnknownRecordError",
+    "UnrecordedCallWarning",
     "__version__",
     "handoff",
     "report_usage",

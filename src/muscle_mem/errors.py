@@ -14,7 +14,8 @@
         └── BankImportError                        a bank JSON document that can't be imported
 
     MuscleMemWarning (a UserWarning)
-    └── IntegrityWarning                       a stored row failed its signature: ignored
+    ├── IntegrityWarning                       a stored row failed its signature: ignored
+    └── UnrecordedCallWarning                  a tool call no run can claim: not recorded
 
 Errors are also the built-in ``TypeError``/``ValueError``/``LookupError`` they resemble,
 so code that already catches those keeps working. Every message says what happened and
@@ -118,6 +119,13 @@ class IntegrityWarning(MuscleMemWarning):
     """A stored row failed its signature check and was ignored."""
 
 
+class UnrecordedCallWarning(MuscleMemWarning):
+    """A tool was called from a thread with no run in its context (contextvars do not
+    reach the threads an agent starts) while several runs of its engine were in
+    progress: which run the call belongs to cannot be known, so it was not recorded.
+    Emitted once per tool."""
+
+
 __all__ = [
     "BankError",
     "BankImportError",
@@ -133,4 +141,5 @@ __all__ = [
     "StoreError",
     "UnknownEntityError",
     "UnknownRecordError",
+    "UnrecordedCallWarning",
 ]

@@ -4,11 +4,20 @@ Each engine run sets its own :class:`Recorder` in a context variable, so threads
 asyncio tasks sharing one engine each record their own steps and never mix them. Tools
 append what they record to it; :func:`handoff` and :func:`report_usage` are how an agent
 reads and adds to the run it is part of.
+
+Context variables do not reach the threads an agent starts (a ``ThreadPoolExecutor``,
+a framework's parallel tool calls), so while the agent runs, its recorder is also
+listed among its engine's runs in progress (:func:`runs_in_progress`): a tool called
+with no run in its context belongs to the one run of its engine in progress, if there
+is exactly one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +32,8 @@ class Recorder:
     """The recording side of one run: the calls its tools made, and its usage.
 
     ``scope`` is the engine the run belongs to, compared by identity only: a tool
-    records into a run of its own engine, never another's.
+    records into a run of its own engine, never another's. ``calls`` are in the order
+    the calls started, even when tools run in parallel threads and end in another.
     """
 
     scope: object
@@ -35,6 +45,21 @@ class Recorder:
     # from where replay stopped, so the run records it as a restart.
     read_handoff: bool = False
     _templater: Templater | None = None  # made on the first recorded call: hits need none
+    _started: list[int] = field(default_factory=list)  # each call's start number
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> int:
+        """A call starts: its number, by which it takes its place among the calls."""
+        with self._lock:
+            return next(self._numbers)
+
+    def add(self, number: int, call: RecordedCall) -> None:
+        """Add the call that started as ``number``, in start order."""
+        with self._lock:
+            at = bisect.bisect(self._started, number)
+            self._started.insert(at, number)
+            self.calls.insert(at, call)
 
     def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
         templater = self._templater
@@ -50,6 +75,32 @@ current_recorder: ContextVar[Recorder | None] = ContextVar("muscle_mem_run", def
 # True while a tool (or a check's capture) runs: calls made from inside it belong to it.
 inside_tool: ContextVar[bool] = ContextVar("muscle_mem_inside_tool", default=False)
 current_handoff: ContextVar[Handoff | None] = ContextVar("muscle_mem_handoff", default=None)
+
+
+# The runs whose agent is running, by engine (the id of their scope).
+_in_progress: dict[int, list[Recorder]] = {}
+_in_progress_lock = threading.Lock()
+
+
+def begin_agent(recorder: Recorder) -> None:
+    """The run's agent starts: its tools may be called from threads it starts."""
+    with _in_progress_lock:
+        _in_progress.setdefault(id(recorder.scope), []).append(recorder)
+
+
+def end_agent(recorder: Recorder) -> None:
+    with _in_progress_lock:
+        runs = _in_progress[id(recorder.scope)]
+        # By identity: recorders are dataclasses, and two runs' may compare equal.
+        runs[:] = [run for run in runs if run is not recorder]
+        if not runs:
+            del _in_progress[id(recorder.scope)]
+
+
+def runs_in_progress(scope: object) -> tuple[Recorder, ...]:
+    """The runs of the engine ``scope`` whose agent is running now."""
+    with _in_progress_lock:
+        return tuple(_in_progress.get(id(scope), ()))
 
 
 def handoff() -> Handoff | None:

@@ -20,10 +20,26 @@ from typing import Any, NamedTuple
 from .checks import CompareRaised
 from .codec import encode
 from .errors import DecodeError, EncodeError
-from .models import Changes, ExecutedStep, Handoff, Learned, Matched, RecordedCall, Snapshot
+from .models import (
+    Changes,
+    ExecutedStep,
+    Handoff,
+    Learned,
+    Matched,
+    RecordedCall,
+    Snapshot,
+    Step,
+)
 from .templates import MissingParam, NotStored
 from .tools import Tool
 from .trie import Node, SnapshotSet, Tree
+
+# Choosing among several continuations looks this far ahead, at most: this many steps
+# down, and this many nodes in all (shared out among the candidates), each a pre-check
+# judged with a capture taken at most once per tool and arguments.
+LOOKAHEAD_DEPTH = 8
+LOOKAHEAD_NODES = 64
+_ENDS = LOOKAHEAD_DEPTH + 1  # the reach of a path that holds to a recorded end
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -149,14 +165,12 @@ class Replay:
         captures: dict[tuple[str, bytes], Snapshot | Exception] = {}
         reasons: list[str] = []
         failed: list[str] = []
-        best: Candidate | None = None
-        for child in node.children:
-            candidate = self._candidate(child, captures, reasons, failed)
-            if candidate is not None and (
-                best is None
-                or (candidate.score, candidate.node.last_used) > (best.score, best.node.last_used)
-            ):
-                best = candidate
+        passing = [
+            candidate
+            for child in node.children
+            if (candidate := self._candidate(child, captures, reasons, failed)) is not None
+        ]
+        best = passing[0] if len(passing) == 1 else self._choose(passing, captures)
         if best is None:
             if node.terminal:
                 self.hit = True  # no continuation fits, but a trajectory ended here
@@ -227,13 +241,80 @@ class Replay:
         self.at = len(self._done) - 1
         self.reason = f"step {self.at}: {reason}"
 
+    def _choose(
+        self,
+        passing: list[Candidate],
+        captures: dict[tuple[str, bytes], Snapshot | Exception],
+    ) -> Candidate | None:
+        """Among several continuations whose pre-check passes, the one whose recorded
+        pre-checks hold furthest ahead, then the best scored, then the most recently used.
+
+        A capture only reads, so the next steps' pre-checks can be judged now, before
+        anything runs, with the captures already taken here (one per tool and
+        arguments). Judged now they are a forecast: a step may change what a later
+        capture sees, so this only ranks; every step is still checked when it comes up.
+        Candidates are tried best first by (score, last used): the first whose path holds
+        to a recorded end wins, as nothing after it could rank higher.
+        """
+        if not passing:
+            return None
+        passing.sort(key=lambda c: (c.score, c.node.last_used), reverse=True)
+        budget = max(1, LOOKAHEAD_NODES // len(passing))  # each candidate's fair share
+        best, best_reach = passing[0], -1
+        for candidate in passing:
+            reach = self._reach(candidate.node, 1, frozenset(), captures, [budget])
+            if reach > best_reach:
+                best, best_reach = candidate, reach
+            if reach == _ENDS:
+                break
+        return best
+
+    def _reach(
+        self,
+        node: Node,
+        depth: int,
+        above: frozenset[Step],
+        captures: dict[tuple[str, bytes], Snapshot | Exception],
+        budget: list[int],
+    ) -> int:
+        """How many distinct steps, from ``node`` (whose pre-check holds) on, have
+        pre-checks that hold now along the best path below it; ``_ENDS`` if such a path
+        reaches a recorded end within :data:`LOOKAHEAD_DEPTH` steps and ``budget[0]``
+        nodes. ``node`` is ``depth`` steps ahead; ``above`` are the steps judged on the
+        way to it.
+
+        Distinct, because a step the path repeats (an agent listing a folder again after
+        a handoff) is judged on the same capture again: it holds, but says nothing new.
+        """
+        if node.terminal or not node.children:
+            return _ENDS
+        assert node.step is not None
+        path = above | {node.step}
+        reach = len(path)
+        if depth >= LOOKAHEAD_DEPTH:
+            return reach
+        for child in node.children:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            if self._candidate(child, captures, None, None) is None:
+                continue
+            reach = max(reach, self._reach(child, depth + 1, path, captures, budget))
+            if reach == _ENDS:
+                break
+        return reach
+
     def _candidate(
         self,
         child: Node,
         captures: dict[tuple[str, bytes], Snapshot | Exception],
-        reasons: list[str],
-        failed: list[str],
+        reasons: list[str] | None,
+        failed: list[str] | None,
     ) -> Candidate | None:
+        """``child`` ready to run if its pre-check passes now; if not, why not goes to
+        ``reasons`` and a failed check to ``failed`` (None for a look ahead: no reasons)."""
+        if reasons is None:
+            reasons = []  # cheap reasons are built and dropped; explaining is skipped
         step = child.step
         assert step is not None
         tool = self.tools.get(step.tool)
@@ -272,19 +353,22 @@ class Replay:
         fresh = self._capture(tool, args, kwargs, None if templated else step.call, captures)
         if isinstance(fresh, Exception):
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
-            failed.append(child.id)
+            if failed is not None:
+                failed.append(child.id)
             return None
         try:
             found = child.pre.match(check, fresh, self._hints)
         except CompareRaised as raised:
             reasons.append(f"the pre-check compare of {tool.name} raised {raised.error!r}")
-            failed.append(child.id)
+            if failed is not None:
+                failed.append(child.id)
             return None
         if found is None:
-            reasons.append(
-                f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}"
-            )
-            failed.append(child.id)
+            if failed is not None:
+                reasons.append(
+                    f"the pre-check of {tool.name} failed: {self._explain(child.pre, fresh)}"
+                )
+                failed.append(child.id)
             return None
         return Candidate(
             child,

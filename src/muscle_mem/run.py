@@ -33,7 +33,14 @@ from .errors import (
     ReplayMissError,
 )
 from .models import Changes, Mode, OnDivergence, Outcome, RunRecord, Status
-from .recording import Recorder, current_handoff, current_recorder, inside_tool
+from .recording import (
+    Recorder,
+    begin_agent,
+    current_handoff,
+    current_recorder,
+    end_agent,
+    inside_tool,
+)
 from .replay import Replay
 from .store import Store
 from .templates import MissingParam, NotStored, Templater
@@ -116,9 +123,11 @@ class Run:
         run_token = current_recorder.set(self.recorder)
         inside_token = inside_tool.set(False)
         handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
+        begin_agent(self.recorder)  # for the tools it calls from threads it starts
         try:
             yield self._agent
         finally:
+            end_agent(self.recorder)
             current_handoff.reset(handoff_token)
             inside_tool.reset(inside_token)
             current_recorder.reset(run_token)
@@ -164,7 +173,15 @@ class Run:
         if status is Status.HIT:
             result = self._recorded_result()
         recorded = len(calls) if changes.graft_at is not None else 0
-        record = self._record(status, changes, recorded)
+        reason = None
+        if status is Status.MISS and not calls:
+            # Else every run would be a miss "with nothing recorded" and no hint why.
+            reason = (
+                f"{replay.reason}; the agent called no tool of this engine, so nothing "
+                "was recorded (are its tools decorated with this engine's @function or "
+                "@method, and called while the agent runs?)"
+            )
+        record = self._record(status, changes, recorded, reason)
         self._commit(changes, record)
         return Outcome(
             status=status,

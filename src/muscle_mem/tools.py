@@ -8,7 +8,12 @@ a changed check still never replays steps recorded under the old one.
 
 During a run of its engine, a call records its step and its checks' captures into the
 run's :class:`~muscle_mem.recording.Recorder`; called from inside another tool, it
-belongs to that call and records nothing of its own.
+belongs to that call and records nothing of its own. Called from a thread with no run in
+its context (one the agent started), it belongs to the one run of its engine whose agent
+is running; with several, it can't be known which, and the call is not recorded (an
+:class:`~muscle_mem.errors.UnrecordedCallWarning`, once per tool). A tool that calls
+other tools from threads of its own therefore records them as steps of their own while
+its run's agent runs: such calls are not part of it.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ import contextvars
 import functools
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .checks import Check
 from .codec import encode, encode_call
-from .errors import EncodeError
+from .errors import EncodeError, UnrecordedCallWarning
 from .fingerprint import check_fingerprint, digest, fingerprint, tool_name
 from .models import Param, RecordedCall, Redacted, Snapshot, Step, Which
-from .recording import Recorder, current_recorder, inside_tool
+from .recording import Recorder, current_recorder, inside_tool, runs_in_progress
 
 
 def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -75,6 +81,7 @@ class Tool:
         self.code = "tool1:" + digest(
             "\n".join([code, check_fingerprint(pre_check), check_fingerprint(post_check)])
         )
+        self._warned = False  # about a call from a thread that no run could claim
 
     def __repr__(self) -> str:
         kind = "method" if self.is_method else "function"
@@ -106,11 +113,17 @@ class Tool:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 run = current_recorder.get()
+                if run is None and (run := tool.claimed_by()) is not None:
+                    token = current_recorder.set(run)  # for the tools it calls, too
+                    try:
+                        return await async_wrapper(*args, **kwargs)
+                    finally:
+                        current_recorder.reset(token)
                 if run is None or run.scope is not tool.scope or inside_tool.get():
                     return await func(*args, **kwargs)
-                step, pre = tool.begin(run, args, kwargs)
+                number, step, pre = tool.begin(run, args, kwargs)
                 result = await tool.await_inside(args, kwargs)
-                tool.finish(run, step, pre, args, kwargs)
+                tool.finish(run, number, step, pre, args, kwargs)
                 return result
 
             async_wrapper.__muscle_mem_tool__ = tool  # type: ignore[attr-defined]
@@ -119,15 +132,39 @@ class Tool:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             run = current_recorder.get()
+            if run is None and (run := tool.claimed_by()) is not None:
+                token = current_recorder.set(run)  # for the tools it calls, too
+                try:
+                    return wrapper(*args, **kwargs)
+                finally:
+                    current_recorder.reset(token)
             if run is None or run.scope is not tool.scope or inside_tool.get():
                 return func(*args, **kwargs)
-            step, pre = tool.begin(run, args, kwargs)
+            number, step, pre = tool.begin(run, args, kwargs)
             result = tool.call_inside(args, kwargs)
-            tool.finish(run, step, pre, args, kwargs)
+            tool.finish(run, number, step, pre, args, kwargs)
             return result
 
         wrapper.__muscle_mem_tool__ = tool  # type: ignore[attr-defined]
         return wrapper
+
+    def claimed_by(self) -> Recorder | None:
+        """For a call with no run in its context: the one run of this tool's engine whose
+        agent is running (the call is in a thread the agent started), or None."""
+        runs = runs_in_progress(self.scope)
+        if len(runs) == 1:
+            return runs[0]
+        if runs and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"tool {self.name} was called from a thread with no engine run in its "
+                f"context while {len(runs)} runs of its engine were in progress: it can't "
+                "be known which run it belongs to, so it was not recorded (run the "
+                "engine's runs one at a time, or call the tool from the agent's thread)",
+                UnrecordedCallWarning,
+                stacklevel=3,
+            )
+        return None
 
     def call_inside(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the tool so that tools it calls in turn are part of this call."""
@@ -165,27 +202,30 @@ class Tool:
 
     def begin(
         self, run: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Step, Snapshot | None]:
-        """Before a recorded call: its step (taken before the tool can mutate its
-        arguments) and the pre-check's capture."""
+    ) -> tuple[int, Step, Snapshot | None]:
+        """Before a recorded call: its start number, its step (taken before the tool can
+        mutate its arguments) and the pre-check's capture."""
+        number = run.start()
         call_args = args[1:] if self.is_method else args
         template = run.template_call(call_args, kwargs)
         if self.sensitive:
             template = self._redact(template)
         step = Step(self.name, self.code, self.encode_call(template))
-        return step, self.capture(self.pre_check, "pre", args, kwargs)
+        return number, step, self.capture(self.pre_check, "pre", args, kwargs)
 
     def finish(
         self,
         run: Recorder,
+        number: int,
         step: Step,
         pre: Snapshot | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        """After a call that succeeded: add it, with the post-check's capture, to the run."""
+        """After a call that succeeded: add it, with the post-check's capture, to the run,
+        in the place its start ``number`` gives it."""
         post = self.capture(self.post_check, "post", args, kwargs)
-        run.calls.append(RecordedCall(step, pre, post))
+        run.add(number, RecordedCall(step, pre, post))
 
     def _redact(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
         """Replace sensitive arguments that are not exactly a param: they are never stored."""
