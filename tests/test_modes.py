@@ -12,6 +12,7 @@ import pytest
 
 import muscle_mem
 from muscle_mem import Check, ConfigurationError, Engine, Mode, ReplayMissError
+from muscle_mem.codec import decode
 
 TASK = "fill the signup form"
 
@@ -216,3 +217,33 @@ def test_clear_forgets_every_task_key_and_keeps_the_run_log(engines):
     assert form.engine.store.runs() == runs  # history stays
     assert form.run().status == "miss"  # and the engine learns again
     assert form.engine.clear() == 2 and form.engine.clear() == 0
+
+
+def test_a_pass_through_run_beside_a_recording_one_adds_nothing_to_it(engines):
+    import threading
+
+    engine = engines()
+    seen: list[str] = []
+    recording = threading.Event()
+    passed_through = threading.Event()
+
+    @engine.function()
+    def act(who):
+        seen.append(who)
+
+    def agent(task, who):
+        act(who)
+        if who == "recorder":
+            recording.set()
+            assert passed_through.wait(10)  # the other run's agent calls act meanwhile
+
+    engine.set_agent(agent)
+    recorder = threading.Thread(target=lambda: engine("t", "recorder"))
+    recorder.start()
+    assert recording.wait(10)
+    engine("t", "off", mode="off")  # its tool call is neither recorded nor the other run's
+    passed_through.set()
+    recorder.join(10)
+    assert sorted(seen) == ["off", "recorder"]
+    key = engine.task_key("t", "recorder")
+    assert [decode(n.step.call) for n in engine.store.tree(key) if n.step] == [(("recorder",), {})]

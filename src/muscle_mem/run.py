@@ -112,16 +112,16 @@ class Run:
         if self.mode is Mode.REPLAY:
             assert replay.reason is not None  # replay stopped: it says why
             raise ReplayMissError(replay.reason, replay.handoff() if replay.diverged else None)
-        if self.mode is Mode.OFF:
-            self._agent_ran = True
-            yield self._agent
-            return
-        if replay.diverged and self.policy is OnDivergence.RAISE:
+        off = self.mode is Mode.OFF
+        if not off and replay.diverged and self.policy is OnDivergence.RAISE:
             raise DivergenceError(replay.handoff())
-        handed_over = replay.diverged and self.policy is OnDivergence.HANDOFF
+        handed_over = not off and replay.diverged and self.policy is OnDivergence.HANDOFF
         self._agent_ran = True
         run_token = current_recorder.set(self.recorder)
-        inside_token = inside_tool.set(False)
+        # A pass-through's agent is still a run of this engine in progress, so a tool it
+        # calls from a thread is never taken for another run's; its own calls pass
+        # straight through, as calls inside a tool do.
+        inside_token = inside_tool.set(off)
         handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
         begin_agent(self.recorder)  # for the tools it calls from threads it starts
         try:

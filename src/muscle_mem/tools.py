@@ -112,6 +112,8 @@ class Tool:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if inside_tool.get():  # part of an enclosing call: not a step of its own
+                    return await func(*args, **kwargs)
                 run = current_recorder.get()
                 if run is None and (run := tool.claimed_by()) is not None:
                     token = current_recorder.set(run)  # for the tools it calls, too
@@ -119,7 +121,7 @@ class Tool:
                         return await async_wrapper(*args, **kwargs)
                     finally:
                         current_recorder.reset(token)
-                if run is None or run.scope is not tool.scope or inside_tool.get():
+                if run is None or run.scope is not tool.scope:
                     return await func(*args, **kwargs)
                 number, step, pre = tool.begin(run, args, kwargs)
                 result = await tool.await_inside(args, kwargs)
@@ -131,6 +133,8 @@ class Tool:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if inside_tool.get():  # part of an enclosing call: not a step of its own
+                return func(*args, **kwargs)
             run = current_recorder.get()
             if run is None and (run := tool.claimed_by()) is not None:
                 token = current_recorder.set(run)  # for the tools it calls, too
@@ -138,7 +142,7 @@ class Tool:
                     return wrapper(*args, **kwargs)
                 finally:
                     current_recorder.reset(token)
-            if run is None or run.scope is not tool.scope or inside_tool.get():
+            if run is None or run.scope is not tool.scope:
                 return func(*args, **kwargs)
             number, step, pre = tool.begin(run, args, kwargs)
             result = tool.call_inside(args, kwargs)
