@@ -71,7 +71,10 @@ _PLAIN = (str, int, bool, type(None))
 def encode(value: Any, where: str = "value") -> bytes:
     """Canonical bytes for ``value``; ``where`` names it in the error if it can't be."""
     tree = value if type(value) is str else to_tree(value, where)  # str: the hot path
-    return _bytes(_encoder, tree, where)
+    try:  # _bytes inlined: a capture is encoded at every step of every hit
+        return _encoder.encode(tree)
+    except (ValueError, TypeError, OverflowError) as error:  # lone surrogates, huge ints
+        raise EncodeError(f"{where} cannot be stored as data: {error}") from None
 
 
 def encode_call(value: Any, where: str = "value") -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -276,7 +277,7 @@ class Handoff:
 class Outcome:
     """What one run of the engine did. Truthy exactly on a full cache hit.
 
-    ``steps`` are the calls replayed from cache, in order (none on a miss).
+    :attr:`steps` are the calls replayed from cache, in order (none on a miss).
     """
 
     status: Status
@@ -288,7 +289,21 @@ class Outcome:
     tokens: int = 0
     cost: float = 0.0
     task_key: str = field(default="", repr=False)
-    steps: tuple[ExecutedStep, ...] = field(default=(), repr=False)
+    # The steps, or what makes them: naming every argument of every step costs more than
+    # the rest of a hit, so a hit's steps are made the first time someone asks.
+    _steps: tuple[ExecutedStep, ...] | Callable[[], tuple[ExecutedStep, ...]] = field(
+        default=(), repr=False, compare=False
+    )
+
+    @property
+    def steps(self) -> tuple[ExecutedStep, ...]:
+        """The calls replayed from cache, in order, each with its arguments by name and
+        its live result."""
+        steps = self._steps
+        if callable(steps):
+            steps = steps()
+            object.__setattr__(self, "_steps", steps)  # made once; frozen to everyone else
+        return steps
 
     @property
     def hit(self) -> bool:

@@ -165,12 +165,20 @@ class Replay:
         captures: dict[tuple[str, bytes], Snapshot | Exception] = {}
         reasons: list[str] = []
         failed: list[str] = []
-        passing = [
-            candidate
-            for child in node.children
-            if (candidate := self._candidate(child, captures, reasons, failed)) is not None
-        ]
-        best = passing[0] if len(passing) == 1 else self._choose(passing, captures)
+        best: Candidate | None = None
+        passing: list[Candidate] | None = None  # made only when a second one passes
+        for child in node.children:
+            candidate = self._candidate(child, captures, reasons, failed)
+            if candidate is None:
+                continue
+            if best is None:
+                best = candidate
+            elif passing is None:
+                passing = [best, candidate]
+            else:
+                passing.append(candidate)
+        if passing is not None:
+            best = self._choose(passing, captures)
         if best is None:
             if node.terminal:
                 self.hit = True  # no continuation fits, but a trajectory ended here

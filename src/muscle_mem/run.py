@@ -32,7 +32,7 @@ from .errors import (
     MuscleMemWarning,
     ReplayMissError,
 )
-from .models import Changes, Mode, OnDivergence, Outcome, RunRecord, Status
+from .models import Changes, Mode, OnDivergence, Outcome, RecordedCall, RunRecord, Status
 from .recording import (
     Recorder,
     begin_agent,
@@ -80,18 +80,14 @@ class Run:
         self.params = params
         self.about = about
         self.mode = mode
-        self.recorder = Recorder(scope, params)
+        self.replays = mode is Mode.AUTO or mode is Mode.REPLAY  # else straight to the agent
+        self._scope = scope
+        self.recorder: Recorder | None = None  # made when the agent runs: hits need none
         # "off" must not touch the store: an empty tree of the key stands in for its own.
         tree = Tree(task_key) if mode is Mode.OFF else store.tree(task_key)
         self.replay = Replay(tree, params, tools, context_for)
         self._agent = agent
-        self._agent_ran = False
         self._over = False  # finished or failed: logged once
-
-    @property
-    def replays(self) -> bool:
-        """Whether the driver replays before the agent: not in "record" or "off" mode."""
-        return self.mode is Mode.AUTO or self.mode is Mode.REPLAY
 
     def __enter__(self) -> Run:
         return self
@@ -116,18 +112,18 @@ class Run:
         if not off and replay.diverged and self.policy is OnDivergence.RAISE:
             raise DivergenceError(replay.handoff())
         handed_over = not off and replay.diverged and self.policy is OnDivergence.HANDOFF
-        self._agent_ran = True
-        run_token = current_recorder.set(self.recorder)
+        recorder = self.recorder = Recorder(self._scope, self.params)
+        run_token = current_recorder.set(recorder)
         # A pass-through's agent is still a run of this engine in progress, so a tool it
         # calls from a thread is never taken for another run's; its own calls pass
         # straight through, as calls inside a tool do.
         inside_token = inside_tool.set(off)
         handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
-        begin_agent(self.recorder)  # for the tools it calls from threads it starts
+        begin_agent(recorder)  # for the tools it calls from threads it starts
         try:
             yield self._agent
         finally:
-            end_agent(self.recorder)
+            end_agent(recorder)
             current_handoff.reset(handoff_token)
             inside_tool.reset(inside_token)
             current_recorder.reset(run_token)
@@ -138,49 +134,23 @@ class Run:
         if self.mode is Mode.OFF:  # a pass-through: nothing to commit, nothing logged
             duration = time.perf_counter() - self._started
             return Outcome(Status.MISS, result, duration_s=duration, task_key=self.task_key)
-        replay, calls = self.replay, tuple(self.recorder.calls)
-        if not self._agent_ran:
-            status = Status.HIT
+        replay, recorder = self.replay, self.recorder
+        if recorder is None:  # replay hit: the agent never ran
+            status, changes, recorded, reason = Status.HIT, replay.changes(), 0, None
+            result = self._recorded_result()
         else:
             status = Status.HANDOFF if replay.diverged else Status.MISS
-        if (
-            status is Status.HANDOFF
-            and self.policy is OnDivergence.HANDOFF
-            and not self.recorder.read_handoff
-            and calls
-            and replay.replayed
-        ):
-            self._warn_ignored_handoff()
-        if (
-            status is Status.HANDOFF
-            and self.policy is OnDivergence.HANDOFF
-            and self.recorder.read_handoff
-            and (calls or replay.replayed)
-        ):
-            # The replayed prefix and what the agent did after it form one trajectory;
-            # snapshots are learned only along such a path.
-            changes = replay.changes(
-                graft_at=replay.node.id, calls=calls, learned=True, result=self._keep(result)
-            )
-        elif status is not Status.HIT and calls:
-            # A miss, a restart, or an agent that never read handoff() (so could not know
-            # what replay did): a path of its own from the root.
-            changes = replay.changes(
-                graft_at=replay.tree.root.id, calls=calls, result=self._keep(result)
-            )
-        else:
-            changes = replay.changes()
-        if status is Status.HIT:
-            result = self._recorded_result()
-        recorded = len(calls) if changes.graft_at is not None else 0
-        reason = None
-        if status is Status.MISS and not calls:
-            # Else every run would be a miss "with nothing recorded" and no hint why.
-            reason = (
-                f"{replay.reason}; the agent called no tool of this engine, so nothing "
-                "was recorded (are its tools decorated with this engine's @function or "
-                "@method, and called while the agent runs?)"
-            )
+            calls = tuple(recorder.calls)
+            changes = self._learned(status, recorder, calls, result)
+            recorded = len(calls) if changes.graft_at is not None else 0
+            reason = None
+            if status is Status.MISS and not calls:
+                # Else every such run is a miss "with nothing recorded" and no hint why.
+                reason = (
+                    f"{replay.reason}; the agent called no tool of this engine, so nothing "
+                    "was recorded (are its tools decorated with this engine's @function or "
+                    "@method, and called while the agent runs?)"
+                )
         record = self._record(status, changes, recorded, reason)
         self._commit(changes, record)
         return Outcome(
@@ -193,7 +163,29 @@ class Run:
             tokens=record.tokens,
             cost=record.cost,
             task_key=self.task_key,
-            steps=replay.steps(),
+            _steps=replay.steps,
+        )
+
+    def _learned(
+        self, status: Status, recorder: Recorder, calls: tuple[RecordedCall, ...], result: Any
+    ) -> Changes:
+        """What the agent's run teaches the tree. An agent that carried on from a handoff
+        (it read ``handoff()``) adds its calls after the replayed prefix, one trajectory
+        with it; a miss, a restart, or an agent that never read ``handoff()`` (so could
+        not know what replay did) records its calls as a path of its own from the root."""
+        replay = self.replay
+        handed_over = status is Status.HANDOFF and self.policy is OnDivergence.HANDOFF
+        if handed_over and recorder.read_handoff and (calls or replay.replayed):
+            # Snapshots replay learned belong only to such a continued path.
+            graft_at, learned = replay.node.id, True
+        elif calls:
+            if handed_over and replay.replayed:
+                self._warn_ignored_handoff()
+            graft_at, learned = replay.tree.root.id, False
+        else:
+            return replay.changes()
+        return replay.changes(
+            graft_at=graft_at, calls=calls, learned=learned, result=self._keep(result)
         )
 
     def _keep(self, result: Any) -> bytes | None:
@@ -235,7 +227,7 @@ class Run:
         self._commit(changes, self._record(Status.ERROR, changes, 0, reason))
 
     def _warn_ignored_handoff(self) -> None:
-        scope = self.recorder.scope
+        scope = self._scope
         if scope in _warned_ignored_handoff:
             return
         _warned_ignored_handoff.add(scope)
@@ -251,7 +243,7 @@ class Run:
     def _record(
         self, status: Status, changes: Changes, recorded: int, reason: str | None = None
     ) -> RunRecord:
-        replay = self.replay
+        replay, recorder = self.replay, self.recorder
         if reason is None and not replay.hit:
             reason = replay.reason
         if status is Status.ERROR:
@@ -271,8 +263,8 @@ class Run:
             reason=reason,
             started_at=self.started_at,
             duration_s=time.perf_counter() - self._started,
-            tokens=self.recorder.tokens,
-            cost=self.recorder.cost,
+            tokens=recorder.tokens if recorder is not None else 0,
+            cost=recorder.cost if recorder is not None else 0.0,
             path=path,
             about=self.about,
         )
