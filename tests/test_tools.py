@@ -202,6 +202,33 @@ def test_changing_a_checks_code_invalidates_its_steps(old, new, hit):
         assert outcome.status == "miss" and "changed" in outcome.reason
 
 
+CHECK_ON_THE_DECORATOR_LINE = """
+from muscle_mem import Check
+
+ENV = {"a": 1, "b": 1}
+
+
+def register(engine):
+    @engine.function(name="act", pre_check=Check(lambda: ENV["%s"]))
+    def act():
+        return None
+
+    return act
+"""
+
+
+def test_a_check_written_on_the_decorator_line_counts_as_its_own_code(tmp_path):
+    # Its lambda's source reads as the whole decorated function, whose fingerprint
+    # leaves decorators out: the check's own code must be what is hashed.
+    store = MemoryStore()
+    for version, key in (("v1", "a"), ("v2", "b")):
+        engine = Engine(store=store)
+        act = load(tmp_path, version, CHECK_ON_THE_DECORATOR_LINE % key).register(engine)
+        engine.set_agent(lambda task, act=act: act())
+        outcome = engine("t")
+    assert outcome.status == "miss" and "changed" in outcome.reason
+
+
 def test_a_capture_reading_another_variable_invalidates_its_steps():
     class Page:
         def __init__(self, title):

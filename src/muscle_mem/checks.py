@@ -67,7 +67,13 @@ class Check:
             result = self.compare(current, candidate)
         except Exception as error:
             raise CompareRaised(error) from error
-        if result is not True and not (_is_number(result) or _is_bool(result)):
+        kind = type(result)  # plain bools and numbers first: a miss judges every snapshot
+        if (
+            kind is not bool
+            and kind is not float
+            and kind is not int
+            and not (_is_number(result) or _is_bool(result))
+        ):
             # "no" is truthy: taking it as a yes would replay on a check that said no.
             raise ConfigurationError(
                 f"the compare of {self.describe()} returned {_short(result)} "

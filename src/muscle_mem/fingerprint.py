@@ -63,6 +63,10 @@ def _source_fingerprint(func: Any) -> str | None:
     if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
         return None  # a lambda's line holds more than the lambda: hash its code instead
     definition = tree.body[0]
+    if definition.name != getattr(func, "__name__", None):
+        # A lambda on a decorator's line: its source reads as the decorated function's,
+        # whose fingerprint leaves the decorator (and so the lambda) out.
+        return None
     definition.decorator_list = []
     return "ast1:" + digest(ast.dump(definition, annotate_fields=False, include_attributes=False))
 
