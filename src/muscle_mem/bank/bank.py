@@ -9,7 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import BankError, ConfigurationError, UnknownEntityError, UnknownRecordError
+from ..errors import (
+    BankError,
+    BankImportError,
+    ConfigurationError,
+    UnknownEntityError,
+    UnknownRecordError,
+)
 from ..models import RunRecord
 from ..store import Store, open_store
 from ..store.base import SQLDatabase
@@ -385,7 +391,7 @@ class MemoryBank:
             try:
                 data = json.loads(data)
             except ValueError as error:
-                raise seed_json.BankImportError("", f"not JSON: {error}") from None
+                raise BankImportError("", f"not JSON: {error}") from None
         plan = seed_json.parse(data)
         at = check.moment(None)
         return self._backend.write(lambda tx: seed_json.apply(tx, plan, at))

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import ConfigurationError, MuscleMemError
-from ..store import DEFAULT_PATH as DEFAULT_STORE
-from ..store import ENV_VAR, Store, open_store, sqlite_path
+from ..store import DEFAULT_PATH, ENV_VAR, Store, open_store, sqlite_path
 
+DEFAULT_STORE = DEFAULT_PATH  # the store a command opens when none is named
 SECRET_VAR = "MUSCLE_MEM_SECRET"
 #: How a module adds a command: (name, what runs it, one line of help[, under which group]).
 Command = Callable[..., argparse.ArgumentParser]
