@@ -9,13 +9,11 @@ is its own until :meth:`Replay.changes` freezes it into the run's change set.
 
 from __future__ import annotations
 
-import inspect
 import reprlib
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from .checks import CompareRaised
 from .codec import encode
@@ -123,7 +121,7 @@ class Replay:
                 _user_args(c.tool, c.args),
                 dict(c.kwargs),
                 result,
-                _by_name(c.tool, c.args, c.kwargs),
+                c.tool.arguments_by_name(c.args, c.kwargs),
             )
             for c, result in self._done
         )
@@ -429,62 +427,3 @@ class Replay:
 def _user_args(tool: Tool, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """A call's arguments as the agent passed them: without the injected ``self``."""
     return args[1:] if tool.is_method else args
-
-
-class _Plan(NamedTuple):
-    """How to name a tool's arguments, worked out once per tool: ``inspect.signature``
-    and ``Signature.bind`` cost more than the rest of a replayed step together."""
-
-    signature: inspect.Signature | None  # None: a builtin without one
-    positional: tuple[str, ...] | None  # names args take in order; None with *args
-    defaults: tuple[tuple[str, Any], ...]
-
-
-_plans: weakref.WeakKeyDictionary[Tool, _Plan] = weakref.WeakKeyDictionary()
-
-
-def _plan(tool: Tool) -> _Plan:
-    plan = _plans.get(tool)
-    if plan is None:
-        try:
-            signature: inspect.Signature | None = inspect.signature(tool.func)
-        except (TypeError, ValueError):
-            signature = None
-        params = signature.parameters.values() if signature is not None else ()
-        kinds = {p.kind for p in params}
-        positional = (
-            None
-            if signature is None or inspect.Parameter.VAR_POSITIONAL in kinds
-            else tuple(p.name for p in params if p.kind <= p.POSITIONAL_OR_KEYWORD)
-        )
-        defaults = tuple((p.name, p.default) for p in params if p.default is not p.empty)
-        plan = _plans[tool] = _Plan(signature, positional, defaults)
-    return plan
-
-
-def _by_name(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A replayed call's arguments by parameter name, defaults included, without the
-    injected ``self``; extra keyword arguments (``**kwargs``) are named as passed."""
-    signature, positional, defaults = _plan(tool)
-    if positional is not None and len(args) <= len(positional):
-        named = dict(zip(positional, args, strict=False))
-        named.update(kwargs)
-        for name, default in defaults:
-            named.setdefault(name, default)
-    else:
-        try:
-            if signature is None:
-                raise TypeError
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # cannot bind: positions stand for names
-            return {**{str(i): v for i, v in enumerate(_user_args(tool, args))}, **kwargs}
-        bound.apply_defaults()
-        named = {}
-        for name, value in bound.arguments.items():
-            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-                named.update(value)
-            else:
-                named[name] = value
-    if tool.is_method and signature is not None and signature.parameters:
-        named.pop(next(iter(signature.parameters)), None)  # self, injected by replay
-    return named

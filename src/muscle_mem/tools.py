@@ -259,10 +259,57 @@ class Tool:
         raise AssertionError("unreachable: some argument failed to encode")
 
     def _parameter_names(self) -> list[str]:
+        return list(self._signature.parameters) if self._signature is not None else []
+
+    @functools.cached_property
+    def _signature(self) -> inspect.Signature | None:
         try:
-            return list(inspect.signature(self.func).parameters)
+            return inspect.signature(self.func)
         except (TypeError, ValueError):
-            return []
+            return None  # a builtin without one
+
+    @functools.cached_property
+    def _naming(self) -> tuple[tuple[str, ...] | None, tuple[tuple[str, Any], ...]]:
+        """The names positional arguments take in order (None with ``*args``: they need
+        ``Signature.bind``) and the defaults, worked out once: ``inspect.signature`` and
+        ``bind`` cost more than the rest of a replayed step together."""
+        signature = self._signature
+        params = signature.parameters.values() if signature is not None else ()
+        positional = (
+            None
+            if signature is None or any(p.kind is p.VAR_POSITIONAL for p in params)
+            else tuple(p.name for p in params if p.kind <= p.POSITIONAL_OR_KEYWORD)
+        )
+        return positional, tuple((p.name, p.default) for p in params if p.default is not p.empty)
+
+    def arguments_by_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A call's arguments by parameter name, defaults included, without an injected
+        ``self``; extra keyword arguments (``**kwargs``) are named as passed."""
+        signature = self._signature
+        positional, defaults = self._naming
+        if positional is not None and len(args) <= len(positional):
+            named = dict(zip(positional, args, strict=False))
+            named.update(kwargs)
+            for name, default in defaults:
+                named.setdefault(name, default)
+        else:
+            try:
+                if signature is None:
+                    raise TypeError
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:  # cannot bind: positions stand for names
+                user_args = args[1:] if self.is_method else args
+                return {**{str(i): v for i, v in enumerate(user_args)}, **kwargs}
+            bound.apply_defaults()
+            named = {}
+            for name, value in bound.arguments.items():
+                if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                    named.update(value)
+                else:
+                    named[name] = value
+        if self.is_method and signature is not None and signature.parameters:
+            named.pop(next(iter(signature.parameters)), None)  # self, injected by replay
+        return named
 
 
 def _is_function(func: Any) -> bool:
