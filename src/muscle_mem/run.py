@@ -136,13 +136,12 @@ class Run:
             return Outcome(Status.MISS, result, duration_s=duration, task_key=self.task_key)
         replay, recorder = self.replay, self.recorder
         if recorder is None:  # replay hit: the agent never ran
-            status, changes, recorded, reason = Status.HIT, replay.changes(), 0, None
+            status, changes, reason = Status.HIT, replay.changes(), None
             result = self._recorded_result()
         else:
             status = Status.HANDOFF if replay.diverged else Status.MISS
             calls = tuple(recorder.calls)
             changes = self._learned(status, recorder, calls, result)
-            recorded = len(calls) if changes.graft_at is not None else 0
             reason = None
             if status is Status.MISS and not calls:
                 # Else every such run is a miss "with nothing recorded" and no hint why.
@@ -151,7 +150,7 @@ class Run:
                     "was recorded (are its tools decorated with this engine's @function or "
                     "@method, and called while the agent runs?)"
                 )
-        record = self._record(status, changes, recorded, reason)
+        record = self._record(status, changes, reason)
         self._commit(changes, record)
         return Outcome(
             status=status,
@@ -224,7 +223,7 @@ class Run:
         replayed = isinstance(error, (DivergenceError, ReplayMissError))
         reason = self.replay.reason if replayed else repr(error)
         changes = self.replay.changes()
-        self._commit(changes, self._record(Status.ERROR, changes, 0, reason))
+        self._commit(changes, self._record(Status.ERROR, changes, reason))
 
     def _warn_ignored_handoff(self) -> None:
         scope = self._scope
@@ -240,9 +239,7 @@ class Run:
             self.task_key,
         )
 
-    def _record(
-        self, status: Status, changes: Changes, recorded: int, reason: str | None = None
-    ) -> RunRecord:
+    def _record(self, status: Status, changes: Changes, reason: str | None = None) -> RunRecord:
         replay, recorder = self.replay, self.recorder
         if reason is None and not replay.hit:
             reason = replay.reason
@@ -258,7 +255,7 @@ class Run:
             params=tuple(self.params),
             status=status,
             replayed=replay.replayed,
-            recorded=recorded,
+            recorded=len(changes.path),
             diverged_at=replay.at if replay.diverged else None,
             reason=reason,
             started_at=self.started_at,
