@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from . import keys
 from .checks import Check
@@ -420,18 +420,20 @@ def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list
 
 
 def _mode(value: str | Mode) -> Mode:
-    try:
-        return Mode(value)
-    except ValueError:
-        valid = ", ".join(repr(m.value) for m in Mode)
-        raise ConfigurationError(f"mode={value!r} is not a mode; use one of {valid}") from None
+    return _choice(Mode, value, "mode", "a mode")
 
 
 def _policy(value: str | OnDivergence) -> OnDivergence:
+    return _choice(OnDivergence, value, "on_divergence", "a policy")
+
+
+E = TypeVar("E", Mode, OnDivergence)
+
+
+def _choice(kind: type[E], value: str | E, option: str, what: str) -> E:
+    """``value`` as one of the str enum ``kind``'s members, or an error listing them."""
     try:
-        return OnDivergence(value)
+        return kind(value)
     except ValueError:
-        valid = ", ".join(repr(p.value) for p in OnDivergence)
-        raise ConfigurationError(
-            f"on_divergence={value!r} is not a policy; use one of {valid}"
-        ) from None
+        valid = ", ".join(repr(member.value) for member in kind)
+        raise ConfigurationError(f"{option}={value!r} is not {what}; use one of {valid}") from None
