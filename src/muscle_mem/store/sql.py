@@ -154,7 +154,9 @@ class SQLStore(Store, SQLDatabase):
         structural = changes.structural
         before = self._trees.get(changes.task_key)
         tree = before[1] if before else self.tree(changes.task_key)
-        generation, kept = self._write(lambda cur: self._commit(cur, changes, run, tree, now))
+        generation, kept = self._write(
+            lambda cur: self._commit(cur, changes, run, tree, now, structural)
+        )
         tree.apply(changes if kept else changes.without_path(), now)
         with self._lock:
             cached = self._trees.get(changes.task_key)
@@ -324,12 +326,18 @@ class SQLStore(Store, SQLDatabase):
     # -- writing ------------------------------------------------------------------------
 
     def _commit(
-        self, cur: Cursor, changes: Changes, run: RunRecord, tree: Tree, now: float
+        self,
+        cur: Cursor,
+        changes: Changes,
+        run: RunRecord,
+        tree: Tree,
+        now: float,
+        structural: bool,
     ) -> tuple[int, bool]:
-        """Write one run's changes; returns the task's new generation, and whether the
+        """Write one run's changes (``structural``: ``changes.structural``, which the
+        caller has read already); returns the task's new generation, and whether the
         recorded path (if any) was kept: not when its graft node has been removed."""
         key = changes.task_key
-        structural = changes.structural
         cur.execute(
             "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
