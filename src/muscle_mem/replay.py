@@ -281,9 +281,29 @@ class Replay:
         known = admitted.get(node.id)
         if known is not None:
             return known
-        if node.terminal and self._end_admits(node):
+        # Most trees are mostly chains: follow a lone child without a stack.
+        chain = []
+        while not (node.terminal and self._end_admits(node)):
+            children = node.children
+            if len(children) != 1:
+                found = bool(children) and self._search(node)
+                break
+            chain.append(node)
+            node = children[0]
+            known = admitted.get(node.id)
+            if known is not None:
+                found = known
+                break
+        else:
+            found = True
             admitted[node.id] = True
-            return True
+        for above in chain:
+            admitted[above.id] = found
+        return found
+
+    def _search(self, node: Node) -> bool:
+        """:meth:`_admits` below a node with several children: depth first."""
+        admitted = self._admitted
         stack = [(node, iter(node.children))]
         while stack:
             parent, children = stack[-1]
