@@ -257,14 +257,18 @@ def test_every_param_must_be_used_by_the_path_or_equal_its_recorded_value(engine
     assert calls == ["Ann", "Bob", "Bob", "Cy", "Di"]
 
 
-def test_a_param_in_the_task_text_is_used_by_the_key(engine):
+def test_a_param_only_the_task_text_and_answer_hold_must_keep_its_value(engine):
+    # The agent picks the latest report whatever the quarter: no call is passed the
+    # quarter, so the path can't show whether its choices depended on it.
     @engine.function()
-    def act() -> None:
-        pass
+    def latest_report() -> str:
+        return "report-2025-q3"
 
-    engine.set_agent(lambda task: act())
-    engine("report for ACME", params={"company": "ACME"})
-    assert engine("report for Initech", params={"company": "Initech"}).status == "hit"
+    engine.set_agent(lambda task: f"{latest_report()} for {task.split()[-1]}")
+    engine("summarize Q3", params={"quarter": "Q3"})
+    assert engine("summarize Q3", params={"quarter": "Q3"}).status == "hit"
+    outcome = engine("summarize Q4", params={"quarter": "Q4"})
+    assert outcome.status == "miss" and "param(s) 'quarter'" in outcome.reason
 
 
 def test_the_agent_carrying_on_from_a_handoff_reads_the_replayed_results(engine):

@@ -372,9 +372,6 @@ class Engine:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
         run_mode = self.mode if mode is None else _mode(mode)
         checked_tags, checked_params = keys.tags(tags), keys.params(params)
-        task_key, key_params = keys.task(
-            self.match_task, checked_tags, checked_params, args, kwargs
-        )
         return Run(
             scope=self,
             store=self.store,
@@ -382,13 +379,12 @@ class Engine:
             context_for=self._context_for,
             agent=self._agent,
             policy=self.on_divergence,
-            task_key=task_key,
+            task_key=keys.task_key(self.match_task, checked_tags, checked_params, args, kwargs),
             tags=checked_tags,
             params=checked_params,
             about=keys.about(about),
             started=started,
             mode=run_mode,
-            key_params=key_params,
             provenance=self.provenance,
         )
 

@@ -63,15 +63,6 @@ def task_key(
     match_task: bool, tags: tuple[str, ...], params: dict[str, Any], args: Any, kwargs: Any
 ) -> str:
     """The cache key of a run (``tags`` and ``params`` as checked above)."""
-    return task(match_task, tags, params, args, kwargs)[0]
-
-
-def task(
-    match_task: bool, tags: tuple[str, ...], params: dict[str, Any], args: Any, kwargs: Any
-) -> tuple[str, frozenset[str]]:
-    """The cache key of a run, and the names of the params it holds: any path of the key
-    has a place for those (see Changes.unused)."""
-    used: frozenset[str] = frozenset()
     if not match_task:
         data: Any = (tags,)
     elif not params:
@@ -83,7 +74,6 @@ def task(
             tuple(templater.template(a) for a in args),
             {k: templater.template(v) for k, v in kwargs.items()},
         )
-        used = frozenset(templater.used)
     try:
         encoded = encode(data, "the task's arguments")
     except EncodeError as error:
@@ -91,4 +81,4 @@ def task(
             f"{error} They make the cache key; pass such objects to the agent another way "
             "(a closure or engine.set_context) or use Engine(match_task=False)."
         ) from None
-    return TASK_KEY_PREFIX + hashlib.blake2b(encoded, digest_size=16).hexdigest(), used
+    return TASK_KEY_PREFIX + hashlib.blake2b(encoded, digest_size=16).hexdigest()

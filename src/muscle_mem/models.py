@@ -233,10 +233,11 @@ class Changes(NamedTuple):
       encoded, kept at the path's end for hits to return. When several runs end at
       one node the latest wins, even with None (its result could not be stored):
       a hit returns what the agent last returned there, never an older answer.
-    - ``unused``: the params of the run that nothing on the path uses (no argument, not
-      the result, not the task key), with a digest of each one's value, encoded: added
-      to the end's ``"end"`` set, so that a later run takes this path only where those
-      params have a value the path was recorded with. None when the path uses them all.
+    - ``unused``: the params of the run that no call on the path was passed, with a
+      digest of each one's value, encoded: added to the end's ``"end"`` set, so that a
+      later run takes this path only where those params have a value the path was
+      recorded with. (The task text or the answer holding a param doesn't count: the
+      agent's choices may have depended on it unseen.) None when every param was passed.
 
     Counting a hit on a node, or refreshing a snapshot, that another writer removed
     meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a

@@ -94,19 +94,29 @@ def _record(value: Any) -> Mapping[str, Any] | None:
     return value if type(value) is dict else _fields(value)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def _keyed_by_id(value: dict[Any, Any]) -> bool:
     """Whether a dict holds records keyed by their ids (``{"card_31": {...}}``) rather
     than named fields: every value is a record, and every key is found inside its record
     or every key has a digit in it. Field names seldom do; ids mostly do."""
     if not value:
         return False
-    records = [_record(v) for v in value.values()]
-    if any(r is None for r in records):
-        return False
+    records = []
+    for v in value.values():
+        kind = type(v)
+        record = v if kind is dict else None
+        if record is None and kind not in _SCALARS and kind not in _COLLECTIONS:
+            record = _fields(v)
+        if record is None:
+            return False
+        records.append(record)
     if all(type(k) is str and any(c.isdigit() for c in k) for k in value):
         return True
     return all(
-        any(key(v) == key(k) for v in record.values())  # type: ignore[union-attr]
+        any(key(v) == key(k) for v in record.values())
         for k, record in zip(value, records, strict=True)
     )
 
@@ -124,19 +134,25 @@ class ResultIndex:
         self._walk(result, (), 0)
 
     def _add(self, value: Any, location: Location) -> None:
-        found = key(value)
-        held = self.values.setdefault(location, set())
+        found = (type(value), value) if type(value) in _SCALARS else key(value)
+        held = self.values.get(location)
+        if held is None:
+            held = self.values[location] = set()
         held.add(id(value) if found is None else found)
         if found is not None and traceable(value):
-            places = self.locations.setdefault(found, [])
-            if location not in places:
+            places = self.locations.get(found)
+            if places is None:
+                self.locations[found] = [location]
+            elif location not in places:
                 places.append(location)
 
     def _walk(self, value: Any, path: tuple[str | None, ...], depth: int) -> None:
-        if depth > MAX_DEPTH:
-            return
         kind = type(value)
-        if kind is dict:
+        if kind in _SCALARS:
+            self._add(value, (path, False))
+        elif depth > MAX_DEPTH:
+            return
+        elif kind is dict:
             if _keyed_by_id(value):
                 for k, v in value.items():
                     self._add(k, (path, True))
@@ -144,7 +160,7 @@ class ResultIndex:
             else:
                 for k, v in value.items():
                     self._walk(v, (*path, k if type(k) is str else None), depth + 1)
-        elif kind in (list, tuple, set, frozenset):
+        elif kind in _COLLECTIONS:
             for v in value:
                 self._walk(v, (*path, None), depth + 1)
         elif (fields := _fields(value)) is not None:

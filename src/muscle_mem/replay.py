@@ -29,7 +29,7 @@ from .models import (
     Snapshot,
     Step,
 )
-from .provenance import unused_params, uses
+from .provenance import unused_params
 from .templates import MissingParam, NotStored, Pending, Unresolved, unresolved
 from .tools import Tool
 from .trie import Node, SnapshotSet, Tree
@@ -76,9 +76,9 @@ class Replay:
     """The state of one replay through a tree.
 
     ``tools`` finds the engine's tool for a recorded name, ``context_for`` the object to
-    inject as ``self`` into a method tool (None if there is none). ``key_params`` are
-    the params the task key holds; with ``provenance``, replay takes a path only if each
-    other param is used on it or has a value the path was recorded with.
+    inject as ``self`` into a method tool (None if there is none). With ``provenance``,
+    replay takes a path only if each param is passed to one of its calls or has a value
+    the path was recorded with.
     """
 
     def __init__(
@@ -88,7 +88,6 @@ class Replay:
         tools: Mapping[str, Tool],
         context_for: Callable[[Tool], Any],
         *,
-        key_params: frozenset[str] = frozenset(),
         provenance: bool = True,
     ) -> None:
         self.tree = tree
@@ -96,7 +95,7 @@ class Replay:
         self.tools = tools
         self.context_for = context_for
         # The params a path must have a place for, or have been recorded with.
-        self._open = frozenset(params) - key_params if provenance else frozenset()
+        self._open = frozenset(params) if provenance else frozenset()
         self._admitted: dict[str, bool] = {}  # node id -> whether a path for us ends below
         self._entries: dict[frozenset[str], bytes | None] = {}
         self.results: list[Any] = []  # what the steps run so far returned, in order
@@ -324,18 +323,17 @@ class Replay:
         return False
 
     def _needs(self, end: Node) -> frozenset[str]:
-        """The params of this run that nothing on the path to ``end`` uses."""
+        """The params of this run that no call on the path to ``end`` is passed.
+
+        Only arguments count. A param the task text or the answer holds, but no call
+        was passed, may still have steered what the agent chose (which order, which
+        variant): another value for it is another request."""
         if not self._open:
             return self._open
         try:
-            used = self.tree.path_params(end)
-            result = end.result_template()
+            return self._open - self.tree.path_params(end)
         except DecodeError:
             return self._open
-        needs = self._open - used
-        if needs and result is not None:
-            needs = needs - uses(result, set())
-        return needs
 
     def _end_admits(self, end: Node) -> bool:
         """Whether this run may take the path recorded to ``end``: every param it has no

@@ -34,7 +34,7 @@ from .errors import (
     ReplayMissError,
 )
 from .models import Changes, Mode, OnDivergence, Outcome, RecordedCall, RunRecord, Status
-from .provenance import Tracer, unused_params, uses
+from .provenance import Tracer, unused_params
 from .recording import (
     Recorder,
     begin_agent,
@@ -73,7 +73,6 @@ class Run:
         about: str | None,
         started: tuple[float, float],
         mode: Mode = Mode.AUTO,
-        key_params: frozenset[str] = frozenset(),
         provenance: bool = True,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
@@ -85,15 +84,12 @@ class Run:
         self.about = about
         self.mode = mode
         self.replays = mode is Mode.AUTO or mode is Mode.REPLAY  # else straight to the agent
-        self.key_params = key_params
         self.provenance = provenance
         self._scope = scope
         self.recorder: Recorder | None = None  # made when the agent runs: hits need none
         # "off" must not touch the store: an empty tree of the key stands in for its own.
         tree = Tree(task_key) if mode is Mode.OFF else store.tree(task_key)
-        self.replay = Replay(
-            tree, params, tools, context_for, key_params=key_params, provenance=provenance
-        )
+        self.replay = Replay(tree, params, tools, context_for, provenance=provenance)
         self._agent = agent
         self._over = False  # finished or failed: logged once
 
@@ -221,8 +217,7 @@ class Run:
         result = tracer.trace(result, range(len(before) + len(traced)))
         with contextlib.suppress(DecodeError):  # else its params count as unused
             used |= self.replay.tree.path_params(graft)
-        uses(result, used)
-        unused = [name for name in self.params if name not in used and name not in self.key_params]
+        unused = [name for name in self.params if name not in used]
         return tuple(traced), result, unused_params(self.params, unused)
 
     def _keep(self, template: Any, result: Any) -> bytes | None:

@@ -38,7 +38,6 @@ class Templater:
 
     def __init__(self, params: Mapping[str, Any], *, words: bool = False) -> None:
         self.params = dict(params)
-        self.used: set[str] = set()  # the names of the params it has put in templates
         self._exact: dict[tuple[type, Any], str] = {}
         self._by_encoding: dict[bytes, str] = {}
         by_text: dict[str, str] = {}
@@ -64,7 +63,6 @@ class Templater:
         if kind in _HASHABLE:
             name = self._exact.get((kind, value))
             if name is not None:
-                self.used.add(name)
                 return Param(name)
             if kind is str and self._pattern is not None:
                 return self._text(value)
@@ -75,7 +73,6 @@ class Templater:
             except EncodeError:
                 name = None  # not a param; the caller reports it with a better name
             if name is not None:
-                self.used.add(name)
                 return Param(name)
         if kind is list:
             return [self.template(v) for v in value]
@@ -92,9 +89,7 @@ class Templater:
         for match in self._pattern.finditer(value):
             if match.start() > position:
                 parts.append(value[position : match.start()])
-            name = self._by_text[match.group()]
-            self.used.add(name)
-            parts.append(Param(name))
+            parts.append(Param(self._by_text[match.group()]))
             position = match.end()
         if not parts:
             return value
