@@ -10,7 +10,6 @@ design, which is asserted so that a harness that stopped seeing them fails here.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,10 +17,7 @@ from typing import Any
 
 import pytest
 
-from muscle_mem import Engine
-
 ROOT = Path(__file__).resolve().parent.parent
-HAS_PROVENANCE = "provenance" in inspect.signature(Engine).parameters
 
 
 def _load() -> ModuleType:
@@ -85,29 +81,21 @@ def test_the_report_counts_every_served_request_once(report):
 
 def test_the_report_says_which_engine_ran(report):
     labels = {(c["form"], c["engine"]) for c in report["configs"]}
-    if HAS_PROVENANCE:
-        assert labels == {
-            ("kind", "Engine() (provenance)"),
-            ("kind", "Engine(provenance=False)"),
-            ("message", "Engine() (provenance)"),
-        }
-    else:
-        assert ("kind", "Engine() for provenance=False (not accepted by this build)") in labels
+    assert labels == {
+        ("kind", "Engine() (provenance)"),
+        ("kind", "Engine(provenance=False)"),
+        ("message", "Engine() (provenance)"),
+    }
 
 
 def test_literal_replay_serves_other_customers_wrong_calls(report):
-    # provenance=False is today's literal replay on any build: find_customer's result
+    # provenance=False is literal replay: find_customer's result
     # for another customer is ignored and the recorded customer's id is replayed.
     literal = config(report, "kind", True)
     assert literal["wrong_calls"] > 0 and literal["wrong_hits"] > 0
     assert any("get_customer(customer_id=" in e for e in literal["examples"])
 
 
-@pytest.mark.skipif(
-    not HAS_PROVENANCE,
-    reason="issue #14 not landed: Engine has no provenance option, so the default engine "
-    "replays literals (its wrong calls are reported, not asserted)",
-)
 def test_with_provenance_no_served_request_makes_a_wrong_call(report):
     traced = config(report, "kind", False)
     assert (traced["wrong_requests"], traced["wrong_calls"], traced["missing_calls"]) == (
@@ -122,7 +110,7 @@ def test_with_provenance_no_served_request_makes_a_wrong_call(report):
 def test_record_cost_is_timed_for_each_size(report):
     cost = report["record_cost"]
     assert [row["size"] for row in cost["rows"]] == list(TINY["sizes"])
-    assert len(cost["engines"]) == (2 if HAS_PROVENANCE else 1)
+    assert len(cost["engines"]) == 2
     for row in cost["rows"]:
         assert len(row["seconds"]) == len(cost["engines"])
         assert all(s > 0 for s in row["seconds"])

@@ -26,34 +26,24 @@ serves another and the same one again (and more, in random order, learning as it
 each served run's calls (replayed, then the agent's after a handoff) must be exactly
 the calls the agent alone makes for that person.
 
-Without provenance (``Engine`` has no ``provenance`` option), these tests fail: the
-engine replays the recorded person's ids. They are marked xfail(strict) until then.
+With ``Engine(provenance=False)`` they fail: the engine replays the recorded person's
+ids.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import muscle_mem
 from conftest import kinds
 from muscle_mem import Check, Engine
-
-HAS_PROVENANCE = "provenance" in inspect.signature(Engine).parameters
-needs_provenance = pytest.mark.xfail(
-    not HAS_PROVENANCE,
-    reason="issue #14: without provenance, values read from results replay as literals, so "
-    "serving another person calls with the recorded person's ids",
-    strict=True,
-)
 
 TASK = "follow the trail"
 # Param values never stand inside an id or another param: names and tags use letters
@@ -384,7 +374,6 @@ def fresh_engine(stores: Any) -> Iterator[Engine]:
         store.close()
 
 
-@needs_provenance
 @PROPERTY
 @example(**ISSUE_EXAMPLE)
 @given(program=programs(), visit=visits())
@@ -394,7 +383,6 @@ def test_serving_another_person_makes_only_the_calls_the_agent_alone_makes(store
         serve_each(desk, desk, program, visit)
 
 
-@needs_provenance
 @kinds("sqlite", "postgres")  # a memory store is not shared between engines
 @settings(PROPERTY, max_examples=30)
 @example(**ISSUE_EXAMPLE)
