@@ -336,7 +336,7 @@ def test_inject_misuse_on_methods_sensitive_and_runs(memory_engine):
     with pytest.raises(ConfigurationError, match=r"inject= takes a dict of argument name"):
         memory_engine("task", inject=["browser"])
     with pytest.raises(ConfigurationError, match=r"inject= takes a dict"):
-        memory_engine("task", inject={1: "x"})
+        memory_engine.session("task", inject={1: "x"})
 
 
 def test_inject_values_are_not_part_of_the_task_key(memory_engine):

@@ -19,6 +19,7 @@ from .checks import Check
 from .errors import ConfigurationError
 from .models import Mode, OnDivergence, Outcome
 from .run import Run
+from .session import Session
 from .stats import Stats, compute
 from .store import Store, open_store
 from .tools import Tool
@@ -130,7 +131,7 @@ class Engine:
         ``inject`` names arguments that belong to the run, not the call (a framework's
         ``ctx``, a client): they are left out of the recorded step, so they need not be
         data, and replay passes the values the run was given with ``inject={name:
-        value}`` (``engine(..., inject=...)``).
+        value}`` (``engine(..., inject=...)``, ``engine.session(..., inject=...)``).
         Checks' captures still receive them.
         """
         return self._decorator(func, False, pre_check, post_check, sensitive, name, version, inject)
@@ -181,7 +182,8 @@ class Engine:
     ) -> Callable[..., Any]:
         """Register a callable you may not own (an MCP tool's proxy, a framework's tool,
         a lambda, a ``functools.partial``, a callable object) as the tool ``name``, and
-        return it wrapped: calls to the wrapper during a run are recorded. Sync or async
+        return it wrapped: calls to the wrapper during a run are recorded, and
+        :meth:`Session.call <muscle_mem.Session.call>` calls it by name. Sync or async
         (an ``async def``, or an object whose ``__call__`` is one) alike.
 
         ``version`` stands for the tool's code, e.g. a hash of an MCP tool's description
@@ -415,6 +417,27 @@ class Engine:
                     result = await result
             return run.finish(result)
 
+    def session(
+        self,
+        *args: Any,
+        tags: Iterable[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        about: Any = None,
+        mode: str | Mode | None = None,
+        inject: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Session:
+        """A run of the task that a framework drives, step by step, instead of
+        :meth:`__call__` calling the agent: see :class:`~muscle_mem.Session`.
+
+        Takes :meth:`__call__`'s arguments: the task's own (``args`` and ``kwargs``,
+        which make the task key as they do there, so ``engine.session(task, params=p)``
+        and ``engine(task, params=p)`` share one cache entry), ``tags``, ``params``,
+        ``about``, ``mode`` and ``inject``. The engine needs no agent for it.
+        """
+        run = self._run(args, kwargs, tags, params, about, mode, inject, agent=False)
+        return Session(run, self._tools)
+
     def _run(
         self,
         args: tuple[Any, ...],
@@ -424,9 +447,11 @@ class Engine:
         about: Any,
         mode: str | Mode | None = None,
         inject: Mapping[str, Any] | None = None,
+        *,
+        agent: bool = True,
     ) -> Run:
         started = (time.time(), time.perf_counter())
-        if self._agent is None:
+        if agent and self._agent is None:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
         values = _inject_values(inject)
         run_mode = self.mode if mode is None else _mode(mode)

@@ -476,7 +476,7 @@ class Replay:
             name = missing.args[0]
             reasons.append(
                 f"{tool.name} takes its argument {name!r} from the run (inject=), and this "
-                f"run has none: pass inject={{{name!r}: ...}} to the run"
+                f"run has none: pass inject={{{name!r}: ...}} to the run or session"
             )
             return None
         if tool.is_method:

@@ -5,7 +5,8 @@ read the task key's tree and is ready to replay; :meth:`Run.replay_steps` (or
 :meth:`Run.areplay_steps`) executes the steps :attr:`Run.replay` chooses. If replay does
 not hit, :meth:`Run.record` starts recording; for the engine's own drivers
 (``__call__``, ``arun``) :meth:`Run.agent` is the context the agent runs in, where its
-tool calls are recorded and :func:`~muscle_mem.handoff` says what replay did.
+tool calls are recorded and :func:`~muscle_mem.handoff` says what replay did, while a
+:class:`~muscle_mem.session.Session` records the calls a framework hands it.
 :meth:`Run.finish` freezes what the run changed into one
 :class:`~muscle_mem.models.Changes`, commits it with the run's log line and returns the
 :class:`~muscle_mem.models.Outcome`. An exception that leaves the ``with`` block (or
@@ -193,7 +194,7 @@ class Run:
         Raises what :meth:`record` raises. In mode ``"off"`` the agent runs outside the
         run: its tools record nothing.
         """
-        assert self._agent is not None, "the engine checks it has an agent before a run"
+        assert self._agent is not None, "a run driven by a session has no agent to call"
         recorder = self.record()
         run_token = current_recorder.set(recorder)
         # A pass-through's agent is still a run of this engine in progress, so a tool it
