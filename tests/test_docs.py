@@ -96,3 +96,21 @@ def test_readme_demo_excerpt_is_what_the_demo_prints(tmp_path):
 def _without_wall_times(text: str) -> str:
     text = re.sub(r"^wall time .*\n", "", text, flags=re.M)
     return re.sub(r"\d+\.\d+ s\b", "T s", text)
+
+
+def test_readme_framework_hook_misses_then_hits_with_another_context():
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(
+        r"```python\n(from muscle_mem import Engine\n\nengine = .*?)```", readme, re.S
+    )[1]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    hook = namespace["hook"]
+    first = hook("what does it cost?", {"pricing": "$10"})
+    assert (first.status, first.result) == ("miss", "$10")
+    hit = hook("what does it cost?", {"pricing": "$12"})  # another context, read at replay
+    assert (hit.status, hit.steps[0].result, hit.steps[0].arguments) == (
+        "hit",
+        "$12",
+        {"topic": "pricing"},
+    )

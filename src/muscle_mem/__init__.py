@@ -33,6 +33,7 @@ from .errors import (
 )
 from .models import ExecutedStep, Handoff, Mode, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
+from .session import Session
 from .store import MemoryStore, Store
 
 __version__ = "0.2.0"
@@ -59,6 +60,7 @@ __all__ = [
     "OnDivergence",
     "Outcome",
     "ReplayMissError",
+    "Session",
     "Status",
     "Store",
     "StoreError",

@@ -19,6 +19,7 @@ from .checks import Check
 from .errors import ConfigurationError
 from .models import Mode, OnDivergence, Outcome
 from .run import Run
+from .session import Session
 from .stats import Stats, compute
 from .store import Store, open_store
 from .tools import Tool
@@ -101,6 +102,7 @@ class Engine:
         sensitive: Iterable[str] = (),
         name: str | None = None,
         version: str | int | None = None,
+        inject: Iterable[str] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def function(
@@ -113,6 +115,7 @@ class Engine:
         sensitive: Iterable[str] = (),
         name: str | None = None,
         version: str | int | None = None,
+        inject: Iterable[str] = (),
     ) -> Any:
         """Make a function a tool: its calls during a run are recorded and replayable.
 
@@ -124,8 +127,14 @@ class Engine:
         qualified name, so steps survive moving or renaming it. ``version`` stands for
         the tool's code: editing its body keeps its steps until the version changes.
         Its checks' code still counts, so a changed check never replays old steps.
+
+        ``inject`` names arguments that belong to the run, not the call (a framework's
+        ``ctx``, a client): they are left out of the recorded step, so they need not be
+        data, and replay passes the values the run was given with ``inject={name:
+        value}`` (``engine(..., inject=...)``, ``engine.session(..., inject=...)``).
+        Checks' captures still receive them.
         """
-        return self._decorator(func, False, pre_check, post_check, sensitive, name, version)
+        return self._decorator(func, False, pre_check, post_check, sensitive, name, version, inject)
 
     @overload
     def method(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
@@ -139,6 +148,7 @@ class Engine:
         sensitive: Iterable[str] = (),
         name: str | None = None,
         version: str | int | None = None,
+        inject: Iterable[str] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def method(
@@ -151,11 +161,53 @@ class Engine:
         sensitive: Iterable[str] = (),
         name: str | None = None,
         version: str | int | None = None,
+        inject: Iterable[str] = (),
     ) -> Any:
         """Make a method a tool. ``self`` is not recorded: replay injects the object
         given to :meth:`set_context`. Checks' captures receive ``self`` too. Takes the
         same arguments as :meth:`function`."""
-        return self._decorator(func, True, pre_check, post_check, sensitive, name, version)
+        return self._decorator(func, True, pre_check, post_check, sensitive, name, version, inject)
+
+    def tool(
+        self,
+        call: Callable[..., Any],
+        /,
+        *,
+        name: str,
+        version: str | int | None = None,
+        pre_check: Check | None = None,
+        post_check: Check | None = None,
+        sensitive: Iterable[str] = (),
+        inject: Iterable[str] = (),
+    ) -> Callable[..., Any]:
+        """Register a callable you may not own (an MCP tool's proxy, a framework's tool,
+        a lambda, a ``functools.partial``, a callable object) as the tool ``name``, and
+        return it wrapped: calls to the wrapper during a run are recorded, and
+        :meth:`Session.call <muscle_mem.Session.call>` calls it by name. Sync or async
+        (an ``async def``, or an object whose ``__call__`` is one) alike.
+
+        ``version`` stands for the tool's code, e.g. a hash of an MCP tool's description
+        and input schema: steps recorded under another version are never replayed.
+        Without it the callable's code is fingerprinted (a partial's function, a
+        callable object's ``__call__``). Registering ``name`` again replaces the earlier
+        registration (an adapter re-wrapping its tools); a name taken by a decorated
+        function or method is refused. The other arguments are :meth:`function`'s.
+        """
+        if type(name) is not str or not name.strip():
+            raise ConfigurationError(
+                f"engine.tool(call, name=...) takes a non-empty string, e.g. "
+                f"name='mcp:files/read'; got {name!r}"
+            )
+        if not callable(call) or isinstance(call, Check):
+            raise ConfigurationError(
+                f"engine.tool(call, name=...) takes the callable to run as its first "
+                f"argument, got {type(call).__qualname__}"
+            )
+        register = self._decorator(
+            None, False, pre_check, post_check, sensitive, name, version, inject, by_name=True
+        )
+        wrapped: Callable[..., Any] = register(call)
+        return wrapped
 
     def _decorator(
         self,
@@ -166,42 +218,53 @@ class Engine:
         sensitive: Iterable[str],
         name: str | None = None,
         version: str | int | None = None,
+        inject: Iterable[str] = (),
+        *,
+        by_name: bool = False,
     ) -> Any:
-        kind = "method" if is_method else "function"
+        kind = "tool" if by_name else "method" if is_method else "function"
+        label = "engine.tool" if by_name else f"@engine.{kind}"  # how messages name the call
         if name is not None and (type(name) is not str or not name.strip()):
             raise ConfigurationError(
-                f"@engine.{kind}(name=...) takes a non-empty string, e.g. name='greet'; "
-                f"got {name!r}"
+                f"{label}(name=...) takes a non-empty string, e.g. name='greet'; got {name!r}"
             )
         if version is not None:
             if type(version) not in (str, int) or str(version).strip() == "":
                 raise ConfigurationError(
-                    f"@engine.{kind}(version=...) takes a non-empty string or an int, "
+                    f"{label}(version=...) takes a non-empty string or an int, "
                     f"e.g. version='2'; got {version!r}"
                 )
             version = str(version)  # version=2 and version="2" are one version
         secret_names = keys.strings(
             sensitive,
-            f"@engine.{kind}(sensitive=...) takes a list of argument names, "
-            "e.g. sensitive=['password']",
+            f"{label}(sensitive=...) takes a list of argument names, e.g. sensitive=['password']",
         )
+        injected = keys.strings(
+            inject,
+            f"{label}(inject=...) takes a list of argument names, e.g. inject=['ctx']",
+        )
+        both = sorted(set(injected) & set(secret_names))
+        if both:
+            raise ConfigurationError(
+                f"{label}: {', '.join(map(repr, both))} is both sensitive= and "
+                "inject=; an injected argument is never stored, so inject= alone says it"
+            )
         for option, check in (("pre_check", pre_check), ("post_check", post_check)):
             if check is not None and not isinstance(check, Check):
                 raise ConfigurationError(
-                    f"@engine.{kind}({option}=...) takes a Check(capture, compare), "
+                    f"{label}({option}=...) takes a Check(capture, compare), "
                     f"got {type(check).__qualname__}"
                 )
 
         def register(target: Callable[..., Any]) -> Callable[..., Any]:
             if isinstance(target, (staticmethod, classmethod)) or not callable(target):
                 raise ConfigurationError(
-                    f"@engine.{kind} decorates a plain function or method, got "
-                    f"{type(target).__qualname__}"
+                    f"{label} decorates a plain function or method, got {type(target).__qualname__}"
                 )
             unknown = _unknown_arguments(target, secret_names)
             if unknown:
                 raise ConfigurationError(
-                    f"@engine.{kind}(sensitive=...) names {', '.join(map(repr, unknown))}, "
+                    f"{label}(sensitive=...) names {', '.join(map(repr, unknown))}, "
                     f"not arguments of {getattr(target, '__qualname__', target)}"
                 )
             tool = Tool(
@@ -213,6 +276,8 @@ class Engine:
                 sensitive=secret_names,
                 name=name,
                 version=version,
+                inject=tuple(dict.fromkeys(injected)),
+                by_name=by_name,
             )
             self._register(tool, kind)
             return tool.wrap()
@@ -221,21 +286,27 @@ class Engine:
             return register
         if isinstance(func, Check):
             raise ConfigurationError(
-                f"@engine.{kind} got a Check as its argument; pass it by name: "
-                f"@engine.{kind}(pre_check=Check(...))"
+                f"{label} got a Check as its argument; pass it by name: "
+                f"{label}(pre_check=Check(...))"
             )
         return register(func)
 
     def _register(self, tool: Tool, kind: str) -> None:
         """Add a tool. The same definition decorated again (a module reloaded, a notebook
         cell re-run) replaces its earlier registration, under whatever name that had; a
-        different one under a taken name would replay the other's steps, so it is refused."""
+        different one under a taken name would replay the other's steps, so it is refused.
+        A tool registered by name (:meth:`tool`) replaces one registered so under that
+        name, and only such a one."""
         taken = self._tools.get(tool.name)
         if taken is not None and not taken.same_definition(tool):
+            hint = (
+                "engine.tool(name=...) registers only names no decorated tool has"
+                if taken.by_name or tool.by_name
+                else f"give one of them another @engine.{kind}(name=...)"
+            )
             raise ConfigurationError(
                 f"two tools are named {tool.name!r} on this engine: {taken.qualified_name} "
-                f"and {tool.qualified_name}; give one of them another "
-                f"@engine.{kind}(name=...)"
+                f"and {tool.qualified_name}; {hint}"
             )
         for old_name, old in list(self._tools.items()):
             if old.same_definition(tool):
@@ -299,26 +370,21 @@ class Engine:
         params: Mapping[str, Any] | None = None,
         about: Any = None,
         mode: str | Mode | None = None,
+        inject: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """Run a task: replay it from cache if the checks allow, else call the agent.
 
-        Every argument but ``tags``, ``params`` and ``about`` goes to the agent
-        unchanged. ``about`` names what the run was about (a memory bank entity, or a
-        ``"kind:id"`` string): the run log records it, and the bank lists the run among
-        that entity's episodes. ``mode`` overrides the engine's mode for this run. The
-        result is truthy exactly on a full cache hit.
+        Every argument but ``tags``, ``params``, ``about``, ``mode`` and ``inject`` goes
+        to the agent unchanged. ``about`` names what the run was about (a memory bank
+        entity, or a ``"kind:id"`` string): the run log records it, and the bank lists
+        the run among that entity's episodes. ``mode`` overrides the engine's mode for
+        this run. ``inject`` gives, by argument name, the values replay passes to tools'
+        injected arguments (``inject=`` of the tool); they are not part of the task key.
+        The result is truthy exactly on a full cache hit.
         """
-        with self._run(args, kwargs, tags, params, about, mode) as run:
-            replay = run.replay
-            while run.replays and (step := replay.next()) is not None:
-                try:
-                    result = step.tool.call_sync(step.args, step.kwargs)
-                except Exception as error:
-                    replay.raised(error)
-                else:
-                    replay.done(result)
-            if replay.hit:
+        with self._run(args, kwargs, tags, params, about, mode, inject) as run:
+            if run.replay_steps():
                 return run.finish()
             with run.agent() as agent:
                 result = agent(*args, **kwargs)
@@ -338,25 +404,39 @@ class Engine:
         params: Mapping[str, Any] | None = None,
         about: Any = None,
         mode: str | Mode | None = None,
+        inject: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """:meth:`__call__` for async agents and tools: awaits what the agent returns."""
-        with self._run(args, kwargs, tags, params, about, mode) as run:
-            replay = run.replay
-            while run.replays and (step := replay.next()) is not None:
-                try:
-                    result = await step.tool.call_async(step.args, step.kwargs)
-                except Exception as error:
-                    replay.raised(error)
-                else:
-                    replay.done(result)
-            if replay.hit:
+        with self._run(args, kwargs, tags, params, about, mode, inject) as run:
+            if await run.areplay_steps():
                 return run.finish()
             with run.agent() as agent:
                 result = agent(*args, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
             return run.finish(result)
+
+    def session(
+        self,
+        *args: Any,
+        tags: Iterable[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        about: Any = None,
+        mode: str | Mode | None = None,
+        inject: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Session:
+        """A run of the task that a framework drives, step by step, instead of
+        :meth:`__call__` calling the agent: see :class:`~muscle_mem.Session`.
+
+        Takes :meth:`__call__`'s arguments: the task's own (``args`` and ``kwargs``,
+        which make the task key as they do there, so ``engine.session(task, params=p)``
+        and ``engine(task, params=p)`` share one cache entry), ``tags``, ``params``,
+        ``about``, ``mode`` and ``inject``. The engine needs no agent for it.
+        """
+        run = self._run(args, kwargs, tags, params, about, mode, inject, agent=False)
+        return Session(run, self._tools)
 
     def _run(
         self,
@@ -366,10 +446,14 @@ class Engine:
         params: Mapping[str, Any] | None,
         about: Any,
         mode: str | Mode | None = None,
+        inject: Mapping[str, Any] | None = None,
+        *,
+        agent: bool = True,
     ) -> Run:
         started = (time.time(), time.perf_counter())
-        if self._agent is None:
+        if agent and self._agent is None:
             raise ConfigurationError("the engine has no agent: call engine.set_agent(agent)")
+        values = _inject_values(inject)
         run_mode = self.mode if mode is None else _mode(mode)
         checked_tags, checked_params = keys.tags(tags), keys.params(params)
         return Run(
@@ -386,6 +470,7 @@ class Engine:
             started=started,
             mode=run_mode,
             provenance=self.provenance,
+            inject=values,
         )
 
     def clear(self) -> int:
@@ -418,6 +503,18 @@ class Engine:
         """The cache key a call with these arguments would use (``about`` is not part of it)."""
         keys.about(about)
         return keys.task_key(self.match_task, keys.tags(tags), keys.params(params), args, kwargs)
+
+
+def _inject_values(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A run's ``inject=``: the values of tools' injected arguments, by argument name."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigurationError(
+            "inject= takes a dict of argument name to value, e.g. inject={'ctx': ctx}, "
+            f"got {value!r}"
+        )
+    return dict(value)
 
 
 def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list[str]:

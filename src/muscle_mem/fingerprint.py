@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import inspect
 import sys
@@ -35,7 +36,7 @@ def fingerprint(func: Callable[..., Any] | None) -> str:
     """
     if func is None:
         return "none:"
-    target = inspect.unwrap(func)
+    target = _code_of(inspect.unwrap(func))
     try:
         cached = _fingerprints.get(target)
     except TypeError:  # unhashable, or not weakly referenceable (a builtin): not memoised
@@ -46,6 +47,19 @@ def fingerprint(func: Callable[..., Any] | None) -> str:
     with contextlib.suppress(TypeError):
         _fingerprints[target] = result
     return result
+
+
+def _code_of(func: Any) -> Any:
+    """What holds a callable's code: a partial's function, a callable object's
+    ``__call__`` (else every partial, every instance of a class, would share one
+    fingerprint, its type's name, and editing the code behind it would change nothing)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    if not (inspect.isroutine(func) or inspect.isclass(func)):
+        call = inspect.getattr_static(type(func), "__call__", None)
+        if inspect.isfunction(call):
+            return call
+    return func
 
 
 def digest(data: str | bytes) -> str:

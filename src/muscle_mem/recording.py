@@ -78,6 +78,12 @@ class Recorder:
             for number in self._started
         ]
 
+    def add_usage(self, tokens: int, cost: float) -> None:
+        """Count a model call's usage (checked by :func:`check_usage`); from any thread."""
+        with self._lock:
+            self.tokens += tokens
+            self.cost += cost
+
     def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
         templater = self._templater
         if templater is None:
@@ -137,6 +143,14 @@ def report_usage(tokens: int = 0, cost: float = 0.0) -> None:
     Call it from the agent (or an integration) after each model call. Outside an engine
     run there is nothing to attach it to, and it does nothing.
     """
+    check_usage(tokens, cost)
+    run = current_recorder.get()
+    if run is not None:
+        run.add_usage(tokens, cost)
+
+
+def check_usage(tokens: Any, cost: Any) -> None:
+    """Refuse usage that is not a count of tokens and an amount of money."""
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
         raise ConfigurationError(
             f"report_usage(tokens=...) takes a non-negative int, got {tokens!r}"
@@ -145,7 +159,3 @@ def report_usage(tokens: int = 0, cost: float = 0.0) -> None:
         raise ConfigurationError(
             f"report_usage(cost=...) takes a non-negative number, got {cost!r}"
         )
-    run = current_recorder.get()
-    if run is not None:
-        run.tokens += tokens
-        run.cost += cost

@@ -31,7 +31,7 @@ from .models import (
 )
 from .provenance import unused_params
 from .templates import MissingParam, NotStored, Pending, Unresolved, unresolved
-from .tools import Tool
+from .tools import NotInjected, Tool
 from .trie import Node, SnapshotSet, Tree
 
 logger = logging.getLogger("muscle_mem")
@@ -76,9 +76,10 @@ class Replay:
     """The state of one replay through a tree.
 
     ``tools`` finds the engine's tool for a recorded name, ``context_for`` the object to
-    inject as ``self`` into a method tool (None if there is none). With ``provenance``,
-    replay takes a path only if each param is passed to one of its calls or has a value
-    the path was recorded with.
+    inject as ``self`` into a method tool (None if there is none), ``inject`` the values
+    of the arguments tools take from the run (``inject=``), by name. With
+    ``provenance``, replay takes a path only if each param is passed to one of its calls
+    or has a value the path was recorded with.
     """
 
     def __init__(
@@ -89,11 +90,13 @@ class Replay:
         context_for: Callable[[Tool], Any],
         *,
         provenance: bool = True,
+        inject: Mapping[str, Any] | None = None,
     ) -> None:
         self.tree = tree
         self.params = params
         self.tools = tools
         self.context_for = context_for
+        self.inject: Mapping[str, Any] = {} if inject is None else inject
         # The params a path must have a place for, or have been recorded with.
         self._open = frozenset(params) if provenance else frozenset()
         self._admitted: dict[str, bool] = {}  # node id -> whether a path for us ends below
@@ -128,17 +131,14 @@ class Replay:
         return Handoff(self.steps(), self.at, self.reason)
 
     def steps(self) -> tuple[ExecutedStep, ...]:
-        """The steps run so far, in order, each with its arguments by name."""
-        return tuple(
-            ExecutedStep(
-                c.tool.name,
-                _user_args(c.tool, c.args),
-                dict(c.kwargs),
-                result,
-                c.tool.arguments_by_name(c.args, c.kwargs),
-            )
-            for c, result in self._done
-        )
+        """The steps run so far, in order, each with its arguments by name (the
+        arguments supplied by ``inject`` left out, as they were when recorded)."""
+        steps = []
+        for c, result in self._done:
+            args, kwargs = c.tool.strip(_user_args(c.tool, c.args), c.kwargs)
+            arguments = c.tool.arguments_by_name(c.args, c.kwargs)
+            steps.append(ExecutedStep(c.tool.name, args, dict(kwargs), result, arguments))
+        return tuple(steps)
 
     def changes(
         self,
@@ -487,6 +487,16 @@ class Replay:
                 "recorded, so it was not stored; pass it as a param to make the step replayable"
             )
             return None
+        recorded = (args, kwargs)  # what the capture is looked up by: never injected values
+        try:
+            args, kwargs = tool.supply(args, kwargs, self.inject)
+        except NotInjected as missing:
+            name = missing.args[0]
+            reasons.append(
+                f"{tool.name} takes its argument {name!r} from the run (inject=), and this "
+                f"run has none: pass inject={{{name!r}: ...}} to the run or session"
+            )
+            return None
         if tool.is_method:
             instance = self.context_for(tool)
             if instance is None:
@@ -499,7 +509,9 @@ class Replay:
         if check is None:
             return Candidate(child, tool, args, kwargs, 1.0, None)
         # Without params the recorded bytes name the call; with them, the resolved args do.
-        fresh = self._capture(tool, args, kwargs, None if templated else step.call, captures)
+        fresh = self._capture(
+            tool, args, kwargs, recorded, None if templated else step.call, captures
+        )
         if isinstance(fresh, Exception):
             reasons.append(f"the pre-check capture of {tool.name} raised {fresh!r}")
             if failed is not None:
@@ -533,13 +545,15 @@ class Replay:
         tool: Tool,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        recorded: tuple[tuple[Any, ...], dict[str, Any]],
         call: bytes | None,
         captures: dict[tuple[str, bytes], Snapshot | Exception],
     ) -> Snapshot | Exception:
-        """The pre-check capture for a call, taken once per distinct tool and arguments."""
+        """The pre-check capture for a call, taken once per distinct tool and arguments
+        (``recorded``: the call as recorded, without ``self`` or injected arguments)."""
         if call is None:
             try:
-                call = encode((_user_args(tool, args), kwargs))
+                call = encode(recorded)
             except EncodeError as error:
                 return error
         key = (tool.name, call)

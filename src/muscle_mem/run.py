@@ -1,13 +1,16 @@
 """One run of the engine, from its task key to its run log line.
 
 A :class:`Run` owns a run's lifecycle and is used as a context manager. Made, it has
-read the task key's tree and is ready to replay; its driver (the engine's ``__call__``
-or ``arun``) executes the steps :attr:`Run.replay` chooses. If replay does not hit,
-:meth:`Run.agent` is the context the agent runs in: its tool calls are recorded, and
-:func:`~muscle_mem.handoff` says what replay did. :meth:`Run.finish` freezes what the
-run changed into one :class:`~muscle_mem.models.Changes`, commits it with the run's log
-line and returns the :class:`~muscle_mem.models.Outcome`. An exception that leaves the
-``with`` block instead logs an error run and keeps nothing the agent recorded.
+read the task key's tree and is ready to replay; :meth:`Run.replay_steps` (or
+:meth:`Run.areplay_steps`) executes the steps :attr:`Run.replay` chooses. If replay does
+not hit, :meth:`Run.record` starts recording; for the engine's own drivers
+(``__call__``, ``arun``) :meth:`Run.agent` is the context the agent runs in, where its
+tool calls are recorded and :func:`~muscle_mem.handoff` says what replay did, while a
+:class:`~muscle_mem.session.Session` records the calls a framework hands it.
+:meth:`Run.finish` freezes what the run changed into one
+:class:`~muscle_mem.models.Changes`, commits it with the run's log line and returns the
+:class:`~muscle_mem.models.Outcome`. An exception that leaves the ``with`` block (or
+:meth:`Run.fail`) instead logs an error run and keeps nothing the agent recorded.
 
 The run's :class:`~muscle_mem.models.Mode` says which of these happen: ``"record"``
 replays nothing, ``"replay"`` never calls the agent, and ``"off"`` neither reads nor
@@ -33,7 +36,16 @@ from .errors import (
     MuscleMemWarning,
     ReplayMissError,
 )
-from .models import Changes, Mode, OnDivergence, Outcome, RecordedCall, RunRecord, Status
+from .models import (
+    Changes,
+    Handoff,
+    Mode,
+    OnDivergence,
+    Outcome,
+    RecordedCall,
+    RunRecord,
+    Status,
+)
 from .provenance import Tracer, unused_params
 from .recording import (
     Recorder,
@@ -65,7 +77,7 @@ class Run:
         store: Store,
         tools: Mapping[str, Tool],
         context_for: Callable[[Tool], Any],
-        agent: Callable[..., Any],
+        agent: Callable[..., Any] | None,
         policy: OnDivergence,
         task_key: str,
         tags: tuple[str, ...],
@@ -74,6 +86,7 @@ class Run:
         started: tuple[float, float],
         mode: Mode = Mode.AUTO,
         provenance: bool = True,
+        inject: Mapping[str, Any] | None = None,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -89,7 +102,14 @@ class Run:
         self.recorder: Recorder | None = None  # made when the agent runs: hits need none
         # "off" must not touch the store: an empty tree of the key stands in for its own.
         tree = Tree(task_key) if mode is Mode.OFF else store.tree(task_key)
-        self.replay = Replay(tree, params, tools, context_for, provenance=provenance)
+        self.replay = Replay(
+            tree,
+            params,
+            tools,
+            context_for,
+            provenance=provenance,
+            inject=inject,
+        )
         self._agent = agent
         self._over = False  # finished or failed: logged once
 
@@ -97,32 +117,88 @@ class Run:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        if error is not None and not self._over:
-            self._fail(error)
+        if error is not None:
+            self.fail(error)
 
-    @contextmanager
-    def agent(self) -> Iterator[Callable[..., Any]]:
-        """The agent, with its tool calls recorded into this run while it runs.
+    def replay_steps(self) -> bool:
+        """Execute the steps replay chooses while their checks pass (none unless the
+        mode replays); whether that was a hit. A tool that raises stops replay there."""
+        replay = self.replay
+        while self.replays and (step := replay.next()) is not None:
+            try:
+                result = step.tool.call_sync(step.args, step.kwargs)
+            except Exception as error:
+                replay.raised(error)
+            else:
+                replay.done(result)
+        return replay.hit
+
+    async def areplay_steps(self) -> bool:
+        """:meth:`replay_steps` with async tools awaited."""
+        replay = self.replay
+        while self.replays and (step := replay.next()) is not None:
+            try:
+                result = await step.tool.call_async(step.args, step.kwargs)
+            except Exception as error:
+                replay.raised(error)
+            else:
+                replay.done(result)
+        return replay.hit
+
+    def record(self) -> Recorder:
+        """Replay did not hit: the recorder the rest of the run's calls go to.
 
         Raises :class:`ReplayMissError` instead in mode ``"replay"``, and
-        :class:`DivergenceError` when replay diverged and the policy is ``"raise"``. In
-        mode ``"off"`` the agent runs outside the run: its tools record nothing.
+        :class:`DivergenceError` when replay diverged and the policy is ``"raise"``.
         """
         replay = self.replay
         if self.mode is Mode.REPLAY:
             assert replay.reason is not None  # replay stopped: it says why
             raise ReplayMissError(replay.reason, replay.handoff() if replay.diverged else None)
-        off = self.mode is Mode.OFF
-        if not off and replay.diverged and self.policy is OnDivergence.RAISE:
+        if self.mode is not Mode.OFF and replay.diverged and self.policy is OnDivergence.RAISE:
             raise DivergenceError(replay.handoff())
-        handed_over = not off and replay.diverged and self.policy is OnDivergence.HANDOFF
-        recorder = self.recorder = Recorder(self._scope, self.params)
+        self.recorder = Recorder(self._scope, self.params)
+        return self.recorder
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """What the agent carries on from: the handoff when replay diverged and the
+        policy is ``"handoff"``; None when it starts the task over (a miss, a restart)."""
+        replay = self.replay
+        handed_over = (
+            self.mode is not Mode.OFF and replay.diverged and self.policy is OnDivergence.HANDOFF
+        )
+        return replay.handoff() if handed_over else None
+
+    def replay_outcome(self) -> Outcome:
+        """The outcome of replay alone, when it did not hit and the agent is to run:
+        a miss, or a handoff with the steps replay ran and why it stopped."""
+        replay = self.replay
+        return Outcome(
+            status=Status.HANDOFF if replay.diverged else Status.MISS,
+            replayed=replay.replayed,
+            diverged_at=replay.at if replay.diverged else None,
+            reason=replay.reason,
+            duration_s=time.perf_counter() - self._started,
+            task_key=self.task_key,
+            _steps=replay.steps,
+        )
+
+    @contextmanager
+    def agent(self) -> Iterator[Callable[..., Any]]:
+        """The agent, with its tool calls recorded into this run while it runs.
+
+        Raises what :meth:`record` raises. In mode ``"off"`` the agent runs outside the
+        run: its tools record nothing.
+        """
+        assert self._agent is not None, "a run driven by a session has no agent to call"
+        recorder = self.record()
         run_token = current_recorder.set(recorder)
         # A pass-through's agent is still a run of this engine in progress, so a tool it
         # calls from a thread is never taken for another run's; its own calls pass
         # straight through, as calls inside a tool do.
-        inside_token = inside_tool.set(off)
-        handoff_token = current_handoff.set(replay.handoff() if handed_over else None)
+        inside_token = inside_tool.set(self.mode is Mode.OFF)
+        handoff_token = current_handoff.set(self.handoff)
         begin_agent(recorder)  # for the tools it calls from threads it starts
         try:
             yield self._agent
@@ -238,9 +314,12 @@ class Run:
             )
             return None
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
         """The agent raised (or replay stopped under "raise", or in mode "replay"): keep
-        nothing it recorded."""
+        nothing it recorded. Nothing at all once the run is over (finished or failed):
+        a run is logged once."""
+        if self._over:
+            return
         self._over = True
         if self.mode is Mode.OFF:
             return  # a pass-through logs nothing, failures included

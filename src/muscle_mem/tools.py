@@ -14,6 +14,11 @@ is running; with several, it can't be known which, and the call is not recorded 
 :class:`~muscle_mem.errors.UnrecordedCallWarning`, once per tool). A tool that calls
 other tools from threads of its own therefore records them as steps of their own while
 its run's agent runs: such calls are not part of it.
+
+Arguments named in ``inject=`` (a framework's run context, a client) are the run's, not
+the call's: they are left out of the step, so never encoded and never part of a node's
+identity, and whoever replays supplies them again (:meth:`Tool.supply`). Checks'
+captures still receive them.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ import functools
 import inspect
 import threading
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from .checks import Check
 from .codec import encode, encode_call
-from .errors import EncodeError, UnrecordedCallWarning
+from .errors import ConfigurationError, EncodeError, UnrecordedCallWarning
 from .fingerprint import check_fingerprint, digest, fingerprint, tool_name
 from .models import Param, RecordedCall, Redacted, Snapshot, Step, Which
 from .recording import Recorder, current_recorder, inside_tool, runs_in_progress
@@ -47,11 +52,18 @@ def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         inside_tool.reset(token)
 
 
+class NotInjected(LookupError):
+    """Replay has no value for an argument the tool takes from the run (``inject=``)."""
+
+
 class Tool:
     """A function or method the engine records and replays.
 
     ``scope`` is the engine the tool belongs to, compared by identity only: the tool
-    records into runs of that engine and no other.
+    records into runs of that engine and no other. ``inject`` names the arguments that
+    are supplied by whoever runs or replays it, never recorded. ``by_name`` says the tool
+    was registered by name for a callable the user may not own (``engine.tool``): its
+    name, not its code, is what one registration replaces another by.
     """
 
     def __init__(
@@ -65,22 +77,34 @@ class Tool:
         sensitive: tuple[str, ...] = (),
         name: str | None = None,
         version: str | None = None,
+        inject: tuple[str, ...] = (),
+        by_name: bool = False,
     ) -> None:
         self.scope = scope
         self.func = func
         self.qualified_name = tool_name(func)
         self.name = self.qualified_name if name is None else name
         self.is_method = is_method
-        self.is_async = inspect.iscoroutinefunction(func)
+        # A callable object's __call__ may be the coroutine function (an MCP client's
+        # proxy, a framework's tool object), which iscoroutinefunction(obj) does not see.
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            inspect.getattr_static(type(func), "__call__", None)
+        )
         self.pre_check = pre_check
         self.post_check = post_check
         self.sensitive = sensitive
+        self.inject = inject
+        self.by_name = by_name
+        self._injected = self._inject_places(inject)
         # "version:" cannot be mistaken for a fingerprint (each starts "ast1:", "code1-",
         # "name:" or "none:"), so a version never equals some code's identity.
         code = fingerprint(func) if version is None else f"version:{version}"
-        self.code = "tool1:" + digest(
-            "\n".join([code, check_fingerprint(pre_check), check_fingerprint(post_check)])
-        )
+        parts = [code, check_fingerprint(pre_check), check_fingerprint(post_check)]
+        if inject:
+            # A step recorded with the argument in it can't be replayed with it supplied
+            # again (nor the reverse); without inject= the identity is as it always was.
+            parts.append("inject:" + ",".join(sorted(inject)))
+        self.code = "tool1:" + digest("\n".join(parts))
         self._warned = False  # about a call from a thread that no run could claim
 
     def __repr__(self) -> str:
@@ -90,7 +114,11 @@ class Tool:
     def same_definition(self, other: Tool) -> bool:
         """Whether ``other`` comes from the same definition as this tool: a function of
         the same qualified name (the same ``def``, perhaps re-run by a module reload or a
-        notebook cell, perhaps edited), or else the very same callable object."""
+        notebook cell, perhaps edited), or else the very same callable object. Tools
+        registered by name are the same definition exactly when their names are: an
+        adapter's proxies are lambdas of one ``def``, one per tool."""
+        if self.by_name or other.by_name:
+            return self.by_name and other.by_name and self.name == other.name
         if self.func is other.func:
             return True
         if not (_is_function(self.func) and _is_function(other.func)):
@@ -103,6 +131,121 @@ class Tool:
         if not self.is_method:
             return None
         return self.func.__qualname__.rpartition(".")[0] or None
+
+    def _inject_places(self, names: tuple[str, ...]) -> tuple[tuple[str, int | None, bool], ...]:
+        """For each injected argument: its name, its position among the positional
+        parameters (``self`` not counted; None for a keyword-only one, or one only
+        ``**kwargs`` takes) and whether replay must supply it (it has no default).
+        Sorted by position, keyword-only last. Raises ConfigurationError for a name the
+        function can't take, or one after which positional arguments couldn't be named
+        (``*args``), since recording passes those by name."""
+        if not names:
+            return ()
+        where = getattr(self.func, "__qualname__", None) or self.qualified_name
+        signature = self._signature
+        if signature is None:
+            raise ConfigurationError(
+                f"inject= needs the signature of {where}, which can't be read; wrap it in "
+                "a function that takes the injected arguments by name"
+            )
+        parameters = list(signature.parameters.values())
+        if self.is_method:
+            if parameters and parameters[0].name in names:
+                raise ConfigurationError(
+                    f"inject= names {parameters[0].name!r}, the instance of method {where}: "
+                    "engine.set_context() supplies it at replay already"
+                )
+            parameters = parameters[1:]
+        positional = [p for p in parameters if p.kind <= p.POSITIONAL_OR_KEYWORD]
+        by_name = {p.name: p for p in parameters}
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+        places: list[tuple[str, int | None, bool]] = []
+        for name in names:
+            parameter = by_name.get(name)
+            if parameter is None or parameter.kind is parameter.VAR_KEYWORD:
+                if not takes_any or parameter is not None:
+                    raise ConfigurationError(
+                        f"inject= names {name!r}, not an argument of {where}; name the "
+                        "parameter that receives the context, e.g. inject=['ctx']"
+                    )
+                places.append((name, None, False))
+                continue
+            if parameter.kind is parameter.POSITIONAL_ONLY:
+                raise ConfigurationError(
+                    f"inject= names {name!r}, a positional-only argument of {where}; "
+                    "replay may have to pass it by name, so it must accept one"
+                )
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                raise ConfigurationError(
+                    f"inject= names {name!r}, the *{name} of {where}: name one parameter"
+                )
+            required = parameter.default is parameter.empty
+            if parameter.kind is parameter.KEYWORD_ONLY:
+                places.append((name, None, required))
+                continue
+            places.append((name, positional.index(parameter), required))
+            if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+                raise ConfigurationError(
+                    f"inject= names {name!r}, a positional argument of {where}, which also "
+                    "takes *args: the arguments after it can't be recorded by name. Make "
+                    f"{name!r} keyword-only, or wrap the function"
+                )
+        return tuple(sorted(places, key=lambda p: (p[1] is None, p[1] or 0)))
+
+    def strip(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A call's arguments (``self`` already left out) without the injected ones.
+
+        Positional arguments after an injected one are passed by name instead, so the
+        recorded call has no gap that replay would have to know about: ``f(ctx, 1)`` and
+        ``f(a=1, ctx=ctx)`` are one step, ``f(a=1)``.
+        """
+        if not self._injected:
+            return args, kwargs
+        kwargs = {k: v for k, v in kwargs.items() if k not in self.inject}
+        removed = {at for _, at, _ in self._injected if at is not None and at < len(args)}
+        if not removed:
+            return args, kwargs
+        first = min(removed)
+        names = self._positional_names
+        if len(args) > len(names):  # the call itself would raise this, after begin()
+            raise TypeError(
+                f"{self.name}() takes {len(names)} positional arguments but {len(args)} were given"
+            )
+        moved = {names[at]: args[at] for at in range(first, len(args)) if at not in removed}
+        return args[:first], {**moved, **kwargs}
+
+    def supply(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], values: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A recorded call's arguments (``self`` not included) with the injected ones
+        put back from ``values``: at their position where the call reaches it, else by
+        name. One with a default that ``values`` lacks is left to its default; raises
+        :class:`NotInjected` for one without. Never changes ``args`` or ``kwargs``."""
+        if not self._injected:
+            return args, kwargs
+        positional, named = list(args), dict(kwargs)
+        for name, at, required in self._injected:
+            if name not in values:
+                if required:
+                    raise NotInjected(name)
+                continue
+            if at is not None and at <= len(positional):
+                positional.insert(at, values[name])
+            else:
+                named[name] = values[name]
+        return tuple(positional), named
+
+    @functools.cached_property
+    def _positional_names(self) -> tuple[str, ...]:
+        """The positional parameters' names, ``self`` not counted."""
+        signature = self._signature
+        assert signature is not None  # inject= (the only user) requires one
+        names = tuple(
+            p.name for p in signature.parameters.values() if p.kind <= p.POSITIONAL_OR_KEYWORD
+        )
+        return names[1:] if self.is_method else names
 
     def wrap(self) -> Callable[..., Any]:
         """The function the user's code calls in place of the tool."""
@@ -185,6 +328,31 @@ class Tool:
             return await self.await_inside(args, kwargs)
         return self.call_inside(args, kwargs)
 
+    def call_recorded(self, run: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call the tool as a step of ``run``, from any thread: what the wrapper does
+        when the run is in its context, for a caller that names the run instead."""
+        token = current_recorder.set(run)  # tools it calls are part of it
+        try:
+            number, step, pre = self.begin(run, args, kwargs)
+            result = self.call_sync(args, kwargs)
+            self.finish(run, number, step, pre, args, kwargs, result)
+            return result
+        finally:
+            current_recorder.reset(token)
+
+    async def acall_recorded(
+        self, run: Recorder, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """:meth:`call_recorded` from async code: an async tool is awaited."""
+        token = current_recorder.set(run)
+        try:
+            number, step, pre = self.begin(run, args, kwargs)
+            result = await self.call_async(args, kwargs)
+            self.finish(run, number, step, pre, args, kwargs, result)
+            return result
+        finally:
+            current_recorder.reset(token)
+
     async def await_inside(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = inside_tool.set(True)
         try:
@@ -210,8 +378,8 @@ class Tool:
         """Before a recorded call: its start number, its step (taken before the tool can
         mutate its arguments) and the pre-check's capture."""
         number = run.start()
-        call_args = args[1:] if self.is_method else args
-        template = run.template_call(call_args, kwargs)
+        call_args, call_kwargs = self.strip(args[1:] if self.is_method else args, kwargs)
+        template = run.template_call(call_args, call_kwargs)
         if self.sensitive:
             template = self._redact(template)
         step = Step(self.name, self.code, self.encode_call(template))
@@ -289,7 +457,8 @@ class Tool:
 
     def arguments_by_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """A call's arguments by parameter name, defaults included, without an injected
-        ``self``; extra keyword arguments (``**kwargs``) are named as passed."""
+        ``self`` or the arguments named in ``inject=``; extra keyword arguments
+        (``**kwargs``) are named as passed."""
         signature = self._signature
         positional, defaults = self._naming
         if positional is not None and len(args) <= len(positional):
@@ -303,8 +472,8 @@ class Tool:
                     raise TypeError
                 bound = signature.bind(*args, **kwargs)
             except TypeError:  # cannot bind: positions stand for names
-                user_args = args[1:] if self.is_method else args
-                return {**{str(i): v for i, v in enumerate(user_args)}, **kwargs}
+                user_args, user_kwargs = self.strip(args[1:] if self.is_method else args, kwargs)
+                return {**{str(i): v for i, v in enumerate(user_args)}, **user_kwargs}
             bound.apply_defaults()
             named = {}
             for name, value in bound.arguments.items():
@@ -314,6 +483,8 @@ class Tool:
                     named[name] = value
         if self.is_method and signature is not None and signature.parameters:
             named.pop(next(iter(signature.parameters)), None)  # self, injected by replay
+        for name in self.inject:
+            named.pop(name, None)
         return named
 
 
