@@ -1,0 +1,453 @@
+"""PydanticAI (``pydantic-ai-slim`` >= 2.68) under muscle-mem: ``MuscleMem(engine).run(agent)``.
+
+::
+
+    from muscle_mem.integrations.pydantic_ai import MuscleMem
+
+    mm = MuscleMem(engine, checks={"type_into": Check(capture=lambda ctx, field, value: ...)})
+    outcome = await mm.run(agent, "fill the form for Jane", params={"name": "Jane"}, deps=deps)
+    outcome.status, outcome.replayed, outcome.result   # result: an AgentRunResult, always
+
+How it maps onto PydanticAI:
+
+- **Recording** happens at the framework's tool layer: for each run :meth:`MuscleMem.run`
+  adds a capability whose ``wrap_tool_execute`` hook sees every function-tool call
+  (``@agent.tool`` tools taking ``ctx: RunContext`` included, toolsets' tools, MCP
+  toolsets' tools) and records it under the framework's tool name, with the JSON arguments
+  the model produced; the tool runs through PydanticAI's own handler, so other
+  capabilities' hooks still run. A call that fails (a ``ModelRetry``, an error) is never
+  recorded. Output tools are not steps.
+- **Tools** are registered with ``engine.tool(..., name=<tool name>, version=<hash of the
+  description, the JSON schema and the function's source>, inject=[...])``: a changed
+  tool never replays old steps. The ``RunContext`` is injected, never recorded: replay
+  builds one (``deps``, the agent's model, fresh usage) and calls the tool through its
+  toolset (``toolset.call_tool``) with arguments validated by the tool's own validator.
+- **Checks** are given per tool name: ``checks=`` (pre-checks, what must hold before a
+  call replays) and ``post_checks=`` (what must hold after). A capture takes the
+  ``RunContext`` first, then the tool's arguments by name, as an ``@agent.tool`` does:
+  ``Check(capture=lambda ctx, field, value: ctx.deps.page.selectors[field])``; the
+  environment usually lives in ``deps``.
+- **A hit** runs no model: the agent is not started. What it returns is PydanticAI's own
+  ``AgentRunResult``, whose messages hold the prompt and the replayed calls and returns,
+  and whose ``output`` is the output recorded with the path, params filled in
+  (``final="recorded"``, the default). ``final="llm"`` spends one model request, tools
+  hidden, on a fresh output from the replayed history; ``final=callable`` computes it from
+  the replayed steps.
+- **A handoff** starts the agent with the replayed calls as its ``message_history``, plus a
+  note saying where and why replay stopped, so the model makes only the missing calls;
+  those are recorded after the replayed ones.
+- **Usage**: the tokens of every model response of the run (and their cost, where
+  ``genai-prices`` knows the model) are reported into the run, so ``muscle-mem stats``
+  counts what hits saved.
+- **Parallel tool calls** (several in one model response, run as concurrent tasks by
+  PydanticAI) take their places in the order the model emitted them: PydanticAI starts
+  their tasks in that order and each call's step begins before its first ``await``; they
+  replay one after the other in that order.
+
+Why ``engine.session`` and not ``engine.set_agent``: the framework, not the engine,
+drives a miss (it runs the model and calls the tools, concurrently), and one engine may
+serve several agents with their own ``deps`` and run options; a session per run keeps the
+recording in one object handed to this run's capability, with no global agent to set.
+The hit is decided before ``agent.run`` is called, so it costs no framework machinery
+either. Streaming runs (``run_stream``, ``iter``) are not covered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Handoff, Outcome
+
+try:
+    from pydantic import TypeAdapter
+    from pydantic_ai import Agent, RunContext
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelRequest,
+        ModelResponse,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
+        UserPromptPart,
+    )
+    from pydantic_ai.models import Model, infer_model
+    from pydantic_ai.run import AgentRunResult
+    from pydantic_ai.tools import ToolDefinition
+    from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
+    from pydantic_ai.usage import RunUsage
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "muscle_mem.integrations.pydantic_ai needs PydanticAI: "
+        "pip install 'muscle-mem[pydantic-ai]'"
+    ) from error
+
+__all__ = ["MuscleMem"]
+
+# The name the RunContext takes in a registered tool. Passed positionally, so a capture
+# may call it what it likes (``ctx``); chosen so that no tool's own argument is likely to
+# clash with it (one that does is refused).
+_CTX = "pydantic_ai_ctx"
+
+# Set while PydanticAI itself executes a call (the miss or handoff path): the framework's
+# handler for this call, which the registered tool runs instead of calling the toolset,
+# so that the framework's own execution (other capabilities' hooks, retries) is used.
+_live: contextvars.ContextVar[Callable[[], Awaitable[Any]] | None] = contextvars.ContextVar(
+    "muscle_mem_pydantic_ai_live", default=None
+)
+
+_NOTE = (
+    "[muscle-mem] The tool calls above were replayed from an earlier run of this task. "
+    "Replay stopped before step {at}: {reason}. Carry on from here and make only the calls "
+    "that are still needed."
+)
+
+Final = Callable[[tuple[ExecutedStep, ...]], Any]
+
+
+class MuscleMem:
+    """Runs PydanticAI agents through an :class:`~muscle_mem.Engine`: see the module.
+
+    ``checks`` and ``post_checks`` map a tool's name to its pre- and post-:class:`Check`
+    (captures take the ``RunContext``, then the tool's arguments by name). ``final`` says
+    what a hit's ``output`` is: ``"recorded"`` (the default; the recorded output, params
+    filled in), ``"llm"`` (one model request on the replayed history, tools hidden) or a
+    callable taking the replayed :class:`~muscle_mem.ExecutedStep` tuple.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        checks: Mapping[str, Check] | None = None,
+        post_checks: Mapping[str, Check] | None = None,
+        final: str | Final = "recorded",
+    ) -> None:
+        if not isinstance(engine, Engine):
+            raise ConfigurationError(
+                f"MuscleMem(engine) takes a muscle_mem.Engine, got {type(engine).__qualname__}"
+            )
+        self.engine = engine
+        self.checks = _checks(checks, "checks")
+        self.post_checks = _checks(post_checks, "post_checks")
+        self.final = _final(final)
+
+    def __repr__(self) -> str:
+        return f"MuscleMem({self.engine!r}, checks={sorted(self.checks)})"
+
+    async def run(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        about: Any = None,
+        mode: str | None = None,
+        deps: Any = None,
+        final: str | Final | None = None,
+        **run_options: Any,
+    ) -> Outcome:
+        """Run ``agent`` on ``prompt`` through the cache; the run's :class:`Outcome`,
+        whose ``result`` is PydanticAI's ``AgentRunResult`` on a hit, a miss and a handoff.
+
+        ``prompt`` is the task: with ``params``, ``tags``, ``about`` and ``mode`` it makes
+        the cache key as ``engine(prompt, ...)`` would. ``deps`` goes to the agent and to
+        replayed tools' ``RunContext``; ``final`` overrides the adapter's for this run;
+        the other keyword arguments (``toolsets``, ``model``, ``model_settings``,
+        ``usage_limits``, ``capabilities``...) go to ``agent.run``.
+        """
+        if not isinstance(agent, Agent):
+            raise ConfigurationError(
+                f"MuscleMem.run(agent, prompt) takes a pydantic_ai.Agent, got "
+                f"{type(agent).__qualname__}"
+            )
+        if not isinstance(prompt, str):
+            raise ConfigurationError(
+                "MuscleMem.run(agent, prompt) takes the task as a string: it is the cache "
+                f"key, and a handoff's history starts with it; got {type(prompt).__qualname__}"
+            )
+        for taken in ("message_history", "user_prompt", "conversation"):
+            if taken in run_options:
+                raise ConfigurationError(
+                    f"MuscleMem.run() does not take {taken}=: a cached run starts from the "
+                    "task alone (a handoff's history is the replayed calls)"
+                )
+        how = self.final if final is None else _final(final)
+        ctx = RunContext(
+            deps=deps,
+            model=_model(run_options.get("model", agent.model)),
+            usage=RunUsage(),
+            prompt=prompt,
+        )
+        await self._register(agent, ctx, run_options.get("toolsets") or ())
+        session = self.engine.session(
+            prompt, params=params, tags=tags, about=about, mode=mode, inject={_CTX: ctx}
+        )
+        async with session:
+            so_far = await session.areplay()
+            if so_far:
+                return await self._answer(agent, prompt, so_far, how, deps, run_options)
+            handoff = session.handoff
+            recorder = _Record(session)
+            options = dict(run_options)
+            options["capabilities"] = [*options.get("capabilities", ()), recorder]
+            if handoff is not None and handoff.steps:
+                history = _history(prompt, handoff.steps, note=_note(handoff))
+                result = await agent.run(None, message_history=history, deps=deps, **options)
+            else:
+                result = await agent.run(prompt, deps=deps, **options)
+            tokens, cost = _usage(result.new_messages())
+            session.report_usage(tokens=tokens, cost=cost)
+            outcome = session.commit(result.output)
+        return dataclasses.replace(outcome, result=result)
+
+    def run_sync(self, agent: Agent[Any, Any], prompt: str, **options: Any) -> Outcome:
+        """:meth:`run` from synchronous code (not from inside a running event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(agent, prompt, **options))
+        raise ConfigurationError(
+            "MuscleMem.run_sync() was called inside a running event loop: use "
+            "`await mm.run(...)` there"
+        )
+
+    # -- the tools -----------------------------------------------------------------
+
+    async def _register(
+        self, agent: Agent[Any, Any], ctx: RunContext[Any], extra: Sequence[AbstractToolset[Any]]
+    ) -> None:
+        """Register every function tool the run can call with the engine, by its name, so
+        that replay (which comes before the agent runs) finds them."""
+        toolset = CombinedToolset([*agent.toolsets, *extra])
+        tools = await toolset.get_tools(ctx)
+        for name, tool in tools.items():
+            if tool.tool_def.kind != "function":
+                continue  # output tools end the run; they are not steps
+            self._register_one(name, tool.tool_def, _version(tool), _replayer(toolset, tool))
+
+    def _register_one(
+        self,
+        name: str,
+        tool_def: ToolDefinition,
+        version: str,
+        replay: Callable[[RunContext[Any], dict[str, Any]], Awaitable[Any]],
+    ) -> None:
+        properties = (tool_def.parameters_json_schema or {}).get("properties") or {}
+        if _CTX in properties:
+            raise ConfigurationError(
+                f"tool {name!r} has an argument named {_CTX!r}, the name under which "
+                "muscle-mem passes the RunContext to a recorded tool; rename the argument"
+            )
+
+        async def call(pydantic_ai_ctx: RunContext[Any], **arguments: Any) -> Any:
+            live = _live.get()
+            if live is not None:  # PydanticAI is executing this call: let it
+                return await live()
+            return await replay(pydantic_ai_ctx, arguments)
+
+        self.engine.tool(
+            call,
+            name=name,
+            version=version,
+            pre_check=self.checks.get(name),
+            post_check=self.post_checks.get(name),
+            inject=[_CTX],
+        )
+
+    # -- a hit ---------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        hit: Outcome,
+        how: str | Final,
+        deps: Any,
+        run_options: Mapping[str, Any],
+    ) -> Outcome:
+        """The hit's outcome, with the AgentRunResult the caller expects as its result."""
+        steps = hit.steps
+        if how == "llm":
+            # One model request on the replayed history, tools hidden: a fresh answer.
+            options = dict(run_options)
+            options["capabilities"] = [*options.get("capabilities", ()), _NoTools()]
+            history = _history(prompt, steps, note=None)
+            result = await agent.run(None, message_history=history, deps=deps, **options)
+            tokens, cost = _usage(result.new_messages())
+            # The hit is committed already (replay commits it), so this request's usage is
+            # on the returned outcome only, not in the run log.
+            return dataclasses.replace(hit, result=result, tokens=tokens, cost=cost)
+        output = hit.result if how == "recorded" else how(steps)  # type: ignore[operator]
+        messages = _history(prompt, steps, note=None)
+        if isinstance(output, str):
+            messages.append(ModelResponse(parts=[TextPart(output)], model_name="muscle-mem"))
+        result = _RESULT.validate_python(
+            {"output": output, "messages": messages, "usage": RunUsage()}
+        )
+        return dataclasses.replace(hit, result=result)
+
+
+_RESULT: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[Any])
+
+
+@dataclasses.dataclass
+class _Record(AbstractCapability[Any]):
+    """The per-run capability that records each function-tool call into the session."""
+
+    session: Any
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None  # per run, holding a live session: never part of an agent spec
+
+    async def wrap_tool_execute(
+        self,
+        ctx: RunContext[Any],
+        *,
+        call: ToolCallPart,
+        tool_def: ToolDefinition,
+        args: Any,
+        handler: Callable[[Any], Awaitable[Any]],
+    ) -> Any:
+        if tool_def.kind != "function":
+            return await handler(args)
+        token = _live.set(lambda: handler(args))
+        try:
+            # No await before this: the step begins (takes its place) synchronously, so
+            # parallel calls keep the order in which PydanticAI started their tasks.
+            return await self.session.acall(call.tool_name, ctx, **call.args_as_dict())
+        finally:
+            _live.reset(token)
+
+
+@dataclasses.dataclass
+class _NoTools(AbstractCapability[Any]):
+    """Hides the function tools, for ``final="llm"``: one answer, no more calls."""
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None
+
+    async def prepare_tools(
+        self, ctx: RunContext[Any], tool_defs: list[ToolDefinition]
+    ) -> list[ToolDefinition]:
+        return []
+
+
+def _replayer(
+    toolset: AbstractToolset[Any], tool: Any
+) -> Callable[[RunContext[Any], dict[str, Any]], Awaitable[Any]]:
+    """How replay runs one tool outside the agent loop: through its toolset, with the
+    arguments validated as PydanticAI would."""
+    name = tool.tool_def.name
+
+    async def replay(ctx: RunContext[Any], arguments: dict[str, Any]) -> Any:
+        validated = tool.args_validator.validate_python(arguments)
+        ctx = dataclasses.replace(ctx, tool_name=name, retry=0)
+        return await toolset.call_tool(name, validated, ctx, tool)
+
+    return replay
+
+
+def _version(tool: Any) -> str:
+    """A tool's version: its description and argument schema (what the model sees), and
+    its function's source where it has one (what it does)."""
+    tool_def = tool.tool_def
+    source = ""
+    held = getattr(tool.toolset, "tools", None)  # a FunctionToolset's Tool objects
+    original = getattr(tool, "original_name", None) or tool_def.name
+    function = getattr(held.get(original), "function", None) if isinstance(held, dict) else None
+    if function is not None:
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            source = getattr(function, "__qualname__", "")
+    identity = json.dumps(
+        [tool_def.description, tool_def.parameters_json_schema, source],
+        sort_keys=True,
+        default=str,
+    )
+    return "pai1:" + hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+def _history(prompt: str, steps: Sequence[ExecutedStep], *, note: str | None) -> list[ModelMessage]:
+    """The replayed calls as PydanticAI messages: the prompt, then each call and its
+    return, in the order they replayed (one model turn each: replay ran them in order)."""
+    messages: list[ModelMessage] = [ModelRequest(parts=[UserPromptPart(prompt)])]
+    for number, step in enumerate(steps):
+        call_id = f"muscle_mem_{number}"
+        messages.append(
+            ModelResponse(
+                parts=[ToolCallPart(step.tool, dict(step.arguments), tool_call_id=call_id)],
+                model_name="muscle-mem",
+            )
+        )
+        messages.append(
+            ModelRequest(
+                parts=[ToolReturnPart(step.tool, content=step.result, tool_call_id=call_id)]
+            )
+        )
+    if note is not None:
+        last = messages[-1]
+        assert isinstance(last, ModelRequest)
+        messages[-1] = ModelRequest(parts=[*last.parts, UserPromptPart(note)])
+    return messages
+
+
+def _note(handoff: Handoff) -> str:
+    return _NOTE.format(at=handoff.at, reason=handoff.reason)
+
+
+def _usage(messages: Iterable[ModelMessage]) -> tuple[int, float]:
+    """The tokens of a run's model responses, and their cost where it is known."""
+    tokens, cost = 0, 0.0
+    for message in messages:
+        if not isinstance(message, ModelResponse) or message.model_name == "muscle-mem":
+            continue
+        tokens += message.usage.total_tokens
+        # No price for this model (a test model, a private one): its tokens only.
+        with contextlib.suppress(Exception):
+            cost += float(message.cost().total_price)
+    return tokens, cost
+
+
+def _model(model: Any) -> Model:
+    """The model replayed tools see in ``ctx.model``: the agent's (never called)."""
+    if model is None:
+        raise ConfigurationError(
+            "the agent has no model: give Agent(model=...) or MuscleMem.run(..., model=...)"
+        )
+    return model if isinstance(model, Model) else infer_model(model)
+
+
+def _checks(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(c, Check) for k, c in value.items()
+    ):
+        raise ConfigurationError(
+            f"MuscleMem({option}=...) takes a dict of tool name to Check, e.g. "
+            f"{option}={{'type_into': Check(capture=lambda ctx, field, value: ...)}}; "
+            f"got {value!r}"
+        )
+    return dict(value)
+
+
+def _final(value: Any) -> str | Final:
+    if value in ("recorded", "llm") or (callable(value) and not isinstance(value, str)):
+        return value
+    raise ConfigurationError(
+        "final= takes 'recorded' (the output recorded with the path), 'llm' (one model "
+        f"request for a fresh output) or a callable taking the replayed steps; got {value!r}"
+    )
