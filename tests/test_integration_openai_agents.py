@@ -8,8 +8,10 @@ Skipped without the SDK, except under CI (``MUSCLE_MEM_REQUIRE_POSTGRES=1``, set
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -269,3 +271,27 @@ def test_the_example_prints_miss_then_hit(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("miss") and "model calls: 2" in lines[0]
     assert lines[1].startswith("hit") and "model calls: 0" in lines[1]
+
+
+def test_the_readme_section_runs_as_written():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### OpenAI Agents SDK") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    example = runpy.run_path(str(ROOT / "examples" / "openai_agents_agent.py"))
+    steps = [
+        ModelStep(
+            output=[
+                function_call("type_into", {"field": "name", "value": "Jane"}, call_id="1"),
+                function_call("type_into", {"field": "greeting", "value": "Hi Jane!"}, call_id="2"),
+            ]
+        ),
+        ModelStep(output=[assistant_message("Filled the form for Jane.")]),
+    ]
+    page = {"selectors": {"name": "#name", "greeting": "#greeting"}, "fields": {}}
+    agent = Agent(name="filler", model=ScriptedModel(steps), tools=[example["type_into"]])
+    namespace = {"Check": Check, "engine": Engine(), "agent": agent, "page": page}
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    asyncio.run(eval(compile(code, "README.md", "exec", flags=flags), namespace))
+    assert namespace["out"].status is Status.MISS
+    assert namespace["out"].result.final_output == "Filled the form for Jane."
+    assert page["fields"] == {"name": "Jane", "greeting": "Hi Jane!"}
