@@ -135,9 +135,13 @@ def test_miss_hit_handoff_hit_with_only_the_missing_model_calls():
                 ModelStep(output=[assistant_message("Filled the form for Max.")], usage=usage(70)),
             ]
         )
-        runner._recording_agent.model = handoff_model  # the same agent, a new script
+        # Another runner of the same agent on the same engine shares its cache.
+        agent = Agent(name="filler", model=handoff_model, tools=[type_into])
+        again_runner = CachedRunner(engine, agent, checks={"type_into": Check(capture=where)})
         page.typed.clear()
-        handoff = await runner.run("fill the signup form", params={"name": "Max"}, context=page)
+        handoff = await again_runner.run(
+            "fill the signup form", params={"name": "Max"}, context=page
+        )
         assert handoff.status is Status.HANDOFF and handoff.diverged_at == 1
         assert handoff.replayed == 1 and "pre-check of type_into" in handoff.reason
         assert page.typed == ["name", "greeting"]  # name replayed, greeting by the model
@@ -152,7 +156,7 @@ def test_miss_hit_handoff_hit_with_only_the_missing_model_calls():
         assert handoff.result.final_output == "Filled the form for Max."
 
         page.fields.clear()
-        again = await runner.run("fill the signup form", params={"name": "Ann"}, context=page)
+        again = await again_runner.run("fill the signup form", params={"name": "Ann"}, context=page)
         assert again.hit and again.replayed == 2
         assert page.fields == {"name": "Ann", "greeting": "Hello Ann!"}
         assert again.result.final_output == "Filled the form for Ann."
@@ -242,6 +246,14 @@ def test_misuse_fails_with_what_to_do():
     helper = Agent(name="helper", model=model)
     with pytest.raises(ConfigurationError, match="hands off to other agents"):
         CachedRunner(Engine(), Agent(name="boss", model=model, handoffs=[helper]))
+
+    @function_tool(needs_approval=True)
+    def pay(amount: int) -> str:
+        """Pay."""
+        return "paid"
+
+    with pytest.raises(ConfigurationError, match=r"need approval \(pay\)"):
+        CachedRunner(Engine(), Agent(name="p", model=model, tools=[pay]))
     with pytest.raises(ConfigurationError, match="run outside this process"):
         CachedRunner(Engine(), Agent(name="s", model=model, tools=[agents.WebSearchTool()]))
 

@@ -45,9 +45,10 @@ the SDK knows no cost) are reported into the run, so ``engine.stats()`` counts w
 saved. On a hit with ``final="llm"``, the one call's tokens are in the returned
 ``Outcome.tokens`` only: the hit was logged before that call.
 
-Not replayable, so refused at construction: hosted tools (web search, file search,
-computer use run at OpenAI) and handoffs to other agents (their tools would not be
-recorded). Streaming (``Runner.run_streamed``) has no cached path.
+Refused at construction: hosted tools (web search, file search, computer use run at
+OpenAI: not replayable), handoffs to other agents (their tools would not be recorded)
+and tools that need approval (the run pauses part-way). Streaming
+(``Runner.run_streamed``) has no cached path.
 """
 
 from __future__ import annotations
@@ -272,6 +273,13 @@ class CachedRunner:
                 "runner would not record; cache each agent with a runner of its own"
             )
         tools: list[FunctionTool] = list(agent.tools)  # type: ignore[arg-type]
+        approved = sorted(t.name for t in tools if t.needs_approval is not False)
+        if approved:
+            raise ConfigurationError(
+                f"agent {agent.name!r} has tools that need approval ({', '.join(approved)}): "
+                "such a run pauses part-way, and a paused path would be cached as a whole "
+                "task; give the runner an agent whose tools run without approval"
+            )
         names = {t.name for t in tools}
         pre, post = dict(checks or {}), dict(post_checks or {})
         for option, given in (("checks", pre), ("post_checks", post)):
