@@ -13,6 +13,8 @@ import asyncio
 import itertools
 import os
 import runpy
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -327,3 +329,12 @@ def test_the_example_prints_miss_then_hit(capsys):
     runpy.run_path(str(ROOT / "examples" / "langchain_agent.py"), run_name="__main__")
     statuses = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line]
     assert statuses[:2] == ["miss", "hit"]
+
+
+def test_importing_muscle_mem_imports_no_framework():
+    code = (
+        "import sys, muscle_mem, muscle_mem.integrations\n"
+        "loaded = [m for m in sys.modules if m.startswith(('langchain', 'langgraph'))]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
