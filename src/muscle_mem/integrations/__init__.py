@@ -8,4 +8,5 @@ e.g. ``pip install 'muscle-mem[pydantic-ai]'``. Adapters use only the public API
 
 - :mod:`muscle_mem.integrations.pydantic_ai`: PydanticAI.
 - :mod:`muscle_mem.integrations.openai_agents`: the OpenAI Agents SDK.
+- :mod:`muscle_mem.integrations.langchain`: LangChain agents and LangGraph's ``ToolNode``.
 """
