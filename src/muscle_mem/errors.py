@@ -43,7 +43,13 @@ class EncodeError(MuscleMemError, TypeError):
 
 
 class DecodeError(MuscleMemError, ValueError):
-    """Stored bytes that cannot be turned back into a value in this process."""
+    """Stored bytes that cannot be turned back into a value in this process.
+
+    ``missing`` is true when the bytes are well formed but need what this process lacks
+    (a class it has not imported, numpy): another process may read them.
+    """
+
+    missing: bool = False
 
 
 class DivergenceError(MuscleMemError):
