@@ -15,6 +15,8 @@
 
     MuscleMemWarning (a UserWarning)
     ├── IntegrityWarning                       a stored row failed its signature: ignored
+    │   └── DamagedRowWarning                  a stored row is malformed, or not what its id
+    │                                          hashes: ignored
     └── UnrecordedCallWarning                  a tool call no run can claim: not recorded
 
 Errors are also the built-in ``TypeError``/``ValueError``/``LookupError`` they resemble,
@@ -125,6 +127,12 @@ class IntegrityWarning(MuscleMemWarning):
     """A stored row failed its signature check and was ignored."""
 
 
+class DamagedRowWarning(IntegrityWarning):
+    """Stored rows that are malformed (a call that is not a call, a count that is not a
+    number, a blob that is text) or whose content does not hash to their id were ignored,
+    as if they had never been written. The warning names the table and the rows."""
+
+
 class UnrecordedCallWarning(MuscleMemWarning):
     """A tool was called from a thread with no run in its context (contextvars do not
     reach the threads an agent starts) while several runs of its engine were in
@@ -136,6 +144,7 @@ __all__ = [
     "BankError",
     "BankImportError",
     "ConfigurationError",
+    "DamagedRowWarning",
     "DecodeError",
     "DivergenceError",
     "EncodeError",

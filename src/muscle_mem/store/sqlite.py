@@ -168,7 +168,7 @@ class SQLiteStore(SQLStore):
         if not self.read_only:
             super()._open_schema()
             return
-        found = self._read(schema.version)
+        found = self._read(lambda cur: schema.version(cur, what=self.url))
         if found != schema.SCHEMA_VERSION:
             raise StoreError(
                 f"{self.url} is at schema version {found}, this muscle-mem reads version "
