@@ -444,34 +444,58 @@ _NAMES = ("p", "r")  # leaves whose body is a name
 
 
 def _check_tree(tree: Any) -> None:
-    stack = [tree]
-    while stack:  # a loop, not recursion: a crafted value may be nested without end
-        node = stack.pop()
-        kind = type(node)
-        if kind is list:
-            stack.extend(node)
-            continue
-        if kind is not dict:
-            continue  # str, int, float, bool, None stand for themselves
-        tag = next((key for key in node if key in _DECODERS), None)
-        if tag is None:
-            raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
-        body = node[tag]
+    """Raise :class:`DecodeError` unless ``tree`` is one :func:`from_tree` can read."""
+    if type(tree) is not list and type(tree) is not dict:
+        return  # str, int, float, bool and None stand for themselves
+    try:
+        _walk(tree)
+    except RecursionError:
+        # Deeper than MAX_DEPTH ever writes: not ours, however it parsed.
+        raise DecodeError("not a muscle-mem encoding: nested too deeply to decode") from None
+
+
+def _walk(node: Any) -> None:
+    # A list or a tag. Recursion (cheaper than a stack of our own for the shallow trees
+    # of real data) over what holds more than a plain value; tuples and str-keyed dicts,
+    # most of any tree, are walked inline.
+    if type(node) is list:
+        for item in node:
+            if type(item) is list or type(item) is dict:
+                _walk(item)
+        return
+    for tag in node:
+        if tag in _DECODERS:
+            break
+    else:
+        raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
+    body = node[tag]
+    if tag == "d" and type(body) is dict:
+        items: Any = body.values()
+    elif tag == "t" and type(body) is list:
+        items = body
+    else:
         reach = _CONTAINERS.get(tag)
-        if reach is not None:
-            stack.extend(reach(node, body))
-            continue
-        if tag in _NAMES and type(body) is not str:
-            raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
-        try:
-            _DECODERS[tag](node, body, None)
-        except DecodeError as error:
-            if not error.missing:
-                raise
-        except Exception as error:
-            raise DecodeError(
-                f"not a muscle-mem encoding: {node!r:.80} ({type(error).__name__}: {error})"
-            ) from None
+        if reach is None:
+            _leaf(node, tag, body)
+            return
+        items = reach(node, body)
+    for item in items:
+        if type(item) is list or type(item) is dict:
+            _walk(item)
+
+
+def _leaf(node: dict[str, Any], tag: str, body: Any) -> None:
+    if tag in _NAMES and type(body) is not str:
+        raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
+    try:
+        _DECODERS[tag](node, body, None)  # a leaf: decoding it is checking it
+    except DecodeError as error:
+        if not error.missing:
+            raise
+    except Exception as error:
+        raise DecodeError(
+            f"not a muscle-mem encoding: {node!r:.80} ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _canonical(tree: Any) -> Any:
@@ -483,7 +507,7 @@ def _canonical(tree: Any) -> Any:
     if type(tree) is not dict:
         return tree
     tag = next((key for key in tree if key in _DECODERS), None)
-    canonical = {}
+    canonical: dict[str, Any] = {}
     for key, value in tree.items():
         if key == "m" == tag:
             pairs = ([_canonical(k), _canonical(v)] for k, v in value)

@@ -604,16 +604,25 @@ class SQLStore(Store, SQLDatabase):
     def _snapshot(self, row: Sequence[Any], known: dict[str, Node]) -> tuple[str, bytes] | None:
         """The slot and data a ``mm_snapshots`` row holds; None if it fails its signature.
         Raises :class:`.rows.Damaged` for a row muscle-mem could not have written."""
-        nid, which = row[0], rows.slot(row[1])
-        digest = rows.blob(row[2], "digest")
-        data = rows.blob(row[3], "data")
-        sig = rows.optional_blob(row[4], "sig")
+        nid, which, digest, data, sig = row
+        # Rows come by the thousand: the usual one is taken in a glance, and the checks
+        # that name what is wrong run only when something is.
+        if not (
+            type(data) is bytes
+            and type(digest) is bytes
+            and which in rows.SLOTS
+            and (sig is None or type(sig) is bytes)
+        ):
+            which = rows.slot(which)
+            digest = rows.blob(digest, "digest")
+            data = rows.blob(data, "data")
+            sig = rows.optional_blob(sig, "sig")
         if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
             return None
         if _digest(data) != digest:
             raise rows.Damaged("its data does not match its digest")
         before = known.get(nid)
-        if before is None or data not in before.snapshots(which):  # type: ignore[arg-type]
+        if before is None or data not in before.snapshots(which):
             rows.checked_value(data, "data")
         return which, data
 
