@@ -11,6 +11,12 @@ Every write is an idempotent upsert keyed by content (a node's id hashes its pat
 two processes recording the same path write the same rows. Each commit first upserts
 its task key's row, which serialises writers of one task key and so rules out
 deadlocks between them.
+
+A store remembers which secret signs its rows (``mm_meta``'s ``signed_by``, a MAC of a
+constant: see :func:`.signing.signer`), set by the first write that records something.
+A worker with another secret, or none, refuses to write paths there: its rows would
+replace the fleet's signed ones (an upsert rewrites a node's signature), and every
+other worker would then reject them. Removing every tree forgets the signer.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from ..models import (
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
 from . import rows, schema
 from .base import Cursor, SQLDatabase, Store
-from .signing import secret_key, sign_node, sign_result, sign_snapshot, valid
+from .signing import secret_key, sign_node, sign_result, sign_snapshot, signer, valid
 
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
+_SIGNED_BY = "signed_by"  # the mm_meta key naming the secret the store's rows are signed with
 
 _RUN_COLUMNS = (
     "task_key, tags, params, status, replayed, recorded, diverged_at, reason, "
@@ -246,6 +253,9 @@ class SQLStore(Store, SQLDatabase):
                 marks = ", ".join("?" * len(chunk))
                 cur.execute(f"DELETE FROM mm_snapshots WHERE node IN ({marks})", chunk)
                 cur.execute(f"DELETE FROM mm_nodes WHERE id IN ({marks})", chunk)
+            cur.execute("SELECT 1 FROM mm_nodes LIMIT 1")
+            if cur.fetchone() is None:  # nothing signed is left: any secret may sign anew
+                cur.execute("DELETE FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
             return len(doomed)
 
         removed = self._write(work)
@@ -280,6 +290,9 @@ class SQLStore(Store, SQLDatabase):
                     self._merge_node(cur, key, node)
             after = count(cur)
             if after != before:  # replay can see something new: every process re-reads
+                # Rows already here keep their signatures; new ones are signed with this
+                # store's secret, which must be the one its rows are signed with.
+                self._check_signer(cur)
                 cur.execute(
                     "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?", (key,)
                 )
@@ -371,6 +384,8 @@ class SQLStore(Store, SQLDatabase):
             (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
         )
         generation = int(cur.fetchone()[0])
+        if structural:  # it writes signed rows (nodes, snapshots)
+            self._check_signer(cur)
         touched: set[tuple[str, Which]] = set()
         used: list[Any] = []  # matched snapshots that move up the LRU order
         for m in changes.matched:
@@ -627,6 +642,61 @@ class SQLStore(Store, SQLDatabase):
         return which, data
 
     # -- signatures -------------------------------------------------------------------------
+
+    def _check_signer(self, cur: Cursor) -> None:
+        """In a write that records signed rows: refuse it if the store's rows are signed
+        with another secret (or none, or with one where this worker has none)."""
+        ours = signer(self._key)
+        cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+        row = cur.fetchone()
+        recorded = row[0] if row else self._first_signer(cur)
+        if recorded == ours:
+            return
+        if recorded == "":  # no rows signed yet: this secret signs the store from now on
+            cur.execute(
+                "UPDATE mm_meta SET value = ? WHERE key = ? AND value = ''", (ours, _SIGNED_BY)
+            )
+            cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+            if cur.fetchone()[0] == ours:  # (or another worker's secret got there first)
+                return
+        if self._key is None:
+            problem = "its rows are signed with a secret, and this worker has none"
+        else:
+            problem = "its rows are signed with another secret than this worker's"
+        raise StoreError(
+            f"refusing to write to {self.url}: {problem}, so what it recorded would replace "
+            "the fleet's signed rows and be rejected by every other worker. Give it the "
+            "secret the store's writers use (secret= or $MUSCLE_MEM_SECRET); to sign the "
+            "store with a new secret, remove its trees first (`muscle-mem rm --all`)"
+        )
+
+    def _first_signer(self, cur: Cursor) -> str:
+        """Record which secret signs the store, for a store that has not said so yet
+        (new, or written before stores recorded it): "" if no row is signed, "?" (not
+        recorded) if this worker can't tell whose secret signed them."""
+        cur.execute(
+            "SELECT id, parent, task_key, tool, code, call, sig FROM mm_nodes "
+            "WHERE sig IS NOT NULL LIMIT 20"
+        )
+        signed = cur.fetchall()
+        found = "" if not signed else "?"
+        for nid, parent, task_key, tool, code, call, sig in signed:
+            try:
+                step = rows.step(tool, code, call)
+                mine = valid(rows.blob(sig, "sig"), self._sign_node(nid, parent, task_key, step))
+            except rows.Damaged:
+                continue
+            if self._key and mine:
+                found = signer(self._key)
+                break
+        if found == "?":
+            return found
+        cur.execute(
+            "INSERT INTO mm_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (_SIGNED_BY, found),
+        )
+        cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+        return str(cur.fetchone()[0])
 
     def _sign_node(self, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
         return sign_node(self._key, nid, parent, task_key, step)
