@@ -8,6 +8,7 @@ what was recorded.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -20,6 +21,15 @@ FULL = os.environ.get("MUSCLE_MEM_FAULTS") == "full"
 
 def rounds(quick: int, full: int) -> int:
     return full if FULL else quick
+
+
+def figures(test: str, **counts: Any) -> None:
+    """Add a test's figures to $MUSCLE_MEM_FAULTS_REPORT (JSON lines), when it is set:
+    docs/reliability.md quotes those of the last full run."""
+    path = os.environ.get("MUSCLE_MEM_FAULTS_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as report:
+            report.write(json.dumps({"test": test, **counts}) + "\n")
 
 
 def pay_engine(store: Any, world: dict[str, Any], **options: Any) -> Engine:

@@ -16,7 +16,7 @@ from muscle_mem.models import Step, node_id
 from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.store import open_store
 
-from .common import new_world, pay, pay_engine
+from .common import figures, new_world, pay, pay_engine
 
 
 @pytest.fixture
@@ -65,6 +65,7 @@ def test_an_export_cut_at_any_line_is_refused_whole(exported, tmp_path, capsys):
     assert "it was cut short (export it again); nothing was imported" in err
     assert not target.exists()
     read_export(exported)  # whole, it reads
+    figures("cut exports", cuts=len(exported) - 1, refused=len(exported) - 1, imported=0)
 
 
 def test_lines_taken_out_or_moved_are_refused(exported):
@@ -118,6 +119,7 @@ def test_an_old_export_cut_anywhere_imports_complete_paths_only(exported, tmp_pa
         assert outcome.status in ("hit", "miss", "handoff")
         assert world["log"] == [("payee", "cy"), ("amount", "200")]
         store.close()
+    figures("cut format-1 exports", cuts=len(old), partial_paths_imported=0, unsafe=0)
     partial = read_export(old[:3])  # a task line, then its first node only
     assert (partial.nodes, partial.incomplete) == (0, 1)
 

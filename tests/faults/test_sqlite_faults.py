@@ -30,7 +30,7 @@ from muscle_mem.cli import main
 from muscle_mem.store import open_store
 from muscle_mem.store.sqlite import SQLiteStore
 
-from .common import new_world, pay, pay_engine, rounds
+from .common import figures, new_world, pay, pay_engine, rounds
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file limits")
 
@@ -100,6 +100,7 @@ def test_a_full_disk_is_a_store_error_and_loses_nothing_committed(tmp_path):
             assert len(store.tree(info.task_key)) == 1
     finally:
         store.close()
+    figures("full disk", committed_runs=len(report["committed"]), store_errors=3, lost=0)
 
 
 # -- a file truncated to nothing ------------------------------------------------------------
@@ -172,13 +173,14 @@ RECORDED_CALLS = {
 }
 
 
-def _replay_everything(path, page):
+def _replay_everything(path, page, warned=None):
     """Replay both tasks in mode "replay" (no agent: every call in the log is replay's);
-    return what was called, and the errors raised."""
+    return what was called, and the errors raised. The IntegrityWarnings (damaged rows,
+    left out) go into ``warned``."""
     world = {"page": page, "log": []}
     calls, errors = {}, []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IntegrityWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IntegrityWarning)
         try:
             store = SQLiteStore(path)
         except StoreError as error:
@@ -194,6 +196,10 @@ def _replay_everything(path, page):
                 calls[task] = list(world["log"])
         finally:
             store.close()
+    unexpected = [w for w in caught if not issubclass(w.category, IntegrityWarning)]
+    assert not unexpected, [str(w.message) for w in unexpected]
+    if warned is not None:
+        warned.extend(caught)
     return calls, errors
 
 
@@ -215,7 +221,7 @@ def test_a_corrupted_file_fails_cleanly_and_never_replays_what_was_not_recorded(
     assert not errors and good["pay"] == RECORDED_CALLS["pay"][0]
     size = os.path.getsize(original)
     chance = random.Random(f"{kind}-{os.environ.get('MUSCLE_MEM_FAULTS_SEED', 16)}")
-    outcomes = {"errors": 0, "replayed": 0}
+    outcomes = {"store_errors": 0, "replay_misses": 0, "rows_left_out": 0, "replayed": 0}
     for number in range(CORRUPTIONS):
         path = tmp_path / f"{kind}{number}.db"
         shutil.copyfile(original, path)
@@ -229,13 +235,18 @@ def test_a_corrupted_file_fails_cleanly_and_never_replays_what_was_not_recorded(
                 f.truncate(chance.choice([0, 1, 2, 99, 100, 4096, chance.randrange(size)]))
         else:
             _overwrite_a_value(path, chance)
-        calls, errors = _replay_everything(path, chance.choice(["v1", "v2"]))
+        warned: list = []
+        calls, errors = _replay_everything(path, chance.choice(["v1", "v2"]), warned)
         assert _safe(calls), (number, calls)
-        outcomes["errors"] += bool(errors)
+        outcomes["store_errors"] += any(isinstance(e, StoreError) for e in errors)
+        outcomes["replay_misses"] += any(isinstance(e, ReplayMissError) for e in errors)
+        outcomes["rows_left_out"] += bool(warned)
         outcomes["replayed"] += any(calls.values())
         path.unlink()
     # Both kinds were met (a file cut short is never read far enough to replay).
-    assert outcomes["errors"] and (outcomes["replayed"] or kind == "truncate"), outcomes
+    assert outcomes["store_errors"], outcomes
+    assert outcomes["replayed"] or kind == "truncate", outcomes
+    figures(f"corruptions[{kind}]", corruptions=CORRUPTIONS, **outcomes, unsafe=0)
 
 
 _TABLES = {
