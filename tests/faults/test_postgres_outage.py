@@ -117,7 +117,7 @@ def test_a_server_that_stops_and_restarts_while_runs_go_on_loses_nothing(proxied
     outages = itertools.count()
 
     def flap():
-        while not stop.wait(0.3):
+        while not stop.wait(0.6):  # up, then down for a moment
             proxy.cut()
             next(outages)
             time.sleep(0.2)
