@@ -9,12 +9,14 @@ import json
 
 import pytest
 
-from muscle_mem import ExportFormatError
+from conftest import kinds
+from muscle_mem import ConfigurationError, ExportFormatError
 from muscle_mem.cli import main
 from muscle_mem.codec import encode
 from muscle_mem.models import Step, node_id
 from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.store import open_store
+from muscle_mem.trie import Tree
 
 from .common import figures, new_world, pay, pay_engine
 
@@ -196,3 +198,15 @@ def test_rows_that_fail_the_secret_take_the_paths_through_them_along(tmp_path):
     # The end is rejected (with its snapshot); the step before it now ends nowhere and
     # is left out too.
     assert (imported.rejected, imported.incomplete, imported.nodes) == (2, 1, 0)
+
+
+@kinds("sqlite", "postgres")
+def test_a_tree_whose_ids_do_not_hash_their_content_is_not_merged(stores):
+    store = stores.fresh()
+    tree = Tree("task1:" + "0" * 32)
+    node = tree.insert(tree.root, Step("tool", "code", encode(((), {}))))
+    node.terminal = True
+    node.id = "f" * 32  # not what its parent and step hash to
+    with pytest.raises(ConfigurationError, match="does not match its content"):
+        store.merge(tree, ())
+    assert store.tasks() == []

@@ -247,7 +247,8 @@ class SQLStore(Store, SQLDatabase):
             for nid, parent in parents.items():
                 children.setdefault(parent, []).append(nid)
             chosen = parents if nodes is None else [nid for nid in nodes if nid in parents]
-            doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())))
+            # (By text: an id SQLite kept as bytes, not being UTF-8, goes too.)
+            doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())), key=str)
             for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
                 chunk = doomed[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
@@ -265,6 +266,18 @@ class SQLStore(Store, SQLDatabase):
 
     def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
         key = tree.task_key
+        # Rows are written with the ids the tree gives (a tree built by insert() has them
+        # right): one that does not hash its content would be left out by every reader.
+        for node in tree:
+            if node.step is not None:
+                assert node.parent is not None
+                try:
+                    rows.identified(node.id, node.parent, node.step)
+                except rows.Damaged:
+                    raise ConfigurationError(
+                        f"node {node.id} of the tree of {key} does not match its content; "
+                        "build the tree with Tree.insert, which names each node"
+                    ) from None
 
         def count(cur: Cursor) -> tuple[int, int, int]:
             cur.execute(
