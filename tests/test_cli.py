@@ -818,10 +818,11 @@ def test_export_import_moves_the_cache_to_another_store(engines, recorded, url, 
     k = keys(engine)
     exported = export_of(capsys, url)
     header = json.loads(exported[0])
-    assert header == {"format": "muscle-mem cache", "version": 1, "signed": False}
+    assert header == {"format": "muscle-mem cache", "version": 2, "signed": False}
     kinds = [next(iter(json.loads(line))) for line in exported[1:]]
     assert kinds.count("task") == 2 and kinds.count("node") == 4
     assert kinds.count("snapshot") == 3  # 1 for the name, 2 for the greeting
+    assert kinds.count("end") == 2 and kinds[-1] == "done"  # what complete means
     assert "John" not in "\n".join(exported)
     path = Path(url.removeprefix("sqlite:///")).with_name("export.jsonl")
     path.write_text("\n".join(exported) + "\n")
@@ -848,6 +849,7 @@ def test_export_import_moves_the_cache_to_another_store(engines, recorded, url, 
         "new_steps": 0,
         "new_snapshots": 0,
         "rejected": 0,
+        "incomplete": 0,
     }
     first = export_of(capsys, server)
     code, out, _ = cli(capsys, "import", path, "--store", server)
@@ -883,7 +885,8 @@ def test_export_some_keys_to_a_file(recorded, url, tmp_path, capsys):
     code, out, err = cli(capsys, "export", hexpart(k["report"])[:4], "-o", out_file, "--store", url)
     assert (code, out, err) == (0, "", "")
     lines = out_file.read_text().splitlines()
-    assert [json.loads(line).get("task") for line in lines[1:]] == [k["report"], k["report"]]
+    assert [json.loads(line).get("task") for line in lines[1:-2]] == [k["report"], k["report"]]
+    assert json.loads(lines[-2]) == {"end": k["report"], "nodes": 1, "snapshots": 0}
     both = export_of(capsys, url, k["form"], hexpart(k["report"]))
     assert sorted(both) == sorted(export_of(capsys, url))
     code, _, err = cli(capsys, "export", "ffffffff", "--store", url)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import muscle_mem
 from muscle_mem import Check
-from muscle_mem.codec import decode, encode
+from muscle_mem.codec import MAX_DEPTH, check, check_call, decode, encode, encode_call
 from muscle_mem.errors import DecodeError
 
 
@@ -380,6 +380,126 @@ def test_a_class_that_is_not_loaded_is_a_decode_error_unless_given_like():
         decode(b"{not json")
 
 
+# -- depth, and bytes that are not an encoding -------------------------------------
+
+
+def nested(depth, make=lambda inner: [inner]):
+    value = None
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+def contains_itself():
+    loop = []
+    loop.append({"again": loop})
+    return loop
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        nested(MAX_DEPTH + 1),
+        nested(MAX_DEPTH + 1, lambda inner: {"k": inner}),
+        nested(MAX_DEPTH + 1, lambda inner: (inner,)),
+        nested(MAX_DEPTH + 1, lambda inner: {1: inner}),
+        nested(5_000),
+        contains_itself(),
+    ],
+    ids=["lists", "dicts", "tuples", "maps", "very-deep", "contains-itself"],
+)
+def test_a_value_nested_too_deeply_is_an_encode_error_naming_it(value):
+    for encoder in (encode, encode_call):
+        with pytest.raises(
+            muscle_mem.EncodeError, match=rf"^the payload is nested more than {MAX_DEPTH} levels"
+        ):
+            encoder(value, "the payload")
+
+
+def test_a_value_nested_up_to_the_limit_round_trips():
+    # (Not through typed(): it takes exponential time on nested dicts.)
+    for value in (nested(MAX_DEPTH), nested(MAX_DEPTH // 2, lambda inner: ({"k": inner},))):
+        data = encode(value)
+        assert decode(data) == value and encode(decode(data)) == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        b'{"t":5}',
+        b'{"t":[1,2',
+        b'{"dt":"nope"}',
+        b'{"date":5}',
+        b'{"td":["a"]}',
+        b'{"m":[1]}',
+        b'{"m":[[[1],2]]}',
+        b'{"s":[[1]]}',
+        b'{"dec":"x"}',
+        b'{"uuid":"x"}',
+        b'{"fl":"one"}',
+        b'{"by":5}',
+        b'{"np":"O","shape":[1],"data":"AA=="}',
+        b'{"np":"<i4","shape":[3],"data":"AA=="}',
+        b'{"unknown":1}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"t":' * 100_000 + b"[]" + b"}" * 100_000,
+        "text, not bytes",
+        None,
+    ],
+)
+def test_bytes_that_are_not_an_encoding_are_a_decode_error(data):
+    with pytest.raises(DecodeError):
+        decode(data)
+    with pytest.raises(DecodeError):
+        check(data)
+
+
+def test_check_accepts_what_encode_writes_and_names_what_it_refuses():
+    for value in ROUND_TRIPS:
+        check(encode(value))
+    with pytest.raises(DecodeError, match="a list was expected"):
+        check(b'{"t":5}')
+    with pytest.raises(DecodeError, match="NUL"):
+        check(encode("a") + b"\0" + encode("b"))
+
+
+def test_check_passes_a_class_this_process_has_not_loaded():
+    @dataclasses.dataclass
+    class Elsewhere:
+        x: int
+
+    data = encode([Elsewhere(1)])
+    check(data)  # well formed: another process may have the class
+    with pytest.raises(DecodeError) as raised:
+        decode(data)
+    assert raised.value.missing
+    with pytest.raises(DecodeError, match="int from builtins"):
+        decode(b'{"dc":"builtins:int","f":{"x":1}}')  # a class, but not a dataclass
+
+
+def test_check_call_takes_a_tool_call_and_nothing_else():
+    call = encode_call(((1, "a"), {"opts": {"z": 1, "a": 2}}))
+    assert b"\0" in call  # the dict was out of canonical order
+    check_call(call)
+    check_call(encode_call(((), {})))
+    # Keyword arguments named like tags, in an order that needs the ordered part.
+    check_call(encode_call(((), {"m": {2: 1, 1: 2}, "": None, "d": {"z": 1, "a": 2}})))
+    for data in (b"5", encode([1, 2, 3]), encode((1, 2)), encode(((1,), [])), encode(("a", {}))):
+        with pytest.raises(DecodeError, match="not a tool call's arguments"):
+            check_call(data)
+
+
+def test_a_call_whose_ordered_part_says_something_else_is_refused():
+    call = encode_call(((1,), {"opts": {"z": 1, "a": 2}}))
+    canonical, _, ordered = call.partition(b"\0")
+    altered = canonical + b"\0" + ordered.replace(b'"z":1', b'"z":9')
+    assert decode(altered) != decode(call)  # what replay would hand the tool
+    with pytest.raises(DecodeError, match="ordered part is not the value"):
+        check_call(altered)
+
+
 # -- tools called with data of any shape ---------------------------------------------
 
 
@@ -623,3 +743,16 @@ def test_an_unencodable_task_argument_says_how_to_pass_it(engine, engines):
     assert loose("t", object()).status == "miss"
     assert loose("t", object()).status == "hit"
     assert loose_calls == ["tap", "tap"]
+
+
+@pytest.mark.parametrize("params", [{}, {"who": "ann"}, {"ids": [1, 2]}])
+def test_a_tool_argument_that_contains_itself_names_the_tool_and_argument(memory_engine, params):
+    @memory_engine.function()
+    def send(to, payload):
+        pass
+
+    memory_engine.set_agent(lambda task: send("ann", contains_itself()))
+    with pytest.raises(muscle_mem.EncodeError, match=r"argument 'payload' of tool \S*send is nes"):
+        memory_engine("t", params=params)
+    with pytest.raises(muscle_mem.EncodeError, match=r"the task's arguments is nested more"):
+        memory_engine("t", nested(MAX_DEPTH + 1), params=params)

@@ -68,12 +68,19 @@ _ordered_encoder = msgspec.json.Encoder()  # dicts as they are: in insertion ord
 _decoder = msgspec.json.Decoder()  # keeps a JSON object's order in the dict it makes
 ORDER_MARK = b"\0"  # between a call's canonical and ordered encodings
 
+# How deeply containers may nest in a value. Data is rarely ten levels deep; the bound is
+# there so that a value which contains itself, or a pathological one, is an EncodeError
+# naming it rather than a RecursionError from somewhere inside, and so that whatever is
+# stored can be decoded again: decoding takes about three stack frames a level, and at
+# this depth it fits Python's default limit of 1,000 with room for the caller's frames.
+MAX_DEPTH = 100
+
 _PLAIN = (str, int, bool, type(None))
 
 
 def encode(value: Any, where: str = "value") -> bytes:
     """Canonical bytes for ``value``; ``where`` names it in the error if it can't be."""
-    tree = value if type(value) is str else to_tree(value, where)  # str: the hot path
+    tree = value if type(value) is str else _checked_tree(value, where)  # str: the hot path
     try:  # _bytes inlined: a capture is encoded at every step of every hit
         return _encoder.encode(tree)
     except (ValueError, TypeError, OverflowError) as error:  # lone surrogates, huge ints
@@ -84,7 +91,7 @@ def encode_call(value: Any, where: str = "value") -> bytes:
     """``value``'s canonical bytes, followed by :data:`ORDER_MARK` and its encoding in
     insertion order if some dict in it is out of canonical order (see the module)."""
     unordered: list[bool] = []
-    tree = to_tree(value, where, unordered)
+    tree = _checked_tree(value, where, unordered)
     if not unordered:  # every dict is in canonical order: the tree is the canonical one
         return _bytes(_encoder, tree, where)
     return encode(value, where) + ORDER_MARK + _bytes(_ordered_encoder, tree, where)
@@ -97,40 +104,90 @@ def _bytes(encoder: msgspec.json.Encoder, tree: Any, where: str) -> bytes:
         raise EncodeError(f"{where} cannot be stored as data: {error}") from None
 
 
+class _TooDeep(Exception):
+    """Raised inside :func:`to_tree` past :data:`MAX_DEPTH`; the caller, which knows the
+    value's name, says which value it was."""
+
+
+def _checked_tree(value: Any, where: str, unordered: list[bool] | None = None) -> Any:
+    try:
+        return to_tree(value, where, unordered)
+    except (_TooDeep, RecursionError):
+        # RecursionError too: a caller already deep in its own stack may run out before
+        # MAX_DEPTH, and a type added to to_tree might not count its levels.
+        raise EncodeError(
+            f"{where} is nested more than {MAX_DEPTH} levels deep, or contains itself, so "
+            "muscle-mem cannot store it as data; pass a flatter value (or an id it can "
+            "look up)"
+        ) from None
+
+
 def decode(data: bytes, like: Any = None) -> Any:
     """The value ``data`` encodes. Dataclasses, pydantic models and enums are rebuilt as
     the class of ``like`` (a live value of the same shape) when it has one, else as the
     class named in the data, provided its module is already imported: stored bytes never
     make this process import anything."""
+    tree = _parse(data)
+    try:
+        return from_tree(tree, like)
+    except DecodeError:
+        raise
+    except RecursionError:
+        raise DecodeError("not a muscle-mem encoding: nested too deeply to decode") from None
+    except Exception as error:
+        # Stored bytes are read back from disks, servers and files people edit: whatever
+        # they hold, a caller catches one error (a malformed tag's body, or a class whose
+        # constructor refuses the stored fields).
+        raise DecodeError(f"not a muscle-mem encoding: {type(error).__name__}: {error}") from None
+
+
+def _parse(data: Any) -> Any:
+    """The JSON tree of stored bytes (a call's ordered part, when it has one)."""
+    if not isinstance(data, bytes):
+        raise DecodeError(f"not a muscle-mem encoding: {type(data).__name__}, not bytes")
     if ORDER_MARK in data:  # a call's arguments, in the order they were passed
         data = data[data.index(ORDER_MARK) + 1 :]
+    return _json(data)
+
+
+def _json(data: bytes) -> Any:
     try:
-        tree = _decoder.decode(data)
+        return _decoder.decode(data)
     except msgspec.DecodeError as error:
         raise DecodeError(f"not a muscle-mem encoding: {error}") from None
-    return from_tree(tree, like)
+    except RecursionError:
+        raise DecodeError("not a muscle-mem encoding: nested too deeply to decode") from None
 
 
-def to_tree(value: Any, where: str = "value", unordered: list[bool] | None = None) -> Any:
+def to_tree(
+    value: Any, where: str = "value", unordered: list[bool] | None = None, depth: int = 0
+) -> Any:
     """``value`` as a tagged tree. With ``unordered`` (a list), dicts keep their insertion
-    order, and a True is appended to it for each one out of canonical order."""
+    order, and a True is appended to it for each one out of canonical order. ``depth``
+    counts the containers around ``value``, up to :data:`MAX_DEPTH`."""
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is float:
         return value if math.isfinite(value) else {"fl": repr(value)}
+    if depth >= MAX_DEPTH:
+        raise _TooDeep
+    depth += 1
     if kind is list:
-        return [to_tree(v, f"{where}[{i}]", unordered) for i, v in enumerate(value)]
+        return [to_tree(v, f"{where}[{i}]", unordered, depth) for i, v in enumerate(value)]
     if kind is tuple:
-        return {"t": [to_tree(v, f"{where}[{i}]", unordered) for i, v in enumerate(value)]}
+        return {"t": [to_tree(v, f"{where}[{i}]", unordered, depth) for i, v in enumerate(value)]}
     if kind is dict:
         if all(type(k) is str for k in value):
-            body = {k: to_tree(v, f"{where}[{k!r}]", unordered) for k, v in value.items()}
+            body = {k: to_tree(v, f"{where}[{k!r}]", unordered, depth) for k, v in value.items()}
             if unordered is not None and list(body) != sorted(body):
                 unordered.append(True)  # code point order: how msgspec sorts keys too
             return {"d": body}
         pairs = [
-            [to_tree(k, f"{where} key"), to_tree(v, f"{where}[{k!r}]", unordered)]
+            [
+                to_tree(k, f"{where} key", None, depth),
+                to_tree(v, f"{where}[{k!r}]", unordered, depth),
+            ]
             for k, v in value.items()
         ]
         canonical = sorted(pairs, key=_sort_key)
@@ -146,20 +203,20 @@ def to_tree(value: Any, where: str = "value", unordered: list[bool] | None = Non
     if kind is Text:
         return {"x": [p if type(p) is str else {"p": p.name} for p in value.parts]}
     if kind is Traced:
-        tree = {"src": [to_tree(source) for source in value.sources]}
+        tree = {"src": [to_tree(source, where, None, depth) for source in value.sources]}
         if value.value is not None:
-            tree["val"] = to_tree(value.value, where, unordered)
+            tree["val"] = to_tree(value.value, where, unordered, depth)
         return tree
     if kind is FromResult:
         return {"at": [value.step, list(value.path), value.keys, value.alone]}
-    return _to_tree_other(value, where, unordered)
+    return _to_tree_other(value, where, unordered, depth)
 
 
-def _to_tree_other(value: Any, where: str, unordered: list[bool] | None) -> Any:
+def _to_tree_other(value: Any, where: str, unordered: list[bool] | None, depth: int) -> Any:
     if isinstance(value, enum.Enum):  # before int/str: IntEnum and StrEnum are both
-        return {"e": _type_name(type(value)), "v": to_tree(value.value, where, unordered)}
+        return {"e": _type_name(type(value)), "v": to_tree(value.value, where, unordered, depth)}
     if isinstance(value, (set, frozenset)):
-        items = sorted((to_tree(v, f"{where} item") for v in value), key=_sort_key)
+        items = sorted((to_tree(v, f"{where} item", None, depth) for v in value), key=_sort_key)
         return {"fs" if isinstance(value, frozenset) else "s": items}
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"by": _b64(bytes(value))}
@@ -177,13 +234,13 @@ def _to_tree_other(value: Any, where: str, unordered: list[bool] | None) -> Any:
         return {"uuid": str(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {
-            f.name: to_tree(getattr(value, f.name), f"{where}.{f.name}", unordered)
+            f.name: to_tree(getattr(value, f.name), f"{where}.{f.name}", unordered, depth)
             for f in dataclasses.fields(value)
         }
         return {"dc": _type_name(type(value)), "f": fields}
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
         fields = {
-            name: to_tree(getattr(value, name), f"{where}.{name}", unordered)
+            name: to_tree(getattr(value, name), f"{where}.{name}", unordered, depth)
             for name in type(value).model_fields
         }
         return {"pd": _type_name(type(value)), "f": fields}
@@ -196,7 +253,7 @@ def _to_tree_other(value: Any, where: str, unordered: list[bool] | None) -> Any:
     # rather than fail: their value is what matters to an equality check.
     for base in (str, int, float, list, tuple, dict):
         if isinstance(value, base):
-            return to_tree(base(value), where, unordered)  # type: ignore[arg-type]
+            return to_tree(base(value), where, unordered, depth)  # type: ignore[arg-type]
     raise EncodeError(
         f"{where} is a {type(value).__qualname__}, which muscle-mem cannot store as data. "
         "Use primitives, lists, tuples, dicts, sets, dataclasses, enums, datetimes, bytes, "
@@ -229,6 +286,13 @@ def _type_name(kind: type) -> str:
     return f"{kind.__module__}:{kind.__qualname__}"
 
 
+def _missing(message: str) -> DecodeError:
+    """The error for bytes that are well formed but need what this process lacks."""
+    error = DecodeError(message)
+    error.missing = True
+    return error
+
+
 def _find_type(name: str, like: Any, accept: Any) -> Any:
     """The class to rebuild a stored object as: ``like``'s class, or the named one."""
     if like is not None and accept(type(like)):
@@ -238,7 +302,7 @@ def _find_type(name: str, like: Any, accept: Any) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and accept(obj)):
-        raise DecodeError(
+        raise _missing(
             f"the stored value is a {qualname} from {module}, which is not loaded in this "
             "process: import it before replaying"
         )
@@ -276,13 +340,13 @@ def _decode_numpy(tree: dict[str, Any], dtype: str, like: Any) -> Any:
     try:
         import numpy as np
     except ImportError:
-        raise DecodeError("the stored value is a numpy array: install numpy") from None
+        raise _missing("the stored value is a numpy array: install numpy") from None
     array = np.frombuffer(base64.b64decode(tree["data"]), dtype=np.dtype(dtype))
     value = array[0] if tree["shape"] is None else array.reshape(tree["shape"]).copy()
     if tree.get("torch"):
         torch = sys.modules.get("torch")
         if torch is None:
-            raise DecodeError("the stored value is a torch tensor: import torch first")
+            raise _missing("the stored value is a torch tensor: import torch first")
         return torch.from_numpy(value)
     return value
 
@@ -350,3 +414,192 @@ _DECODERS: dict[str, Any] = {
     "at": _decode_location,
     "x": lambda tree, body, like: Text(tuple(p if type(p) is str else Param(p["p"]) for p in body)),
 }
+
+
+# -- checking stored bytes ----------------------------------------------------------------
+#
+# What a store or an import file hands back is checked before anything replays it
+# (stores call these on load, portable on import). Checking walks the tree without
+# building values of the user's classes (decoding does that, lazily, when a step or a
+# compare needs one): containers are walked here, leaves go through their decoders.
+
+
+def _sequence(tree: dict[str, Any], body: Any) -> list[Any]:
+    if type(body) is not list:
+        raise DecodeError(f"not a muscle-mem encoding: a list was expected in {tree!r:.80}")
+    return body
+
+
+def _mapping(tree: dict[str, Any], body: Any) -> Any:
+    if type(body) is not dict:
+        raise DecodeError(f"not a muscle-mem encoding: an object was expected in {tree!r:.80}")
+    return body.values()
+
+
+def _members(tree: dict[str, Any], body: Any) -> list[Any]:
+    items = _sequence(tree, body)
+    if not all(_hashable(item) for item in items):
+        raise DecodeError(f"not a muscle-mem encoding: an unhashable set item in {tree!r:.80}")
+    return items
+
+
+def _pairs(tree: dict[str, Any], body: Any) -> list[Any]:
+    pairs = _sequence(tree, body)
+    if not all(type(pair) is list and len(pair) == 2 and _hashable(pair[0]) for pair in pairs):
+        raise DecodeError(f"not a muscle-mem encoding: [key, value] pairs expected: {tree!r:.80}")
+    return [item for pair in pairs for item in pair]
+
+
+def _hashable(tree: Any) -> bool:
+    """Whether a set item's or a dict key's tree decodes to something hashable, as far as
+    its outer tag says (what is inside a tuple is checked when it is decoded)."""
+    if type(tree) is list:
+        return False
+    return type(tree) is not dict or not tree.keys() & {"d", "m", "s"}
+
+
+def _named(tree: dict[str, Any], name: Any, inner: str) -> list[Any]:
+    if type(name) is not str or ":" not in name or inner not in tree:
+        raise DecodeError(f"not a muscle-mem encoding: {tree!r:.80}")
+    return [tree[inner]]
+
+
+# The tags whose bodies hold other values: how to reach them. Every other tag is a leaf
+# (or a tag added later), checked by decoding it.
+_CONTAINERS: dict[str, Any] = {
+    "t": _sequence,
+    "s": _members,
+    "fs": _members,
+    "d": _mapping,
+    "m": _pairs,
+    "e": lambda tree, name: _named(tree, name, "v"),
+    "dc": lambda tree, name: list(_mapping(tree, _named(tree, name, "f")[0])),
+    "pd": lambda tree, name: list(_mapping(tree, _named(tree, name, "f")[0])),
+}
+_NAMES = ("p", "r")  # leaves whose body is a name
+
+
+def _check_tree(tree: Any) -> None:
+    """Raise :class:`DecodeError` unless ``tree`` is one :func:`from_tree` can read."""
+    if type(tree) is not list and type(tree) is not dict:
+        return  # str, int, float, bool and None stand for themselves
+    try:
+        _walk(tree)
+    except RecursionError:
+        # Deeper than MAX_DEPTH ever writes: not ours, however it parsed.
+        raise DecodeError("not a muscle-mem encoding: nested too deeply to decode") from None
+
+
+def _walk(node: Any) -> None:
+    # A list or a tag. Recursion (cheaper than a stack of our own for the shallow trees
+    # of real data) over what holds more than a plain value; tuples and str-keyed dicts,
+    # most of any tree, are walked inline.
+    if type(node) is list:
+        for item in node:
+            if type(item) is list or type(item) is dict:
+                _walk(item)
+        return
+    for tag in node:
+        if tag in _DECODERS:
+            break
+    else:
+        raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
+    body = node[tag]
+    if tag == "d" and type(body) is dict:
+        items: Any = body.values()
+    elif tag == "t" and type(body) is list:
+        items = body
+    else:
+        reach = _CONTAINERS.get(tag)
+        if reach is None:
+            _leaf(node, tag, body)
+            return
+        items = reach(node, body)
+    for item in items:
+        if type(item) is list or type(item) is dict:
+            _walk(item)
+
+
+def _leaf(node: dict[str, Any], tag: str, body: Any) -> None:
+    if tag in _NAMES and type(body) is not str:
+        raise DecodeError(f"not a muscle-mem encoding: {node!r:.80}")
+    try:
+        _DECODERS[tag](node, body, None)  # a leaf: decoding it is checking it
+    except DecodeError as error:
+        if not error.missing:
+            raise
+    except Exception as error:
+        raise DecodeError(
+            f"not a muscle-mem encoding: {node!r:.80} ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _canonical(tree: Any) -> Any:
+    """A tree as the canonical encoding has it: maps' pairs sorted (``_encoder`` sorts
+    the keys of JSON objects itself). Every JSON object is a tag but the bodies of
+    ``d`` and of ``f`` (dataclass and model fields), whose keys are the user's."""
+    if type(tree) is list:
+        return [_canonical(v) for v in tree]
+    if type(tree) is not dict:
+        return tree
+    tag = next((key for key in tree if key in _DECODERS), None)
+    canonical: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key == "m" == tag:
+            pairs = ([_canonical(k), _canonical(v)] for k, v in value)
+            canonical[key] = sorted(pairs, key=_sort_key)
+        elif (key == "d" == tag or (key == "f" and tag in ("dc", "pd"))) and type(value) is dict:
+            canonical[key] = {name: _canonical(v) for name, v in value.items()}
+        else:
+            canonical[key] = _canonical(value)
+    return canonical
+
+
+def check(data: Any, *, ordered: bool = False) -> Any:
+    """Raise :class:`DecodeError` unless ``data`` is bytes this codec could have written;
+    return its JSON tree. A class this process has not loaded, or numpy missing, is no
+    fault of the bytes and passes (decoding says so when it is asked to).
+
+    With ``ordered`` (a call's arguments, an end's result), ``data`` may hold an encoding
+    in insertion order after :data:`ORDER_MARK`: it must be the canonical part's value,
+    reordered, since ids hash the canonical part while decoding reads the other.
+    """
+    if not isinstance(data, bytes):
+        raise DecodeError(f"not a muscle-mem encoding: {type(data).__name__}, not bytes")
+    canonical, mark, rest = data.partition(ORDER_MARK)
+    if mark and not ordered:
+        raise DecodeError("not a muscle-mem encoding: a NUL byte in a canonical encoding")
+    tree = _json(canonical)
+    _check_tree(tree)
+    if not mark:
+        return tree
+    tree = _json(rest)
+    _check_tree(tree)
+    try:
+        same = _encoder.encode(_canonical(tree)) == canonical
+    except (RecursionError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise DecodeError(
+            "not a muscle-mem encoding: its ordered part is not the value its canonical "
+            "part encodes"
+        )
+    return tree
+
+
+def check_call(data: Any) -> None:
+    """:func:`check` for a step's call: ``(args, kwargs)``, a tuple and a dict by name."""
+    tree = check(data, ordered=True)
+    body = tree.get("t") if type(tree) is dict and len(tree) == 1 else None
+    if not (
+        type(body) is list
+        and len(body) == 2
+        and type(body[0]) is dict
+        and list(body[0]) == ["t"]
+        and type(body[1]) is dict
+        and list(body[1]) == ["d"]
+    ):
+        raise DecodeError(
+            "not a tool call's arguments: expected a tuple of positional arguments and a "
+            f"dict of keyword arguments, got {tree!r:.80}"
+        )

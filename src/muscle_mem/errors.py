@@ -15,6 +15,8 @@
 
     MuscleMemWarning (a UserWarning)
     ├── IntegrityWarning                       a stored row failed its signature: ignored
+    │   └── DamagedRowWarning                  a stored row is malformed, or not what its id
+    │                                          hashes: ignored
     └── UnrecordedCallWarning                  a tool call no run can claim: not recorded
 
 Errors are also the built-in ``TypeError``/``ValueError``/``LookupError`` they resemble,
@@ -43,7 +45,13 @@ class EncodeError(MuscleMemError, TypeError):
 
 
 class DecodeError(MuscleMemError, ValueError):
-    """Stored bytes that cannot be turned back into a value in this process."""
+    """Stored bytes that cannot be turned back into a value in this process.
+
+    ``missing`` is true when the bytes are well formed but need what this process lacks
+    (a class it has not imported, numpy): another process may read them.
+    """
+
+    missing: bool = False
 
 
 class DivergenceError(MuscleMemError):
@@ -119,6 +127,12 @@ class IntegrityWarning(MuscleMemWarning):
     """A stored row failed its signature check and was ignored."""
 
 
+class DamagedRowWarning(IntegrityWarning):
+    """Stored rows that are malformed (a call that is not a call, a count that is not a
+    number, a blob that is text) or whose content does not hash to their id were ignored,
+    as if they had never been written. The warning names the table and the rows."""
+
+
 class UnrecordedCallWarning(MuscleMemWarning):
     """A tool was called from a thread with no run in its context (contextvars do not
     reach the threads an agent starts) while several runs of its engine were in
@@ -130,6 +144,7 @@ __all__ = [
     "BankError",
     "BankImportError",
     "ConfigurationError",
+    "DamagedRowWarning",
     "DecodeError",
     "DivergenceError",
     "EncodeError",

@@ -49,14 +49,34 @@ def params(value: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def about(value: Any) -> str | None:
-    """The "kind:id" reference of what a run is about: a bank entity's ``ref``, or a str."""
+    """The "kind:id" reference of what a run is about: a bank entity's ``ref``, or a str.
+
+    Checked before the agent runs: the run log keeps it, and a reference no store can
+    hold (a lone surrogate, a NUL) would otherwise fail the run's write after the agent
+    had done its work.
+    """
     ref = getattr(value, "ref", value)
-    if ref is None or (isinstance(ref, str) and ref.partition(":")[0] and ref.partition(":")[2]):
+    if ref is None:
+        return None
+    if isinstance(ref, str) and ref.partition(":")[0] and ref.partition(":")[2]:
+        if "\0" in ref or not _encodable(ref):
+            raise ConfigurationError(
+                f"about={ref!r} holds a NUL or a lone surrogate, which no store can keep; "
+                "pass the reference as plain text, e.g. about='campaign:summer-sale'"
+            )
         return ref
     raise ConfigurationError(
         "about= takes a memory bank entity or a 'kind:id' string, e.g. "
         f"about='campaign:summer-sale', got {value!r}"
     )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def task_key(

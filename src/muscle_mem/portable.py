@@ -2,12 +2,22 @@
 
 Record on a laptop's SQLite file, import into the fleet's PostgreSQL. The file holds a
 header line, then per task key one ``task`` line followed by its ``node`` lines
-(parents first) and ``snapshot`` lines (least recently matched first). Bytes are
-base64. The run log is history of the store it happened in and is not exported.
+(parents first) and ``snapshot`` lines (least recently matched first) and an ``end``
+line counting them, then a ``done`` line counting the task keys. Bytes are base64. The
+run log is history of the store it happened in and is not exported.
+
+Import brings in complete paths only. The counts say what complete means for a file:
+one cut short (a transfer that stopped, a disk that filled), or with lines taken out,
+is refused whole. Files of format 1 have no counts; from them, and wherever rows fail
+their signature, only steps on the way to a recorded end are taken: a step that ends
+nowhere is left out, and said so.
 
 A node's id is the hash of its parent's id and its step, so import checks every id
 against what the line says: a step whose tool, code or arguments were altered, or that
-was moved under another parent, is refused even without a secret. With a secret, each
+was moved under another parent, is refused even without a secret, and so is a step
+whose content hashes right but is not what muscle-mem writes (a call that is not a
+call, a value that is not an encoding): every decoded row is checked as a store checks
+what it loads (:mod:`muscle_mem.store.rows`). With a secret, each
 node and snapshot also carries its HMAC, and import skips the rows that fail it. A
 recorded end's ``result`` (what its hits return) is not part of the id: only its own
 HMAC (``result_sig``) covers it, and a node whose result fails it is skipped. The
@@ -28,11 +38,12 @@ from typing import Any
 
 from .errors import ExportFormatError
 from .models import SLOTS, Step, TaskInfo, node_id
+from .store import rows
 from .store.base import Store
 from .store.signing import secret_key, sign_node, sign_result, sign_snapshot, valid
 from .trie import Tree
 
-FORMAT = 1
+FORMAT = 2  # 2: each task key's lines end with a count, and the file with a count of keys
 _HEADER = "muscle-mem cache"
 
 
@@ -44,6 +55,7 @@ class Imported:
     nodes: int = 0
     snapshots: int = 0
     rejected: int = 0  # rows that failed the secret's verification, or hung from one
+    incomplete: int = 0  # steps left out because no recorded path ends at or below them
     signed: bool = False  # the file says its rows carry signatures
 
 
@@ -68,10 +80,12 @@ def export_lines(
         tree = store.tree(task)
         yield json.dumps({"task": task, "tags": list(info.tags)})
         snapshots = []
+        nodes = 0
         for node in tree:
             if node.step is None:
                 continue
             assert node.parent is not None
+            nodes += 1
             yield json.dumps(
                 {
                     "node": node.id,
@@ -98,15 +112,18 @@ def export_lines(
                         {"snapshot": node.id, "which": which, "data": _b64(data), "sig": sig}
                     )
         yield from map(json.dumps, snapshots)
+        yield json.dumps({"end": task, "nodes": nodes, "snapshots": len(snapshots)})
         if progress is not None:
             progress(done, len(tasks))
+    yield json.dumps({"done": _HEADER, "tasks": len(tasks)})
 
 
 def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> Imported:
     """Parse and check an export. Raises :class:`ExportFormatError` naming the first
     broken line; nothing is read into any store until the whole file checks out."""
     reader = _Reader(secret_key(secret))
-    header_seen = False
+    version = None
+    number = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -115,36 +132,29 @@ def read_export(lines: Iterable[str], *, secret: str | bytes | None = None) -> I
             row = json.loads(line)
         except ValueError as error:
             raise ExportFormatError(f"{where}: not JSON ({error})") from None
+        except RecursionError:
+            raise ExportFormatError(f"{where}: not an export line (nested too deeply)") from None
         if not isinstance(row, dict):
             raise ExportFormatError(f"{where}: expected a JSON object")
-        if not header_seen:
+        if version is None:
             if row.get("format") != _HEADER:
                 raise ExportFormatError(
                     f"{where}: not a muscle-mem export (it starts with the line "
                     "`muscle-mem export` writes)"
                 )
-            if not isinstance(row.get("version"), int) or row["version"] > FORMAT:
+            version = row.get("version")
+            if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT:
                 raise ExportFormatError(
                     f"{where}: export format {row.get('version')!r} is newer than this "
                     f"muscle-mem reads ({FORMAT}); upgrade muscle-mem"
                 )
+            reader.counted = version >= 2
             reader.imported.signed = row.get("signed") is True
-            header_seen = True
             continue
-        if "task" in row and "node" not in row:
-            task = _field(row, "task", str, where)
-            tags = _field(row, "tags", list, where)
-            if not all(isinstance(tag, str) for tag in tags):
-                raise ExportFormatError(f"{where}: tags must be strings")
-            reader.imported.trees.setdefault(task, (tuple(tags), Tree(task)))
-        elif "node" in row:
-            reader.node(row, where)
-        elif "snapshot" in row:
-            reader.snapshot(row, where)
-        else:
-            raise ExportFormatError(f"{where}: expected a task, node or snapshot line")
-    if not header_seen:
+        reader.line(row, where)
+    if version is None:
         raise ExportFormatError("the file is empty: expected a `muscle-mem export`")
+    reader.finish(number)
     return reader.imported
 
 
@@ -173,6 +183,108 @@ class _Reader:
         self.imported = Imported()
         self.owners: dict[str, Tree] = {}  # node id -> its tree
         self.dropped: set[str] = set()  # node ids rejected, and so their subtrees
+        self.counted = False  # the file counts its lines (format 2)
+        self.open: str | None = None  # the task key whose lines come now (format 2)
+        self.seen = [0, 0]  # that task's node and snapshot lines so far
+        self.ended = 0  # task keys whose end line has come
+        self.done = False  # the file's last line has come
+
+    def line(self, row: dict[str, Any], where: str) -> None:
+        if self.done:
+            raise ExportFormatError(f"{where}: a line after the file's last line")
+        if "task" in row and "node" not in row:
+            task = _field(row, "task", str, where)
+            tags = _field(row, "tags", list, where)
+            if not all(isinstance(tag, str) for tag in tags):
+                raise ExportFormatError(f"{where}: tags must be strings")
+            if self.counted:
+                if self.open is not None:
+                    raise ExportFormatError(
+                        f"{where}: task {task} begins before task {self.open} ended"
+                    )
+                if task in self.imported.trees:
+                    raise ExportFormatError(f"{where}: task {task} comes twice")
+                self.open, self.seen = task, [0, 0]
+            self.imported.trees.setdefault(task, (tuple(tags), Tree(task)))
+        elif "node" in row:
+            self._in_open_task(_field(row, "task", str, where), where)
+            self.seen[0] += 1
+            self.node(row, where)
+        elif "snapshot" in row:
+            self._in_open_task(None, where)
+            owner = self.owners.get(row["snapshot"]) if isinstance(row["snapshot"], str) else None
+            if self.counted and owner is not None and owner.task_key != self.open:
+                raise ExportFormatError(
+                    f"{where}: a snapshot of task {owner.task_key} outside that task's lines"
+                )
+            self.seen[1] += 1
+            self.snapshot(row, where)
+        elif "end" in row and self.counted:
+            self._end(row, where)
+        elif "done" in row and self.counted:
+            tasks = _count(row, "tasks", where)
+            if self.open is not None:
+                raise ExportFormatError(f"{where}: the file ends inside task {self.open}")
+            if tasks != len(self.imported.trees) or tasks != self.ended:
+                raise ExportFormatError(
+                    f"{where}: the file says it holds {tasks} task keys, but it holds "
+                    f"{len(self.imported.trees)}: lines were taken out"
+                )
+            self.done = True
+        else:
+            raise ExportFormatError(f"{where}: expected a task, node or snapshot line")
+
+    def _in_open_task(self, task: str | None, where: str) -> None:
+        if self.counted and (self.open is None or (task is not None and task != self.open)):
+            raise ExportFormatError(
+                f"{where}: a line of task {task or 'unknown'} outside that task's lines"
+            )
+
+    def _end(self, row: dict[str, Any], where: str) -> None:
+        task = _field(row, "end", str, where)
+        if task != self.open:
+            raise ExportFormatError(f"{where}: the end of task {task}, which is not open")
+        expected = [_count(row, "nodes", where), _count(row, "snapshots", where)]
+        if expected != self.seen:
+            raise ExportFormatError(
+                f"{where}: task {task} should have {expected[0]} node and {expected[1]} "
+                f"snapshot lines, but has {self.seen[0]} and {self.seen[1]}: lines were "
+                "taken out or added"
+            )
+        self.open = None
+        self.ended += 1
+
+    def finish(self, last: int) -> None:
+        """After the last line: refuse a counted file that stops short, and leave out of
+        every tree the steps no recorded path ends at or below (see the module)."""
+        if self.counted and not self.done:
+            where = f"task {self.open}" if self.open is not None else "its last line"
+            raise ExportFormatError(
+                f"the file stops at line {last}, before the end of {where}: it was cut "
+                "short (export it again)"
+            )
+        for _, tree in self.imported.trees.values():
+            self._complete_paths(tree)
+
+    def _complete_paths(self, tree: Tree) -> None:
+        reaching: set[str] = set()  # ids of nodes at or above a recorded end
+        for node in tree:
+            if node.terminal and node.step is not None:
+                nid: str | None = node.id
+                while nid is not None and nid not in reaching:
+                    reaching.add(nid)
+                    nid = tree.nodes[nid].parent
+        doomed = [n for n in tree if n.step is not None and n.id not in reaching]
+        if not doomed:
+            return
+        for node in doomed:
+            del tree.nodes[node.id]
+            self.owners.pop(node.id, None)
+            self.imported.nodes -= 1
+            self.imported.snapshots -= sum(len(node.snapshots(which)) for which in SLOTS)
+        self.imported.incomplete += len(doomed)
+        for node in tree:
+            node.children = tuple(c for c in node.children if c.id in tree.nodes)
 
     def node(self, row: dict[str, Any], where: str) -> None:
         nid = _field(row, "node", str, where)
@@ -191,6 +303,15 @@ class _Reader:
                 f"{where}: node {nid} does not match its content: the file was altered"
             )
         result = None if row.get("result") is None else _bytes(row, "result", where)
+        try:
+            rows.checked_call(step)
+            if result is not None:
+                rows.checked_value(result, "result", ordered=True)
+        except rows.Damaged as problem:
+            raise ExportFormatError(
+                f"{where}: node {nid} is not what muscle-mem writes ({problem}): the file "
+                "was altered"
+            ) from None
         if parent in self.dropped or (
             self.key and not self._signed(row, where, task, parent, step, result)
         ):
@@ -229,11 +350,17 @@ class _Reader:
     def snapshot(self, row: dict[str, Any], where: str) -> None:
         nid = _field(row, "snapshot", str, where)
         which = _field(row, "which", str, where)
-        if which not in SLOTS:
-            raise ExportFormatError(
-                f"{where}: which must be one of {', '.join(SLOTS)}, got {which!r}"
-            )
+        if which not in rows.SLOTS:
+            slots = ", ".join(sorted(rows.SLOTS))
+            raise ExportFormatError(f"{where}: which must be one of {slots}, got {which!r}")
         data = _bytes(row, "data", where)
+        try:
+            rows.checked_value(data, "data")
+        except rows.Damaged as problem:
+            raise ExportFormatError(
+                f"{where}: a snapshot of node {nid} is not what muscle-mem writes ({problem}): "
+                "the file was altered"
+            ) from None
         expected = sign_snapshot(self.key, nid, which, data)
         if nid in self.dropped or (self.key and not valid(_sig(row, where), expected)):
             self.imported.rejected += 1

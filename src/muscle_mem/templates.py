@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .codec import encode
+from .codec import MAX_DEPTH, encode
 from .errors import EncodeError
 from .models import FromResult, Param, Redacted, Text, Traced
 from .provenance import key, values_at
@@ -58,7 +58,10 @@ class Templater:
         patterns.sort(key=lambda p: -p[0])  # stable: equal lengths keep dict order
         self._pattern = re.compile("|".join(p for _, p in patterns)) if patterns else None
 
-    def template(self, value: Any) -> Any:
+    def template(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with param values replaced; ``depth`` counts the containers around
+        it. Past the codec's :data:`~muscle_mem.codec.MAX_DEPTH` (or in a value that
+        contains itself) the rest is left as it is, for the codec to refuse by name."""
         kind = type(value)
         if kind in _HASHABLE:
             name = self._exact.get((kind, value))
@@ -74,12 +77,14 @@ class Templater:
                 name = None  # not a param; the caller reports it with a better name
             if name is not None:
                 return Param(name)
+        if depth >= MAX_DEPTH:
+            return value
         if kind is list:
-            return [self.template(v) for v in value]
+            return [self.template(v, depth + 1) for v in value]
         if kind is tuple:
-            return tuple(self.template(v) for v in value)
+            return tuple(self.template(v, depth + 1) for v in value)
         if kind is dict:
-            return {k: self.template(v) for k, v in value.items()}
+            return {k: self.template(v, depth + 1) for k, v in value.items()}
         return value
 
     def _text(self, value: str) -> str | Text:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
-from ..errors import IntegrityWarning, MuscleMemError
+from ..errors import DamagedRowWarning, IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
 from . import bank, cache, demo
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
@@ -40,10 +40,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", IntegrityWarning)
             args.opened = opened
             code = int(args.run(args) or 0)
-        failed = [w for w in caught if issubclass(w.category, IntegrityWarning)]
+        # Rows left out for their signature share one hint (the secret); damaged rows are
+        # named by their own warnings, printed like any other.
+        failed = [
+            w
+            for w in caught
+            if issubclass(w.category, IntegrityWarning)
+            and not issubclass(w.category, DamagedRowWarning)
+        ]
+        damaged = any(issubclass(w.category, DamagedRowWarning) for w in caught)
         for warning in caught:
             if warning not in failed:
-                print(f"muscle-mem: {warning.message}", file=sys.stderr)
+                message = str(warning.message)
+                prefix = "" if message.startswith("muscle-mem: ") else "muscle-mem: "
+                print(f"{prefix}{message}", file=sys.stderr)
+        if damaged:
+            code = max(code, 1)
         if failed:
             print(
                 f"muscle-mem: rows of {len(failed)} task key(s) failed signature verification "

@@ -434,6 +434,7 @@ def _import(args: argparse.Namespace) -> int:
         "new_steps": nodes,
         "new_snapshots": snapshots,
         "rejected": imported.rejected,
+        "incomplete": imported.incomplete,
     }
     if wants_json(args):
         dump(report)
@@ -454,5 +455,11 @@ def _import(args: argparse.Namespace) -> int:
             "were skipped: were they exported with the same secret?",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    if imported.incomplete:
+        print(
+            f"muscle-mem: {imported.incomplete} steps were left out: no recorded path in the "
+            "file ends at or below them (a file of an older muscle-mem cut short, or rows "
+            "that failed verification)",
+            file=sys.stderr,
+        )
+    return 1 if imported.rejected or imported.incomplete else 0

@@ -5,13 +5,19 @@ read and re-reads a task key's tree only when another worker changed it (see
 :mod:`.sql`), so a path recorded by one worker is replayed by the others on their next
 run. A connection dropped under a worker (a server restart, a proxy timeout) is
 replaced and the operation retried once; every write is idempotent, so that is safe.
+
+While the server is down, an operation fails with a :class:`StoreError` after
+``timeout`` seconds (``?connect_timeout=N`` in the URL sets it too), with nothing
+written: a run either commits whole or not at all. The pool's background reconnection
+gives up after the same time, so once the server is back the next operation connects
+at once, instead of waiting out a reconnection delay that doubles through the outage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreError
 from ..trie import DEFAULT_SNAPSHOT_CAP
@@ -20,11 +26,16 @@ from .sql import SQLStore
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_S = 10
+TIMEOUT_S = 10.0  # how long an operation waits for an unreachable server, by default
 
 
 class PostgresStore(SQLStore):
-    """A cache in a PostgreSQL database; its tables are named ``mm_*``."""
+    """A cache in a PostgreSQL database; its tables are named ``mm_*``.
+
+    ``timeout`` is how long an operation waits for the server (to connect, or for a
+    connection of the pool) before it fails with a :class:`StoreError`; by default the
+    URL's ``connect_timeout``, else 10 seconds.
+    """
 
     dialect = "postgresql"
     no_limit = "LIMIT ALL"
@@ -36,6 +47,7 @@ class PostgresStore(SQLStore):
         snapshot_cap: int = DEFAULT_SNAPSHOT_CAP,
         secret: str | bytes | None = None,
         max_connections: int = 4,
+        timeout: float | None = None,
     ) -> None:
         try:
             import psycopg
@@ -46,20 +58,33 @@ class PostgresStore(SQLStore):
             ) from None
         super().__init__(redact(url), snapshot_cap, secret)
         self._psycopg = psycopg
+        self.timeout = _timeout(url) if timeout is None else float(timeout)
+        if not self.timeout > 0:
+            raise ConfigurationError(f"timeout must be a number of seconds above 0, got {timeout}")
+        # libpq counts whole seconds, and reads 0 as "wait forever".
+        connect_timeout = max(1, round(self.timeout))
         # One direct attempt first: its error says why (refused, no such database,
         # bad password), where a pool would only say that it timed out.
         try:
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+            psycopg.connect(url, connect_timeout=connect_timeout).close()
         except psycopg.Error as error:
             raise StoreError(f"cannot connect to {self.url}: {_message(error, url)}") from None
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             open=True,
+            # A caller waits this long for a connection, then fails (see _retrying).
+            timeout=self.timeout,
+            # The pool retries a lost connection in the background with a delay that
+            # doubles each time: after an outage of a minute, the server would be back
+            # half a minute before the pool tried again. Giving up after `timeout`
+            # leaves reconnecting to the next caller, which tries at once.
+            reconnect_timeout=self.timeout,
         )
         self._raw_url = url
+        self._pool_timeout = psycopg_pool.PoolTimeout
         try:
             self._open_schema()
         except BaseException:
@@ -85,6 +110,13 @@ class PostgresStore(SQLStore):
                         return work(cursor)
                     with connection.transaction():
                         return work(cursor)
+            except self._pool_timeout:
+                # No connection in `timeout` seconds: the server is down or unreachable.
+                # Another wait would only double the time a run takes to fail.
+                raise StoreError(
+                    f"cannot reach {self.url} (no connection in {self.timeout:g} s): the "
+                    "server is down or unreachable; nothing was written"
+                ) from None
             except psycopg.OperationalError as error:
                 # What broke one connection (a server restart) broke the idle ones too:
                 # have the pool test them all, then try once more. A second failure
@@ -129,6 +161,16 @@ class _Cursor:
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
+
+
+def _timeout(url: str) -> float:
+    """The URL's ``connect_timeout`` (libpq's own option, in seconds), else the default."""
+    given = parse_qs(urlsplit(url).query).get("connect_timeout")
+    try:
+        seconds = float(given[-1]) if given else TIMEOUT_S
+    except ValueError:
+        return TIMEOUT_S  # libpq says what is wrong with it when it connects
+    return seconds if seconds > 0 else TIMEOUT_S
 
 
 def redact(url: str) -> str:

@@ -113,14 +113,25 @@ def migrations(dialect: str) -> dict[int, list[str]]:
     return {step: [s.format(**types) for s in steps] for step, steps in MIGRATIONS.items()}
 
 
-def version(cur: Cursor, key: str = "schema_version") -> int | None:
+def version(cur: Cursor, key: str = "schema_version", what: str = "the store") -> int | None:
     """The version ``mm_meta`` keeps under ``key``; None if there is none.
 
-    Raises the driver's error when there is no ``mm_meta`` table yet.
+    Raises the driver's error when there is no ``mm_meta`` table yet, and a
+    :class:`StoreError` naming ``what`` when the version is not a whole number: without
+    it, nothing in the store can be read safely.
     """
     cur.execute("SELECT value FROM mm_meta WHERE key = ?", (key,))
     row = cur.fetchone()
-    return int(row[0]) if row else None
+    if not row:
+        return None
+    value = row[0]
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    raise StoreError(
+        f"{what} is damaged: its mm_meta table says {key} is {value!r:.40}, not a whole "
+        "number, so which tables it holds is unknown; restore it from a backup, or move "
+        "it aside and start a new store (`muscle-mem export` may still read its trees)"
+    )
 
 
 def upgrade(
@@ -144,7 +155,7 @@ def upgrade(
         # (IF NOT EXISTS or not). SQLite's write transaction is lock enough.
         cur.execute("SELECT pg_advisory_xact_lock(4834110571)")  # any constant of ours
     cur.execute("CREATE TABLE IF NOT EXISTS mm_meta (key TEXT PRIMARY KEY, value TEXT)")
-    found = version(cur, key) or 0
+    found = version(cur, key, what) or 0
     if found > latest:
         raise StoreError(
             f"{what} has schema version {found}, written by a newer muscle-mem; this "

@@ -11,6 +11,12 @@ Every write is an idempotent upsert keyed by content (a node's id hashes its pat
 two processes recording the same path write the same rows. Each commit first upserts
 its task key's row, which serialises writers of one task key and so rules out
 deadlocks between them.
+
+A store remembers which secret signs its rows (``mm_meta``'s ``signed_by``, a MAC of a
+constant: see :func:`.signing.signer`), set by the first write that records something.
+A worker with another secret, or none, refuses to write paths there: its rows would
+replace the fleet's signed ones (an upsert rewrites a node's signature), and every
+other worker would then reject them. Removing every tree forgets the signer.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ from ..models import (
     root_id,
 )
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
-from . import schema
+from . import rows, schema
 from .base import Cursor, SQLDatabase, Store
-from .signing import secret_key, sign_node, sign_result, sign_snapshot, valid
+from .signing import secret_key, sign_node, sign_result, sign_snapshot, signer, valid
 
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
+_SIGNED_BY = "signed_by"  # the mm_meta key naming the secret the store's rows are signed with
 
 _RUN_COLUMNS = (
     "task_key, tags, params, status, replayed, recorded, diverged_at, reason, "
@@ -175,30 +182,55 @@ class SQLStore(Store, SQLDatabase):
         if about is not None:
             where.append("about = ?")
             values.append(about)
-        sql = f"SELECT {_RUN_COLUMNS} FROM mm_runs"
+        sql = f"SELECT id, {_RUN_COLUMNS} FROM mm_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
 
         def work(cur: Cursor) -> list[RunRecord]:
             cur.execute(sql + " ORDER BY id", values)
-            return [_run_record(row) for row in cur.fetchall()]
+            return cur.fetchall()
 
-        return self._read(work)
+        records = []
+        damage = rows.Damage(f"the run log of {self.url}")
+        for row in self._read(work):
+            try:
+                records.append(_run_record(row[1:]))
+            except rows.Damaged as problem:
+                damage.add("mm_runs", rows.name(row[0]), problem)
+        damage.warn()
+        return records
 
     def tasks(self) -> list[TaskInfo]:
-        def work(cur: Cursor) -> list[TaskInfo]:
+        def work(cur: Cursor) -> list[Any]:
             cur.execute(
                 "SELECT t.task_key, t.tags, COUNT(n.id), SUM(n.terminal), t.created_at, "
                 "t.last_used FROM mm_tasks t JOIN mm_nodes n ON n.task_key = t.task_key "
                 "GROUP BY t.task_key, t.tags, t.created_at, t.last_used "
                 "ORDER BY t.last_used DESC, t.task_key"
             )
-            return [
-                TaskInfo(key, tuple(json.loads(tags)), int(nodes), int(ends), created, used)
-                for key, tags, nodes, ends, created, used in cur.fetchall()
-            ]
+            return cur.fetchall()
 
-        return self._read(work)
+        infos = []
+        damage = rows.Damage(f"the task list of {self.url}")
+        for key, tags, nodes, ends, created, used in self._read(work):
+            # A task's row only describes its tree (which is read on its own), so a
+            # damaged column is shown empty rather than hiding the task from `ls`,
+            # `export` and `rm`, which work on its nodes.
+            try:
+                tags = rows.strings(tags, "tags")
+            except rows.Damaged as problem:
+                damage.add("mm_tasks", rows.name(key), problem)
+                tags = ()
+            times = []
+            for value, column in ((created, "created_at"), (used, "last_used")):
+                try:
+                    times.append(rows.number(value, column))
+                except rows.Damaged as problem:
+                    damage.add("mm_tasks", rows.name(key), problem)
+                    times.append(0.0)
+            infos.append(TaskInfo(str(key), tags, int(nodes), int(ends or 0), *times))
+        damage.warn()
+        return infos
 
     def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
         def work(cur: Cursor) -> int:
@@ -216,12 +248,16 @@ class SQLStore(Store, SQLDatabase):
             for nid, parent in parents.items():
                 children.setdefault(parent, []).append(nid)
             chosen = parents if nodes is None else [nid for nid in nodes if nid in parents]
-            doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())))
+            # (By text: an id SQLite kept as bytes, not being UTF-8, goes too.)
+            doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())), key=str)
             for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
                 chunk = doomed[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 cur.execute(f"DELETE FROM mm_snapshots WHERE node IN ({marks})", chunk)
                 cur.execute(f"DELETE FROM mm_nodes WHERE id IN ({marks})", chunk)
+            cur.execute("SELECT 1 FROM mm_nodes LIMIT 1")
+            if cur.fetchone() is None:  # nothing signed is left: any secret may sign anew
+                cur.execute("DELETE FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
             return len(doomed)
 
         removed = self._write(work)
@@ -231,6 +267,18 @@ class SQLStore(Store, SQLDatabase):
 
     def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
         key = tree.task_key
+        # Rows are written with the ids the tree gives (a tree built by insert() has them
+        # right): one that does not hash its content would be left out by every reader.
+        for node in tree:
+            if node.step is not None:
+                assert node.parent is not None
+                try:
+                    rows.identified(node.id, node.parent, node.step)
+                except rows.Damaged:
+                    raise ConfigurationError(
+                        f"node {node.id} of the tree of {key} does not match its content; "
+                        "build the tree with Tree.insert, which names each node"
+                    ) from None
 
         def count(cur: Cursor) -> tuple[int, int, int]:
             cur.execute(
@@ -256,6 +304,9 @@ class SQLStore(Store, SQLDatabase):
                     self._merge_node(cur, key, node)
             after = count(cur)
             if after != before:  # replay can see something new: every process re-reads
+                # Rows already here keep their signatures; new ones are signed with this
+                # store's secret, which must be the one its rows are signed with.
+                self._check_signer(cur)
                 cur.execute(
                     "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?", (key,)
                 )
@@ -347,6 +398,8 @@ class SQLStore(Store, SQLDatabase):
             (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
         )
         generation = int(cur.fetchone()[0])
+        if structural:  # it writes signed rows (nodes, snapshots)
+            self._check_signer(cur)
         touched: set[tuple[str, Slot]] = set()
         used: list[Any] = []  # matched snapshots that move up the LRU order
         for m in changes.matched:
@@ -471,48 +524,41 @@ class SQLStore(Store, SQLDatabase):
     # -- reading --------------------------------------------------------------------------
 
     def _load(self, cur: Cursor, task_key: str) -> Tree:
+        """The task key's tree from its rows, each checked (see :mod:`.rows`): a row that
+        fails its signature or is damaged is left out, and with it what hangs below it."""
         tree = Tree(task_key, self.snapshot_cap)
         cur.execute(
             "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig, "
             "result, result_sig FROM mm_nodes WHERE task_key = ? ORDER BY created_at, id",
             (task_key,),
         )
-        rows = cur.fetchall()
+        node_rows = cur.fetchall()
         cur.execute(
-            "SELECT node, which, data, sig FROM mm_snapshots WHERE task_key = ? "
+            "SELECT node, which, digest, data, sig FROM mm_snapshots WHERE task_key = ? "
             "ORDER BY used, digest",
             (task_key,),
         )
         snapshot_rows = cur.fetchall()
+        # The copy this process read before (with what its own runs added) was checked
+        # then: only what is new is decoded again, so a worker re-reading a tree another
+        # one changed pays for the change, not for the whole tree.
+        cached = self._trees.get(task_key)
+        known = cached[1].nodes if cached is not None else {}
+        damage = rows.Damage(f"task {task_key} of {self.url}")
         rejected = 0
         loaded: dict[str, Node] = {}
-        for row in rows:
-            nid, parent, tool, code, call, terminal, hits, failures, last_used, sig = row[:10]
-            step = Step(tool, code, bytes(call))
-            result = None if row[10] is None else bytes(row[10])
-            if self._key and not (
-                valid(sig, self._sign_node(nid, parent, task_key, step))
-                # A forged result is refused with its node, which a run then records
-                # again, result and all: a hit never returns what the secret didn't sign.
-                and (result is None or valid(row[11], self._sign_result(nid, task_key, result)))
-            ):
+        for row in node_rows:
+            try:
+                node = self._node(row, task_key, known)
+            except rows.Damaged as problem:
+                damage.add("mm_nodes", rows.name(row[0]), problem)
+                continue
+            if node is None:
                 rejected += 1
                 continue
-            loaded[nid] = Node(
-                nid,
-                parent,
-                step,
-                SnapshotSet(self.snapshot_cap),
-                SnapshotSet(self.snapshot_cap),
-                SnapshotSet(self.snapshot_cap),
-                terminal=bool(terminal),
-                hits=hits,
-                failures=failures,
-                last_used=last_used,
-                result=result,
-            )
+            loaded[node.id] = node
         # Link children to parents reachable from the root, oldest first; a node whose
-        # parent was rejected is unreachable, and so never replayed.
+        # parent was left out is unreachable, and so never replayed.
         for child in loaded.values():
             assert child.parent is not None
             parent = tree.root if child.parent == tree.root.id else loaded.get(child.parent)
@@ -523,25 +569,152 @@ class SQLStore(Store, SQLDatabase):
             for child in stack.pop().children:
                 tree.nodes[child.id] = child
                 stack.append(child)
-        for nid, which, data, sig in snapshot_rows:
-            owner = tree.nodes.get(nid)
+        for row in snapshot_rows:
+            owner = tree.nodes.get(row[0]) if type(row[0]) is str else None
             if owner is None:
+                continue  # of a node left out: unreachable
+            try:
+                found = self._snapshot(row, known)
+            except rows.Damaged as problem:
+                damage.add("mm_snapshots", f"({row[0]}, {rows.name(row[1])})", problem)
                 continue
-            data = bytes(data)
-            if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
+            if found is None:
                 rejected += 1
                 continue
-            owner.snapshots(which).load(data)
+            which, data = found
+            owner.snapshots(which).load(data)  # type: ignore[arg-type]
         if rejected:
             warnings.warn(
                 f"muscle-mem: {rejected} row(s) of task {task_key} in {self.url} failed "
                 "signature verification and are ignored; they are replaced when recorded again",
                 IntegrityWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+        damage.warn(stacklevel=3)
         return tree
 
+    def _node(self, row: Sequence[Any], task_key: str, known: dict[str, Node]) -> Node | None:
+        """The node a ``mm_nodes`` row holds; None if it fails its signature. Raises
+        :class:`.rows.Damaged` for a row muscle-mem could not have written."""
+        nid = rows.text(row[0], "id")
+        parent = rows.text(row[1], "parent")
+        step = rows.step(row[2], row[3], row[4])
+        terminal = rows.count(row[5], "terminal")
+        if terminal > 1:
+            raise rows.Damaged(f"terminal is {terminal}, not 0 or 1")
+        hits, failures = rows.count(row[6], "hits"), rows.count(row[7], "failures")
+        last_used = rows.number(row[8], "last_used")
+        sig = rows.optional_blob(row[9], "sig")
+        result = rows.optional_blob(row[10], "result")
+        result_sig = rows.optional_blob(row[11], "result_sig")
+        if self._key and not (
+            valid(sig, self._sign_node(nid, parent, task_key, step))
+            # A forged result is refused with its node, which a run then records
+            # again, result and all: a hit never returns what the secret didn't sign.
+            and (result is None or valid(result_sig, self._sign_result(nid, task_key, result)))
+        ):
+            return None
+        rows.identified(nid, parent, step)
+        before = known.get(nid)
+        if before is None or before.step != step:
+            rows.checked_call(step)
+        if result is not None and (before is None or before.result != result):
+            rows.checked_value(result, "result", ordered=True)
+        return Node(
+            nid,
+            parent,
+            step,
+            SnapshotSet(self.snapshot_cap),
+            SnapshotSet(self.snapshot_cap),
+            SnapshotSet(self.snapshot_cap),
+            terminal=bool(terminal),
+            hits=hits,
+            failures=failures,
+            last_used=last_used,
+            result=result,
+        )
+
+    def _snapshot(self, row: Sequence[Any], known: dict[str, Node]) -> tuple[str, bytes] | None:
+        """The slot and data a ``mm_snapshots`` row holds; None if it fails its signature.
+        Raises :class:`.rows.Damaged` for a row muscle-mem could not have written."""
+        nid, which, digest, data, sig = row
+        # Rows come by the thousand: the usual one is taken in a glance, and the checks
+        # that name what is wrong run only when something is.
+        if not (
+            type(data) is bytes
+            and type(digest) is bytes
+            and which in rows.SLOTS
+            and (sig is None or type(sig) is bytes)
+        ):
+            which = rows.slot(which)
+            digest = rows.blob(digest, "digest")
+            data = rows.blob(data, "data")
+            sig = rows.optional_blob(sig, "sig")
+        if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
+            return None
+        if _digest(data) != digest:
+            raise rows.Damaged("its data does not match its digest")
+        before = known.get(nid)
+        if before is None or data not in before.snapshots(which):
+            rows.checked_value(data, "data")
+        return which, data
+
     # -- signatures -------------------------------------------------------------------------
+
+    def _check_signer(self, cur: Cursor) -> None:
+        """In a write that records signed rows: refuse it if the store's rows are signed
+        with another secret (or none, or with one where this worker has none)."""
+        ours = signer(self._key)
+        cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+        row = cur.fetchone()
+        recorded = row[0] if row else self._first_signer(cur)
+        if recorded == ours:
+            return
+        if recorded == "":  # no rows signed yet: this secret signs the store from now on
+            cur.execute(
+                "UPDATE mm_meta SET value = ? WHERE key = ? AND value = ''", (ours, _SIGNED_BY)
+            )
+            cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+            if cur.fetchone()[0] == ours:  # (or another worker's secret got there first)
+                return
+        if self._key is None:
+            problem = "its rows are signed with a secret, and this worker has none"
+        else:
+            problem = "its rows are signed with another secret than this worker's"
+        raise StoreError(
+            f"refusing to write to {self.url}: {problem}, so what it recorded would replace "
+            "the fleet's signed rows and be rejected by every other worker. Give it the "
+            "secret the store's writers use (secret= or $MUSCLE_MEM_SECRET); to sign the "
+            "store with a new secret, remove its trees first (`muscle-mem rm --all`)"
+        )
+
+    def _first_signer(self, cur: Cursor) -> str:
+        """Record which secret signs the store, for a store that has not said so yet
+        (new, or written before stores recorded it): "" if no row is signed, "?" (not
+        recorded) if this worker can't tell whose secret signed them."""
+        cur.execute(
+            "SELECT id, parent, task_key, tool, code, call, sig FROM mm_nodes "
+            "WHERE sig IS NOT NULL LIMIT 20"
+        )
+        signed = cur.fetchall()
+        found = "" if not signed else "?"
+        for nid, parent, task_key, tool, code, call, sig in signed:
+            try:
+                step = rows.step(tool, code, call)
+                mine = valid(rows.blob(sig, "sig"), self._sign_node(nid, parent, task_key, step))
+            except rows.Damaged:
+                continue
+            if self._key and mine:
+                found = signer(self._key)
+                break
+        if found == "?":
+            return found
+        cur.execute(
+            "INSERT INTO mm_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (_SIGNED_BY, found),
+        )
+        cur.execute("SELECT value FROM mm_meta WHERE key = ?", (_SIGNED_BY,))
+        return str(cur.fetchone()[0])
 
     def _sign_node(self, nid: str, parent: str, task_key: str, step: Step) -> bytes | None:
         return sign_node(self._key, nid, parent, task_key, step)
@@ -569,9 +742,23 @@ def _present(cur: Cursor, task_key: str, nid: str) -> bool:
 
 
 def _generation(cur: Cursor, task_key: str) -> int:
+    """The task key's generation: -1 when it has no row, -2 when its row's counter is
+    damaged (SQLite keeps whatever is written to a column)."""
     cur.execute("SELECT generation FROM mm_tasks WHERE task_key = ?", (task_key,))
     row = cur.fetchone()
-    return int(row[0]) if row else -1
+    if not row:
+        return -1
+    if type(row[0]) is int:  # every run asks: the usual answer takes no more
+        return row[0]
+    try:
+        return rows.whole(row[0], "generation")
+    except rows.Damaged as problem:
+        damage = rows.Damage("the task list")
+        damage.add("mm_tasks", rows.name(task_key), problem)
+        damage.warn(stacklevel=5)
+        # Any change to the task's rows does arithmetic on the counter, which makes it
+        # a number again: until then nothing changed, and a copy read now stays current.
+        return -2
 
 
 def _digest(data: bytes) -> bytes:
@@ -579,23 +766,29 @@ def _digest(data: bytes) -> bytes:
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
+    """The run a ``mm_runs`` row holds; raises :class:`.rows.Damaged` for one muscle-mem
+    could not have written."""
     (task_key, tags, params, status, replayed, recorded, diverged_at, reason) = row[:8]
     started_at, duration_s, tokens, cost, path, about = row[8:]
+    try:
+        status = Status(status)
+    except ValueError:
+        raise rows.Damaged(f"status is {rows.name(repr(status))}, not a run status") from None
     return RunRecord(
-        task_key=task_key,
-        tags=tuple(json.loads(tags)),
-        params=tuple(json.loads(params)),
-        status=Status(status),
-        replayed=replayed,
-        recorded=recorded,
-        diverged_at=diverged_at,
-        reason=reason,
-        started_at=started_at,
-        duration_s=duration_s,
-        tokens=tokens,
-        cost=cost,
-        path=path,
-        about=about,
+        task_key=rows.text(task_key, "task_key"),
+        tags=rows.strings(tags, "tags"),
+        params=rows.strings(params, "params"),
+        status=status,
+        replayed=rows.count(replayed, "replayed"),
+        recorded=rows.count(recorded, "recorded"),
+        diverged_at=None if diverged_at is None else rows.count(diverged_at, "diverged_at"),
+        reason=rows.optional_text(reason, "reason"),
+        started_at=rows.number(started_at, "started_at"),
+        duration_s=rows.number(duration_s, "duration_s"),
+        tokens=rows.count(tokens, "tokens"),
+        cost=rows.number(cost, "cost"),
+        path=rows.optional_text(path, "path"),
+        about=rows.optional_text(about, "about"),
     )
 
 

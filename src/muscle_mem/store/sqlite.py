@@ -6,6 +6,11 @@ each run is one ``BEGIN IMMEDIATE`` transaction, which takes the write lock up f
 long the busy timeout), and a busy timeout makes writers wait their turn instead of
 failing. ``synchronous=NORMAL`` keeps WAL commits free of fsync: a power cut can lose
 the last runs, never corrupt the file, which is the right trade for a cache.
+
+What goes wrong is a :class:`StoreError` naming the store, the ``COMMIT`` included: a
+full disk or an I/O error shows there, when the log is written. SQLite takes a file of
+0 or 1 bytes for a new database and writes a new one over it; a store that was
+truncated so is reported instead, and left as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +32,38 @@ from .sql import SQLStore
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
+# How long an opener waits for a file of 0 bytes to become a database: another process
+# may have just created it, and writes its header a moment later.
+CREATION_GRACE_S = 0.25
+
+
+# What SQLite raises about the file: its own errors, and its messages when they quote
+# a damaged name (sqlite3 decodes them as UTF-8).
+_ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError)
+
+
+def _text(data: bytes) -> str | bytes:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+# What to do about an error, by SQLite's name for it (Python 3.11+ gives it).
+_HINTS = (
+    ("SQLITE_FULL", "; free space on its disk: what was committed before is intact"),
+    (
+        "SQLITE_IOERR",
+        "; its disk or file system failed a read or write: what was committed "
+        "before is intact unless the disk lost it",
+    ),
+    (
+        "SQLITE_CORRUPT",
+        "; the file is damaged: restore it from a backup, or move it aside "
+        "and `muscle-mem export` what can still be read",
+    ),
+    ("SQLITE_NOTADB", "; it is not a SQLite file"),
+)
 
 
 class SQLiteStore(SQLStore):
@@ -50,6 +88,7 @@ class SQLiteStore(SQLStore):
         super().__init__(f"sqlite:///{self.path}", snapshot_cap, secret)
         self._local = threading.local()
         self._connections: list[tuple[int, sqlite3.Connection]] = []  # pid that opened it
+        self._opened = False  # a connection has seen the file as a database
         if not read_only:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +117,7 @@ class SQLiteStore(SQLStore):
         return local.cursor
 
     def _connect(self) -> sqlite3.Connection:
+        self._check_size()
         try:
             if self.read_only:
                 connection = self._connect_read_only()
@@ -90,11 +130,42 @@ class SQLiteStore(SQLStore):
                 )
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, UnicodeDecodeError) as error:
             raise self._failed("open", error) from None
+        # A text value that is not UTF-8 (a flipped byte) comes back as its bytes, for
+        # the row checks to leave out, where sqlite3 would fail the whole read.
+        connection.text_factory = _text
         with self._lock:
             self._connections.append((os.getpid(), connection))
+        self._opened = True
         return connection
+
+    def _check_size(self) -> None:
+        """Refuse a file SQLite would silently make a new database of: one of 0 or 1
+        bytes, which no store ever is once created (setting WAL mode writes the header
+        at once), or a file removed since this store opened it."""
+        deadline = time.monotonic() + (0 if self._opened else CREATION_GRACE_S)
+        while True:
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                if self._opened:
+                    raise StoreError(
+                        f"{self.url} was removed while it was open; reopen the store to "
+                        "start a new one there"
+                    ) from None
+                return  # a new store
+            except OSError:
+                return  # the connection says why
+            if size > 1 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        if size <= 1:
+            raise StoreError(
+                f"{self.url} is {size} byte{'s' * (size != 1)} long: a store truncated, whose "
+                "data is gone (or a file that never was a store). It was left as it is; move "
+                "it aside, or delete it, to start a new store there"
+            )
 
     def _connect_read_only(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -121,7 +192,7 @@ class SQLiteStore(SQLStore):
             f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False
         )
 
-    def _failed(self, doing: str, error: sqlite3.Error) -> StoreError:
+    def _failed(self, doing: str, error: Exception) -> StoreError:
         """A StoreError for ``error``, saying "permission denied" (and the path) when the
         file or its folder is closed to this process: the fix is the file's, not ours."""
         path, folder = self.path, self.path.parent
@@ -135,12 +206,14 @@ class SQLiteStore(SQLStore):
                 f"permission denied: cannot {doing} {path} ({error}); check the permissions "
                 "of the file and its folder"
             )
-        return StoreError(f"cannot {doing} {self.url}: {error}")
+        code = getattr(error, "sqlite_errorname", "")
+        hint = next((text for prefix, text in _HINTS if code.startswith(prefix)), "")
+        return StoreError(f"cannot {doing} {self.url}: {error}{hint}")
 
     def _read(self, work: Callable[[Cursor], T]) -> T:
         try:
             return work(self._cursor())
-        except sqlite3.DatabaseError as error:
+        except _ERRORS as error:
             raise self._failed("read", error) from None
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
@@ -152,23 +225,38 @@ class SQLiteStore(SQLStore):
         cursor = self._cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as error:
+        except _ERRORS as error:
             raise self._failed("write to", error) from None
         try:
             result = work(cursor)
+            # Inside: COMMIT writes the log, so a full disk or an I/O error shows here.
+            cursor.execute("COMMIT")
         except BaseException as error:
-            cursor.execute("ROLLBACK")
-            if isinstance(error, sqlite3.DatabaseError):
+            self._roll_back(cursor)
+            if isinstance(error, _ERRORS):
                 raise self._failed("write to", error) from None
             raise
-        cursor.execute("COMMIT")
         return result
+
+    def _roll_back(self, cursor: Any) -> None:
+        connection = cursor.connection
+        if not connection.in_transaction:
+            return  # SQLite rolled back already, as it may on a full disk or I/O error
+        try:
+            cursor.execute("ROLLBACK")
+        except sqlite3.Error:
+            # A connection that can't roll back is not used again: this thread opens a
+            # fresh one next time, which reads the file as its last commit left it.
+            self._local.pid = None
+            with self._lock:
+                self._connections = [e for e in self._connections if e[1] is not connection]
+            connection.close()
 
     def _open_schema(self) -> None:
         if not self.read_only:
             super()._open_schema()
             return
-        found = self._read(schema.version)
+        found = self._read(lambda cur: schema.version(cur, what=self.url))
         if found != schema.SCHEMA_VERSION:
             raise StoreError(
                 f"{self.url} is at schema version {found}, this muscle-mem reads version "
