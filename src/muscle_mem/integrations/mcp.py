@@ -93,10 +93,12 @@ Agent = Callable[["McpTask"], Awaitable[Any]]
 Answer = Callable[[list[types.SamplingMessage]], Awaitable[Any]]
 
 
-class ToolCallError(MuscleMemError):
+class ToolCallError(Exception):
     """An MCP tool returned a result with ``is_error``: raised inside the engine so the
     call is not recorded (or, in replay, so replay stops there). ``result`` is the
-    server's error result, which :class:`McpTask` hands back to the agent as MCP would."""
+    server's error result, which :class:`McpTask` hands back to the agent as MCP would.
+    The tool failed, not muscle-mem, so it is not a ``MuscleMemError`` (all of which
+    live in ``muscle_mem.errors``), just as an exception a decorated tool raises."""
 
     def __init__(self, tool: str, result: types.CallToolResult) -> None:
         super().__init__(f"MCP tool {tool!r} returned an error: {_text(result)[:200]}")
