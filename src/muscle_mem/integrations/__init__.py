@@ -9,4 +9,6 @@ e.g. ``pip install 'muscle-mem[pydantic-ai]'``. Adapters use only the public API
 - :mod:`muscle_mem.integrations.pydantic_ai`: PydanticAI.
 - :mod:`muscle_mem.integrations.openai_agents`: the OpenAI Agents SDK.
 - :mod:`muscle_mem.integrations.langchain`: LangChain agents and LangGraph's ``ToolNode``.
+- :mod:`muscle_mem.integrations.mcp`: a cached MCP client, and the proxy behind
+  ``muscle-mem mcp-proxy``.
 """

@@ -62,7 +62,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Handoff, Outcome
 
@@ -446,7 +446,7 @@ def _checks(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
 
 def _final(value: Any) -> str | Final:
     if value in ("recorded", "llm") or (callable(value) and not isinstance(value, str)):
-        return value  # type: ignore[no-any-return]  # checked just above
+        return cast("str | Final", value)  # checked just above
     raise ConfigurationError(
         "final= takes 'recorded' (the output recorded with the path), 'llm' (one model "
         f"request for a fresh output) or a callable taking the replayed steps; got {value!r}"

@@ -1,0 +1,595 @@
+"""MCP: a cached client whose ``call_tool`` is recorded and replayed, and a caching proxy
+in front of any MCP server (``muscle-mem mcp-proxy -- <server command>``).
+
+Needs ``pip install 'muscle-mem[mcp]'`` (the ``mcp`` SDK, 2.3 or later: ``mcp.Client``
+and the low-level ``Server`` with ``on_*`` handlers are 2.x APIs).
+
+**Hook.** MCP tools live in another process, so they cannot be decorated: every tool the
+server lists becomes a muscle-mem tool registered with :meth:`Engine.tool
+<muscle_mem.Engine.tool>` under the name ``mcp:<server>/<tool>``, versioned by a hash of
+its description and its input and output schemas (:func:`tool_version`), so a tool whose
+schema changes never replays steps recorded against the old one. The callable behind it
+is ``client.call_tool(name, arguments)``; the client is the run's context, passed with
+``inject=["client"]``, so it is never recorded and replay uses the connection of the run
+that replays. A step records the ``arguments`` dict the model produced. A result with
+``is_error`` raises :class:`ToolCallError` inside the engine, so a failed call is never
+recorded (a cached error replayed after the server recovered is the classic failure of
+naive MCP result caches); the caller still gets the error result, as MCP returns it.
+
+**Checks** are given per MCP tool name: ``checks={"write": Check(...)}`` are pre-checks
+(the environment a call acts on is judged before it runs, which is what makes replaying
+it safe), ``post_checks={...}`` post-checks. A capture receives the call's arguments as
+the tool does, ``capture(arguments, client)``: ``arguments`` the dict sent to the server.
+
+**Why** :meth:`Engine.session` **and not** ``engine.set_agent``: MCP has no agent loop of
+its own; the loop is the host's, and the proxy's calls arrive as separate requests. A
+session lets the host's code (or the proxy's handlers) drive the run, and leaves the
+engine's one agent slot to its owner.
+
+**Client** (:class:`CachedClient`): ``await cached.run(task, agent, params=...)``. A hit
+replays every call through the live client and calls no agent, so no model; the outcome's
+``result`` is the answer recorded with the path (params filled in), its ``steps`` hold
+the replayed calls with their live :class:`mcp.types.CallToolResult`, and
+:func:`as_messages` turns them into MCP's own conversation type
+(:class:`mcp.types.SamplingMessage` with ``tool_use``/``tool_result`` content, what MCP
+sampling with tools speaks). ``answer=`` spends one model call on a fresh answer from
+those messages instead. On a miss or a handoff the agent is called with an
+:class:`McpTask`: ``task.messages`` holds the replayed calls and a note saying where and
+why replay stopped, so the model makes only the missing calls, through
+``task.call_tool`` / ``task.call_tools`` (parallel calls of one model turn, recorded in
+the order given, whatever order they finish in).
+
+**Proxy** (:func:`make_proxy`, :func:`serve_stdio`): forwards the upstream server's tools
+unchanged and adds ``muscle_mem_replay(task, params)``, which a host's model calls first:
+a hit performs the whole task upstream and says so; a miss or a handoff says what was
+done and asks the model to carry on with the tools (its calls are recorded) and to call
+``muscle_mem_done(answer)`` at the end, which stores the path.
+
+**Usage.** MCP carries no token usage (a ``CallToolResult`` or a sampling result has
+none): the tokens are the host model's. An agent reports them with
+:meth:`McpTask.report_usage`, and ``muscle-mem stats`` counts what later hits saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from muscle_mem import Check, Engine, ExecutedStep, Handoff, Outcome, Session
+from muscle_mem.errors import ConfigurationError, MuscleMemError
+
+try:  # the framework is imported with this module only, never by `import muscle_mem`
+    import mcp
+    from mcp import types
+    from mcp.server.lowlevel import Server
+except ImportError as _missing:  # pragma: no cover - the extra is installed in CI
+    raise ImportError(
+        "muscle_mem.integrations.mcp needs the MCP SDK: pip install 'muscle-mem[mcp]'"
+    ) from _missing
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+
+__all__ = [
+    "DONE_TOOL",
+    "REPLAY_TOOL",
+    "CachedClient",
+    "McpTask",
+    "ToolCallError",
+    "as_messages",
+    "make_proxy",
+    "serve_stdio",
+    "tool_version",
+]
+
+REPLAY_TOOL = "muscle_mem_replay"
+DONE_TOOL = "muscle_mem_done"
+
+Agent = Callable[["McpTask"], Awaitable[Any]]
+Answer = Callable[[list[types.SamplingMessage]], Awaitable[Any]]
+
+
+class ToolCallError(Exception):
+    """An MCP tool returned a result with ``is_error``: raised inside the engine so the
+    call is not recorded (or, in replay, so replay stops there). ``result`` is the
+    server's error result, which :class:`McpTask` hands back to the agent as MCP would.
+    The tool failed, not muscle-mem, so it is not a ``MuscleMemError`` (all of which
+    live in ``muscle_mem.errors``), just as an exception a decorated tool raises."""
+
+    def __init__(self, tool: str, result: types.CallToolResult) -> None:
+        super().__init__(f"MCP tool {tool!r} returned an error: {_text(result)[:200]}")
+        self.result = result
+
+
+def tool_version(tool: types.Tool) -> str:
+    """The version of an MCP tool: a hash of what the model and the server agree on
+    (its description and its input and output schemas), canonical JSON."""
+    spec = {
+        "description": tool.description or "",
+        "input_schema": tool.input_schema,
+        "output_schema": tool.output_schema,
+    }
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return "mcp1:" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+class _Call:
+    """The callable behind one MCP tool: ``client.call_tool(name, arguments)``. The
+    client is the run's (``inject=["client"]``), so one registration serves every
+    connection to the server, and none is recorded."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, arguments: dict[str, Any], client: mcp.Client) -> Any:
+        result = await client.call_tool(self.name, arguments)
+        if result.is_error:
+            raise ToolCallError(self.name, result)
+        return result
+
+
+class CachedClient:
+    """An MCP client whose tool calls go through the cache: see the module's docstring.
+
+    ``client`` is an entered :class:`mcp.Client` (or anything with its ``list_tools`` and
+    ``call_tool``). ``server`` names the server in the tools' names (``mcp:<server>/<tool>``),
+    so two servers' ``read`` tools are two tools; it defaults to the name the server gives
+    itself. ``checks`` and ``post_checks`` map MCP tool names to a :class:`Check`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: Any,
+        *,
+        server: str | None = None,
+        checks: Mapping[str, Check] | None = None,
+        post_checks: Mapping[str, Check] | None = None,
+    ) -> None:
+        if not isinstance(engine, Engine):
+            raise ConfigurationError(
+                f"CachedClient(engine, client) takes a muscle_mem.Engine first, "
+                f"got {type(engine).__qualname__}"
+            )
+        if not callable(getattr(client, "call_tool", None)) or not callable(
+            getattr(client, "list_tools", None)
+        ):
+            raise ConfigurationError(
+                "CachedClient(engine, client) takes an entered mcp.Client (with call_tool "
+                f"and list_tools), got {type(client).__qualname__}"
+            )
+        if server is not None and (type(server) is not str or not server.strip()):
+            raise ConfigurationError(f"server= takes a non-empty name, got {server!r}")
+        self.engine = engine
+        self.client = client
+        self._server = server
+        self._checks = _check_map(checks, "checks")
+        self._post_checks = _check_map(post_checks, "post_checks")
+        self._tools: dict[str, types.Tool] = {}  # by MCP name, as the server listed them
+
+    @property
+    def server(self) -> str:
+        if self._server is None:
+            info = getattr(self.client, "server_info", None)
+            self._server = getattr(info, "name", None) or "server"
+        return self._server
+
+    def engine_name(self, tool: str) -> str:
+        """The muscle-mem tool name of the MCP tool ``tool``."""
+        return f"mcp:{self.server}/{tool}"
+
+    async def load_tools(self) -> list[types.Tool]:
+        """List the server's tools (every page) and register each with the engine. Call
+        it again after the server's tools changed; :meth:`run` calls it the first time."""
+        listed: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await self.client.list_tools(cursor=cursor)
+            listed.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        names = {tool.name for tool in listed}
+        for option, given in (("checks", self._checks), ("post_checks", self._post_checks)):
+            unknown = sorted(set(given) - names)
+            if unknown:
+                raise ConfigurationError(
+                    f"CachedClient({option}=...) names {', '.join(map(repr, unknown))}, which "
+                    f"server {self.server!r} does not list; it lists "
+                    f"{', '.join(map(repr, sorted(names))) or 'no tools'}"
+                )
+        for tool in listed:
+            self.engine.tool(
+                _Call(tool.name),
+                name=self.engine_name(tool.name),
+                version=tool_version(tool),
+                pre_check=self._checks.get(tool.name),
+                post_check=self._post_checks.get(tool.name),
+                inject=["client"],
+            )
+        self._tools = {tool.name: tool for tool in listed}
+        return listed
+
+    @property
+    def tools(self) -> list[types.Tool]:
+        """The tools :meth:`load_tools` listed, as the server described them."""
+        return list(self._tools.values())
+
+    def session(
+        self,
+        task: Any,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        about: Any = None,
+        mode: str | None = None,
+    ) -> Session:
+        """The engine's session for ``task``, with this client injected into replay."""
+        return self.engine.session(
+            task, params=params, tags=tags, about=about, mode=mode, inject={"client": self.client}
+        )
+
+    async def run(
+        self,
+        task: Any,
+        agent: Agent,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        about: Any = None,
+        mode: str | None = None,
+        answer: Answer | None = None,
+    ) -> Outcome:
+        """Do ``task``: replay it if the checks allow, else ``await agent(McpTask)``.
+
+        On a hit no agent (no model) runs; the outcome's ``result`` is the answer
+        recorded with the path, or, with ``answer=``, what ``await answer(messages)``
+        returns: one model call on the replayed calls (:func:`as_messages`). On a miss
+        or a handoff the agent's return value is the answer, stored with its path.
+        """
+        if not callable(agent):
+            raise ConfigurationError(
+                f"CachedClient.run(task, agent) takes an async agent(task: McpTask), "
+                f"got {type(agent).__qualname__}"
+            )
+        if answer is not None and not callable(answer):
+            raise ConfigurationError(
+                f"answer= takes an async callable(messages) -> answer, got {answer!r}"
+            )
+        if not self._tools:
+            await self.load_tools()
+        async with self.session(task, params=params, tags=tags, about=about, mode=mode) as s:
+            outcome = await s.areplay()
+            if outcome:
+                if answer is None:
+                    return outcome
+                fresh = await answer(as_messages(outcome.steps, task=task))
+                return dataclasses.replace(outcome, result=fresh)
+            result = await agent(McpTask(self, s, task, outcome))
+            return s.commit(result)
+
+
+class McpTask:
+    """What the agent gets on a miss or a handoff: the task, the conversation so far and
+    the tools, whose calls are recorded into the run.
+
+    ``messages`` are MCP sampling messages: the task as a user message, then, after a
+    handoff, each replayed call as an assistant ``tool_use`` and a user ``tool_result``,
+    and a user note saying where replay stopped and why. ``handoff`` is the engine's
+    :class:`~muscle_mem.Handoff` (None on a miss).
+    """
+
+    def __init__(self, cached: CachedClient, session: Session, task: Any, outcome: Outcome):
+        self._cached = cached
+        self._session = session
+        self.task = task
+        self.outcome = outcome
+        self.handoff: Handoff | None = session.handoff
+        steps = self.handoff.steps if self.handoff else ()
+        reason = self.handoff.reason if self.handoff else None
+        self.messages: list[types.SamplingMessage] = as_messages(steps, task=task, reason=reason)
+
+    @property
+    def tools(self) -> list[types.Tool]:
+        """The server's tools, to show the model."""
+        return self._cached.tools
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any] | None = None
+    ) -> types.CallToolResult:
+        """Call the MCP tool ``name`` and record the call. An error result is returned,
+        as MCP returns it, and not recorded."""
+        if name not in self._cached._tools:
+            known = ", ".join(map(repr, sorted(self._cached._tools))) or "none"
+            raise ConfigurationError(
+                f"McpTask.call_tool({name!r}): server {self._cached.server!r} lists no tool "
+                f"{name!r} (it lists {known})"
+            )
+        try:
+            result: types.CallToolResult = await self._session.acall(
+                self._cached.engine_name(name), dict(arguments or {}), client=self._cached.client
+            )
+        except ToolCallError as error:
+            return error.result
+        return result
+
+    async def call_tools(
+        self, calls: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[types.CallToolResult]:
+        """Run the calls of one model turn concurrently, as hosts do with parallel tool
+        calls. They are recorded in the order given: each call takes its place when it
+        starts, and the tasks start in this order (each reaches the engine before its
+        first await), so the order never depends on which finishes first."""
+        return list(await asyncio.gather(*(self.call_tool(n, a) for n, a in calls)))
+
+    def report_usage(self, tokens: int = 0, cost: float = 0.0) -> None:
+        """Add a model call's tokens (and cost) to this run: MCP carries no usage, the
+        host's model knows it. ``muscle-mem stats`` counts them as saved by later hits."""
+        self._session.report_usage(tokens, cost)
+
+
+def as_messages(
+    steps: Iterable[ExecutedStep], *, task: Any = None, reason: str | None = None
+) -> list[types.SamplingMessage]:
+    """Replayed steps as MCP's own conversation: per call, an assistant message with a
+    ``tool_use`` and a user message with its ``tool_result``; the task first (as a user
+    message) when given, and a note with ``reason`` last when replay stopped."""
+    messages: list[types.SamplingMessage] = []
+    if task is not None:
+        messages.append(_user(str(task)))
+    done = 0
+    for i, step in enumerate(steps):
+        name = step.tool.rpartition("/")[2] if step.tool.startswith("mcp:") else step.tool
+        call_id = f"mm_{i}"
+        arguments = step.arguments.get("arguments", step.arguments)
+        messages.append(
+            types.SamplingMessage(
+                role="assistant",
+                content=types.ToolUseContent(name=name, id=call_id, input=dict(arguments)),
+            )
+        )
+        result = step.result
+        messages.append(
+            types.SamplingMessage(
+                role="user",
+                content=types.ToolResultContent(
+                    tool_use_id=call_id,
+                    content=list(getattr(result, "content", []) or []),
+                    structured_content=getattr(result, "structured_content", None),
+                    is_error=bool(getattr(result, "is_error", False)),
+                ),
+            )
+        )
+        done += 1
+    if reason is not None:
+        messages.append(
+            _user(
+                f"The first {done} tool call(s) above were replayed from cache; replay stopped "
+                f"there: {reason}. Carry on from there: make only the calls still missing."
+            )
+        )
+    return messages
+
+
+def _user(text: str) -> types.SamplingMessage:
+    return types.SamplingMessage(role="user", content=types.TextContent(text=text))
+
+
+def _text(result: Any) -> str:
+    """A tool result's text content, joined: what a model reads of it."""
+    parts = [getattr(block, "text", "") for block in getattr(result, "content", []) or []]
+    return " ".join(p for p in parts if p)
+
+
+def _check_map(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        type(k) is str and isinstance(v, Check) for k, v in value.items()
+    ):
+        raise ConfigurationError(
+            f"{option}= takes a dict of MCP tool name to Check, e.g. "
+            f"{option}={{'write': Check(capture=...)}}; got {value!r}"
+        )
+    return dict(value)
+
+
+# -- the proxy -------------------------------------------------------------------------
+
+_REPLAY_SPEC = types.Tool(
+    name=REPLAY_TOOL,
+    description=(
+        "Call this first for any task. Replays the whole task from a cache of earlier "
+        "runs when it is safe. If it says the task is done, it is done. Otherwise it says "
+        "what was done already: carry on with the other tools, then call "
+        f"{DONE_TOOL} with your final answer so the task is learned."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "task": {"type": "string", "description": "the task, in a stable wording"},
+            "params": {
+                "type": "object",
+                "description": "the values that change from one such task to the next "
+                "(a customer's name, an id), by name",
+                "additionalProperties": True,
+            },
+        },
+        "required": ["task"],
+    },
+)
+
+_DONE_SPEC = types.Tool(
+    name=DONE_TOOL,
+    description=(
+        f"Call this when a task that {REPLAY_TOOL} did not finish is done, with your "
+        "final answer: the tool calls you made for it are stored and replayed next time."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"answer": {"type": "string", "description": "your final answer"}},
+        "required": ["answer"],
+    },
+)
+
+
+class _Proxy:
+    """The proxy's state: the upstream's cached client and the task in progress (one
+    per proxy: a stdio proxy serves one host conversation)."""
+
+    def __init__(self, cached: CachedClient) -> None:
+        self.cached = cached
+        self.task: McpTask | None = None
+        self._lock = asyncio.Lock()  # replay and done do not interleave with each other
+
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[_REPLAY_SPEC, _DONE_SPEC, *self.cached.tools])
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        arguments = dict(params.arguments or {})
+        if params.name == REPLAY_TOOL:
+            async with self._lock:
+                return await self._replay(arguments)
+        if params.name == DONE_TOOL:
+            async with self._lock:
+                return self._done(arguments)
+        task = self.task
+        if task is not None:  # a task is being learned: the call is part of it
+            return await task.call_tool(params.name, arguments)
+        result: types.CallToolResult = await self.cached.client.call_tool(params.name, arguments)
+        return result
+
+    async def _replay(self, arguments: dict[str, Any]) -> types.CallToolResult:
+        task, params = arguments.get("task"), arguments.get("params") or {}
+        if type(task) is not str or not task.strip() or not isinstance(params, dict):
+            return _error(f"{REPLAY_TOOL} takes a task (text) and params (an object)")
+        if self.task is not None:
+            return _error(
+                f"a task is in progress ({self.task.task!r}): finish it and call {DONE_TOOL} first"
+            )
+        session = self.cached.session(task, params=params)
+        try:
+            outcome = await session.areplay()
+        except MuscleMemError as error:  # mode "replay" or on_divergence="raise"
+            return _error(f"{REPLAY_TOOL}: {error}")
+        lines = [_describe(step) for step in outcome.steps]
+        steps = [_step_data(step) for step in outcome.steps]
+        if outcome:
+            text = f"Done from cache: {outcome.replayed} step(s) replayed.\n" + "\n".join(lines)
+            if outcome.result is not None:
+                text += f"\nAnswer: {outcome.result}"
+            data = {"status": "hit", "steps": steps, "answer": outcome.result}
+            return types.CallToolResult(content=[_block(text)], structured_content=data)
+        self.task = McpTask(self.cached, session, task, outcome)
+        if session.handoff is not None:
+            text = (
+                f"Replayed {len(lines)} step(s) from cache:\n" + "\n".join(lines) + "\n"
+                f"Then replay stopped: {session.handoff.reason}.\nCarry on from there with "
+                f"the tools (don't repeat these steps), then call {DONE_TOOL}(answer)."
+            )
+        else:
+            text = (
+                "Nothing cached fits this task: do it with the tools (your calls are "
+                f"recorded), then call {DONE_TOOL}(answer)."
+            )
+        data = {"status": str(outcome.status), "steps": steps, "reason": outcome.reason}
+        return types.CallToolResult(content=[_block(text)], structured_content=data)
+
+    def _done(self, arguments: dict[str, Any]) -> types.CallToolResult:
+        task = self.task
+        if task is None:
+            return _error(f"no task in progress: call {REPLAY_TOOL} first")
+        self.task = None
+        outcome = task._session.commit(arguments.get("answer"))
+        text = f"Learned: the next {REPLAY_TOOL} of this task replays it ({outcome.status})."
+        return types.CallToolResult(content=[_block(text)])
+
+    def close(self) -> None:
+        """The host went away mid-task: nothing it did is kept, the run is an error."""
+        task, self.task = self.task, None
+        if task is not None:
+            task._session.fail(ConnectionError("the MCP host disconnected before it was done"))
+
+
+async def make_proxy(
+    engine: Engine,
+    upstream: Any,
+    *,
+    server: str | None = None,
+    checks: Mapping[str, Check] | None = None,
+    post_checks: Mapping[str, Check] | None = None,
+) -> tuple[Server[Any], Callable[[], None]]:
+    """A caching MCP server in front of ``upstream`` (an entered :class:`mcp.Client`):
+    the upstream's tools, forwarded, plus ``muscle_mem_replay`` and ``muscle_mem_done``.
+    Returns the low-level server and a ``close()`` to call when its host has gone, which
+    fails a task left in progress."""
+    cached = CachedClient(engine, upstream, server=server, checks=checks, post_checks=post_checks)
+    await cached.load_tools()
+    clash = {REPLAY_TOOL, DONE_TOOL} & {tool.name for tool in cached.tools}
+    if clash:
+        raise ConfigurationError(
+            f"server {cached.server!r} has a tool named {sorted(clash)[0]!r}, which the "
+            "proxy adds itself; it cannot stand in front of it"
+        )
+    proxy = _Proxy(cached)
+    lowlevel: Server[Any] = Server(
+        f"muscle-mem:{cached.server}",
+        instructions=f"Call {REPLAY_TOOL} first for any task; it replays what it can.",
+        on_list_tools=proxy.list_tools,
+        on_call_tool=proxy.call_tool,
+    )
+    return lowlevel, proxy.close
+
+
+async def serve_stdio(engine: Engine, command: Sequence[str], *, server: str | None = None) -> None:
+    """Run ``command`` as the upstream MCP server (over its stdin/stdout) and serve the
+    caching proxy on this process's stdin/stdout until the host disconnects."""
+    from mcp.server.stdio import stdio_server
+
+    if not command:
+        raise ConfigurationError("mcp-proxy needs the upstream server's command after --")
+    upstream_params = mcp.StdioServerParameters(command=command[0], args=list(command[1:]))
+    async with mcp.Client(upstream_params) as upstream:
+        lowlevel, close = await make_proxy(engine, upstream, server=server)
+        try:
+            async with stdio_server() as (read, write):
+                await lowlevel.run(read, write, lowlevel.create_initialization_options())
+        finally:
+            close()
+
+
+def _describe(step: ExecutedStep) -> str:
+    name = step.tool.rpartition("/")[2]
+    arguments = step.arguments.get("arguments", step.arguments)
+    shown = ", ".join(f"{k}={v!r}" for k, v in dict(arguments).items())
+    return f"- {name}({shown}) -> {_text(step.result)[:120]}"
+
+
+def _step_data(step: ExecutedStep) -> dict[str, Any]:
+    result = step.result
+    dumped = (
+        result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(result, types.CallToolResult)
+        else None
+    )
+    return {
+        "tool": step.tool.rpartition("/")[2],
+        "arguments": dict(step.arguments.get("arguments", step.arguments)),
+        "result": dumped,
+    }
+
+
+def _block(text: str) -> types.TextContent:
+    return types.TextContent(text=text)
+
+
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[_block(text)], is_error=True)
