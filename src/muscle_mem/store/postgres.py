@@ -5,26 +5,135 @@ read and re-reads a task key's tree only when another worker changed it (see
 :mod:`.sql`), so a path recorded by one worker is replayed by the others on their next
 run. A connection dropped under a worker (a server restart, a proxy timeout) is
 replaced and the operation retried once; every write is idempotent, so that is safe.
+
+A hit waits for one round trip: the read of its task's generation, which says the tree
+is current. Its bookkeeping (hit and failure counts, last-use times, the snapshots'
+LRU order, the run log line) is written behind (see :mod:`.behind`): a thread writes
+what the worker's runs left pending in one statement, within half a second. A run
+that records a path (a miss, a handoff) is committed before it returns, after what
+was pending, so the run log keeps each worker's order. What a crash can lose: see
+:class:`PostgresStore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreError
-from ..trie import DEFAULT_SNAPSHOT_CAP
+from ..models import Changes, RunRecord, TaskInfo
+from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 from .base import Cursor
-from .sql import SQLStore
+from .behind import Behind
+from .sql import _RUN_COLUMNS, SQLStore, _moved, _run_row
 
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_S = 10
 
 
+@dataclass(frozen=True)
+class _Use:
+    """One run's bookkeeping, kept until it is written: the nodes it ran and those that
+    failed, the snapshots that move up their LRU order, its log line, and when. Not its
+    change set, whose captures may be large."""
+
+    executed: tuple[str, ...]
+    failed: tuple[str, ...]
+    moved: list[tuple[str, str, bytes]]
+    run: RunRecord
+    at: float
+
+
+# The bookkeeping of any number of runs as one statement: one round trip and, outside a
+# transaction block, one transaction. The task rows are all locked first, in key order
+# (the count reads the whole CTE before any other part scans a row), as every other
+# writer takes its task's row first (see :mod:`.sql`): writers never deadlock. One
+# shape whatever the batch (arrays, not lists of marks), so psycopg prepares it once
+# per connection. Times only move forward: a batch from a slower worker may come late.
+_WRITE_USES = f"""
+WITH task AS (
+    INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used)
+    SELECT key, tags, 0, at, at FROM unnest(?::text[], ?::text[], ?::float8[]) AS t (key, tags, at)
+    ON CONFLICT (task_key) DO UPDATE
+    SET last_used = GREATEST(mm_tasks.last_used, excluded.last_used)
+    RETURNING 1
+), used AS (
+    UPDATE mm_snapshots s SET used = GREATEST(s.used, m.at)
+    FROM unnest(?::text[], ?::text[], ?::bytea[], ?::float8[]) AS m (node, which, digest, at)
+    WHERE s.node = ANY(?::text[]) AND s.node = m.node AND s.which = m.which
+    AND s.digest = m.digest AND (SELECT count(*) FROM task) > 0
+), counted AS (
+    UPDATE mm_nodes n SET hits = n.hits + c.hits, failures = n.failures + c.failures,
+    last_used = GREATEST(n.last_used, c.at)
+    FROM unnest(?::text[], ?::int8[], ?::int8[], ?::float8[]) AS c (id, hits, failures, at)
+    WHERE n.id = ANY(?::text[]) AND n.id = c.id AND (SELECT count(*) FROM task) > 0
+), logged AS (
+    INSERT INTO mm_runs ({_RUN_COLUMNS}) SELECT * FROM unnest(
+        ?::text[], ?::text[], ?::text[], ?::text[], ?::int4[], ?::int4[], ?::int4[],
+        ?::text[], ?::float8[], ?::float8[], ?::int8[], ?::float8[], ?::text[], ?::text[]
+    )
+)
+SELECT count(*) FROM task
+"""
+
+
+def _batch(uses: Sequence[_Use]) -> tuple[Any, ...]:
+    """The parameters of :data:`_WRITE_USES` for ``uses``, oldest first: one row per
+    task, snapshot and node, so no statement updates a row twice."""
+    tasks: dict[str, tuple[tuple[str, ...], float]] = {}  # key: (tags, last used)
+    snapshots: dict[tuple[str, str, bytes], float] = {}
+    nodes: dict[str, list[Any]] = {}  # id: [hits, failures, last used]
+    for use in uses:
+        key = use.run.task_key
+        known = tasks.get(key)
+        tasks[key] = (use.run.tags, use.at) if known is None else (known[0], max(known[1], use.at))
+        for moved in use.moved:
+            snapshots[moved] = max(snapshots.get(moved, 0.0), use.at)
+        for nid in use.executed:
+            node = nodes.setdefault(nid, [0, 0, 0.0])
+            node[0] += 1
+            node[2] = max(node[2], use.at)
+        for nid in use.failed:  # a failure doesn't make a node used: 0.0 moves nothing
+            nodes.setdefault(nid, [0, 0, 0.0])[1] += 1
+    keys = sorted(tasks)
+    snapshot_keys = list(snapshots)
+    node_ids = list(nodes)
+    return (
+        keys,
+        [json.dumps(list(tasks[key][0])) for key in keys],
+        [tasks[key][1] for key in keys],
+        [node for node, _, _ in snapshot_keys],
+        [which for _, which, _ in snapshot_keys],
+        [digest for _, _, digest in snapshot_keys],
+        list(snapshots.values()),
+        [node for node, _, _ in snapshot_keys],
+        node_ids,
+        [nodes[nid][0] for nid in node_ids],
+        [nodes[nid][1] for nid in node_ids],
+        [nodes[nid][2] for nid in node_ids],
+        node_ids,
+        *(list(column) for column in zip(*(_run_row(use.run) for use in uses), strict=True)),
+    )
+
+
 class PostgresStore(SQLStore):
-    """A cache in a PostgreSQL database; its tables are named ``mm_*``."""
+    """A cache in a PostgreSQL database; its tables are named ``mm_*``.
+
+    What a crash can lose: the bookkeeping of the runs that recorded nothing (hits, and
+    runs that stopped without recording: their counts, last-use times, LRU order and run
+    log lines) that a worker made in the last half second (``behind.FLUSH_EVERY_S``,
+    10,000 runs at most) before it died without exiting normally: killed (SIGKILL, the
+    OOM killer), ``os._exit()``, a power cut. Never a recorded path: a miss or a handoff
+    is committed before ``engine(...)`` returns, and so is what the worker had pending
+    before it. :meth:`close` and a normal exit write what is pending, and so does every
+    :meth:`runs` and :meth:`tasks` (of any store object of the process on this
+    database) before it reads. Nothing the server has acknowledged is lost when the
+    server crashes. Other workers see a worker's hits counted within that half second.
+    """
 
     dialect = "postgresql"
     no_limit = "LIMIT ALL"
@@ -65,6 +174,7 @@ class PostgresStore(SQLStore):
         except BaseException:
             self._pool.close()
             raise
+        self._behind: Behind[_Use] = Behind(self._write_uses, self.url)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -98,7 +208,44 @@ class PostgresStore(SQLStore):
                 raise StoreError(f"{self.url}: {_message(error, self._raw_url)}") from None
         raise AssertionError("unreachable")
 
+    # -- the bookkeeping of hits, written behind -----------------------------------------
+
+    def _commit_uses(self, changes: Changes, run: RunRecord, tree: Tree, now: float) -> None:
+        # Only what must be read now (the LRU order before this run) is worked out here;
+        # the rest waits for the writer.
+        self._behind.add(_Use(changes.executed, changes.failed, _moved(changes, tree), run, now))
+
+    def _write_uses(self, uses: Sequence[_Use]) -> None:
+        # Outside a transaction block the one statement is its own transaction, with no
+        # BEGIN and COMMIT to wait for.
+        params = _batch(uses)
+        self._retrying(lambda cur: cur.execute(_WRITE_USES, params), write=False)
+
+    # What this process wrote behind to this database comes first, whichever store
+    # object holds it: a recorded path after the hits before it (the run log keeps the
+    # process's order; see _settle), and a read sees the process's own runs.
+
+    def _settle(self) -> None:
+        self._behind.settle()
+
+    def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
+        self._behind.settle()
+        return super().runs(since=since, about=about)
+
+    def tasks(self) -> list[TaskInfo]:
+        self._behind.settle()
+        return super().tasks()
+
+    def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
+        self._behind.settle()
+        return super().remove(task_key, nodes)
+
+    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+        self._behind.settle()
+        return super().merge(tree, tags)
+
     def close(self) -> None:
+        self._behind.close()
         self._pool.close()
 
 

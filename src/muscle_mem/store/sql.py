@@ -161,6 +161,7 @@ class SQLStore(Store, SQLDatabase):
             self._commit_uses(changes, run, tree, now)
             tree.apply(changes, now)
             return
+        self._settle()
         generation, kept = self._write(
             lambda cur: self._commit(cur, changes, run, tree, now, structural)
         )
@@ -395,7 +396,8 @@ class SQLStore(Store, SQLDatabase):
         """Commit a run's changes that are not structural (a hit's counts, LRU times and
         log line) in one transaction; ``tree`` is the copy the run replayed.
 
-        The generation is left alone: other processes' copies stay current.
+        The generation is left alone: other processes' copies stay current. A store for
+        which every statement is a round trip (PostgreSQL) writes it behind instead.
         """
 
         def work(cur: Cursor) -> None:
@@ -412,6 +414,11 @@ class SQLStore(Store, SQLDatabase):
             )
 
         self._write(work)
+
+    def _settle(self) -> None:
+        """Write what :meth:`_commit_uses` left to write later; called before a
+        structural commit, so a store that writes behind keeps each process's runs in
+        order. This one writes nothing later."""
 
     def _count_uses(self, cur: Cursor, changes: Changes, tree: Tree, now: float) -> None:
         """Move matched snapshots up their LRU order and count hits and failures."""
