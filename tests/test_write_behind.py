@@ -10,6 +10,7 @@ never writes its parent's.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import warnings
 import psycopg
 import pytest
 
+import muscle_mem
 import muscle_mem.store.behind as behind
 from conftest import kinds
 from muscle_mem import Check, Engine
@@ -236,3 +238,17 @@ def test_closing_a_store_writes_what_it_had_pending(stores, store_url, monkeypat
     engine("sign in")
     store.close()
     assert _rows(store_url, "mm_runs") == 2
+
+
+def test_a_cost_json_cannot_spell_is_written_all_the_same(stores, store_url):
+    engine = Engine(store=stores.open(store_url))
+
+    def agent(task, cost):  # calls no tool: nothing recorded, its log line written behind
+        muscle_mem.report_usage(tokens=1, cost=cost)
+
+    engine.set_agent(agent)
+    for cost in (0.5, math.inf, math.nan):
+        engine("ask the model", cost)
+    costs = [run.cost for run in stores.open(store_url).runs()]  # another store object
+    assert costs[:2] == [0.5, math.inf]
+    assert math.isnan(costs[2])

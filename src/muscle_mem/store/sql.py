@@ -577,12 +577,19 @@ def _moved(changes: Changes, tree: Tree) -> list[tuple[str, str, bytes]]:
     ]
 
 
-def _run_row(run: RunRecord) -> tuple[Any, ...]:
-    """``run`` as the values of an mm_runs row, in the order of ``_RUN_COLUMNS``."""
+def _encode_names(names: tuple[str, ...]) -> str:
+    return json.dumps(list(names))
+
+
+def _run_row(
+    run: RunRecord, encode: Callable[[tuple[str, ...]], str] = _encode_names
+) -> tuple[Any, ...]:
+    """``run`` as the values of an mm_runs row, in the order of ``_RUN_COLUMNS``;
+    ``encode`` makes its tags' and params' JSON."""
     return (
         run.task_key,
-        json.dumps(list(run.tags)),
-        json.dumps(list(run.params)),
+        encode(run.tags),
+        encode(run.params),
         str(run.status),
         run.replayed,
         run.recorded,
