@@ -34,7 +34,7 @@ STEP = re.compile(
 )
 DAY_ONE = [
     ("audit the conversion flow", "MFF", "miss"),
-    ("audit the conversion flow", "MMM", "hit"),
+    ("audit the conversion flow", "MMM", "handoff"),
     ("audit the conversion flow", "MCAD", "handoff"),
     ("audit the conversion flow", "MCAD", "hit"),
     ("build signup + thank-you flows", "MCAD", "miss"),
@@ -88,24 +88,28 @@ def test_two_days_on_one_store(tmp_path: Path) -> None:
     assert "What the memory bank remembers" not in first
     day1 = steps(first)
     assert [(s["task"], s["property"], s["status"]) for s in day1] == DAY_ONE
-    # The MCAD audit replays the landing page and stops at the signup page (step 1),
-    # whose layout check fails; the agent takes over from there.
+    # MMM's audit replays MFF's first three steps and stops at set_tracking: MFF had
+    # "paid_social" already, MMM has "cpc", and replay can't tell whether the agent
+    # read or chose it. The MCAD audit replays the landing page and stops at the signup
+    # page (step 1), whose layout check fails; the agent takes over from there.
+    assert day1[1]["replayed"] == "3"
+    assert "matched the agent's own choice and step 0: tracking.utm_medium" in first
     mcad = day1[2]
     assert mcad["replayed"] == "1"
     assert "replay stopped at step 1: the pre-check of " in first
     assert "AdPlatform.inspect_page failed: now 'signup-v4'" in first
     assert "the agent took over from step 1" in first
     # LLM calls: the agent's moves plus its final answer; after a handoff one fewer.
-    assert [int(s["calls"]) for s in day1] == [7, 0, 7, 0, 8, 0, 4, 0, 0, 0]
-    assert [int(s["replayed"]) for s in day1 if s["status"] == "hit"] == [6, 7, 7, 3, 3, 3]
+    assert [int(s["calls"]) for s in day1] == [7, 4, 7, 0, 8, 0, 4, 0, 0, 0]
+    assert [int(s["replayed"]) for s in day1 if s["status"] == "hit"] == [7, 7, 3, 3, 3]
     assert all(int(s["tokens"].replace(",", "")) == 2500 * int(s["calls"]) for s in day1)
     table = totals(first)
-    assert table["LLM calls"] == ("26", "61")
-    assert table["tokens"] == ("65,000", "152,500")
-    assert table["cost at $3 per million tokens"] == ("$0.20", "$0.46")
+    assert table["LLM calls"] == ("30", "61")
+    assert table["tokens"] == ("75,000", "152,500")
+    assert table["cost at $3 per million tokens"] == ("$0.23", "$0.46")
     assert f"muscle-mem stats --store sqlite:///{store} " in first
     assert re.search(r"muscle-mem show task1:[0-9a-f]{32} --store ", first)
-    assert "muscle-mem bank brief brand:mcad --store" in first
+    assert "muscle-mem bank brief brand:mmm --store" in first  # the first handoff's
     wall = re.search(r"demo finished in ([\d.]+) s", first)
     assert wall is not None
     print(f"\nday 1 at the default settings took {wall.group(1)} s")  # a figure, not a limit
@@ -126,7 +130,7 @@ def test_two_days_on_one_store(tmp_path: Path) -> None:
     assert totals(second)["tokens"] == ("0", "150,000")
     # Day 2 measured what day 1's optimizations did: two fell short of what was expected.
     assert "5 optimizations (5 measured, 2 fell short of expectations)" in second
-    assert "4 learnings, 3 decisions" in second  # nothing learned or decided twice
+    assert "5 learnings, 4 decisions" in second  # nothing learned or decided twice
 
     fresh = demo(store, "--fresh", "--llm-latency", "0")
     assert "day 1, Mon 02 Jun 2025" in fresh
@@ -137,7 +141,9 @@ def test_output_is_the_same_for_a_seed_but_for_wall_times(tmp_path: Path) -> Non
     def day_one(store: Path) -> str:
         out = io.StringIO()
         assert run(_args("--llm-latency", "0"), str(store), out) == 0
-        return re.sub(r"[\d.]+ s\b", "<time> s", out.getvalue().replace(str(store), "<store>"))
+        text = re.sub(r"[\d.]+ s\b", "<time> s", out.getvalue().replace(str(store), "<store>"))
+        # What wall time a zero-latency day saved is a ratio of two noisy timings.
+        return re.sub(r"^(wall time .*<time> s)\s+\S+$", r"\1 <saved>", text, flags=re.M)
 
     first, second = day_one(tmp_path / "a.db"), day_one(tmp_path / "b.db")
     assert first == second

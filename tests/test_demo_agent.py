@@ -76,7 +76,7 @@ def test_a_handoff_continues_after_the_replayed_steps() -> None:
     assert first.status == "miss"
     assert (llm.calls, first.tokens) == (7, 7000)
     assert first.cost == pytest.approx(7000 * 3e-6)
-    assert engine(*audit("MMM")[0], **audit("MMM")[1]).status == "hit"
+    assert engine(*audit("MMD")[0], **audit("MMD")[1]).status == "hit"
     assert llm.calls == 7
 
     asked = len(llm.asked)
@@ -105,13 +105,31 @@ def test_a_replay_with_params_acts_on_the_other_property() -> None:
     engine.set_agent(Agent(SimulatedLLM(latency=0), platform)).set_context(platform)
     engine.finalize()
     engine(*audit("MFF")[0], **audit("MFF")[1])
-    assert engine(*audit("MMM")[0], **audit("MMM")[1]).status == "hit"
+    assert engine(*audit("MMD")[0], **audit("MMD")[1]).status == "hit"
     world = platform.world
-    # "MFF-leads" was recorded as "{property}-leads": MMM gets its own campaign name.
-    assert world.pages["MMM", "landing"].tracking["utm_campaign"] == "MMM-leads"
-    assert world.pages["MMM", "signup"].form_fields == ["email"]
-    assert world.ad_sets["MMM-lal1"].daily_budget == 150.0  # half of MMM's $300, not MFF's
+    # "MFF-leads" was recorded as "{property}-leads": MMD gets its own campaign name.
+    assert world.pages["MMD", "landing"].tracking["utm_campaign"] == "MMD-leads"
+    assert world.pages["MMD", "signup"].form_fields == ["email"]
     assert world.ad_sets["MFF-lal1"].daily_budget == 120.0
+
+
+def test_a_standard_the_recorded_property_already_had_is_not_copied_from_another() -> None:
+    # MFF's tracking was standard already, so the audit's set_tracking wrote back what
+    # it had read: "paid_social" could be read or the agent's own standard. MMM's links
+    # say "cpc": replay can't tell which the agent meant, so it hands over there.
+    engine = Engine()
+    platform = instrument(engine)(World.generate(7))
+    engine.set_agent(Agent(SimulatedLLM(latency=0), platform)).set_context(platform)
+    engine.finalize()
+    engine(*audit("MFF")[0], **audit("MFF")[1])
+    outcome = engine(*audit("MMM")[0], **audit("MMM")[1])
+    assert (outcome.status, outcome.replayed) == ("handoff", 3)
+    assert "params['utm_medium']" in (outcome.reason or "")
+    assert "'paid_social' and 'cpc'" in (outcome.reason or "")
+    world = platform.world
+    assert world.pages["MMM", "landing"].tracking["utm_medium"] == "paid_social"
+    assert world.pages["MMM", "landing"].tracking["utm_campaign"] == "MMM-leads"
+    assert world.ad_sets["MMM-lal1"].daily_budget == 150.0  # half of MMM's $300, not MFF's
 
 
 def test_the_agent_reports_usage_and_shows_tool_errors_to_the_model() -> None:

@@ -122,7 +122,7 @@ def test_a_later_day_sees_the_world_the_first_day_left() -> None:
     for task in DAY:
         args, kwargs = engine_arguments(task)
         statuses.append(engine(*args, **kwargs).status)
-    assert statuses.count("hit") == 6 and llm.calls == 26
+    assert statuses.count("hit") == 5 and llm.calls == 30
     played.world.start_day(2)
 
     regenerated = tools(World.generate(7))

@@ -313,6 +313,19 @@ def test_params_are_replaced_in_nested_containers_positional_and_keyword(engine)
     assert typed(calls[-1]) == typed(expected)
 
 
+def test_when_two_params_share_a_value_replay_needs_them_to_agree(engine):
+    tool, calls = recorder(engine)
+    engine.set_agent(lambda task: tool("x", "<x>", 7))
+    engine("t", params={"a": "x", "b": "x", "i": 7, "j": 7})
+    # Which of two equal params the agent used can't be known: either will do while
+    # they agree, and when they don't, the recorded path says nothing.
+    assert engine("t", params={"a": "A", "b": "A", "i": 1, "j": 1}).status == "hit"
+    assert calls[-1] == (("A", "<A>", 1), {})
+    outcome = engine("t", params={"a": "A", "b": "B", "i": 1, "j": 1})
+    assert outcome.status == "miss"
+    assert "param 'a' and param 'b'" in outcome.reason and "disagree" in outcome.reason
+
+
 @pytest.mark.parametrize(
     ("order", "expected"),
     [
@@ -320,7 +333,8 @@ def test_params_are_replaced_in_nested_containers_positional_and_keyword(engine)
         (["b", "a", "j", "i"], ("B", "<B>", 2)),
     ],
 )
-def test_when_two_params_share_a_value_the_first_wins(engine, order, expected):
+def test_without_provenance_the_first_of_two_equal_params_wins(engine, order, expected):
+    engine.provenance = False
     tool, calls = recorder(engine)
     engine.set_agent(lambda task: tool("x", "<x>", 7))
     recorded = {"a": "x", "b": "x", "i": 7, "j": 7}
@@ -362,7 +376,10 @@ def test_a_recorded_step_needing_a_missing_param_is_a_miss(engine, params):
     # The same key (the task does not contain the value), but no "name" to fill in.
     outcome = engine("greet", params=params)
     assert (outcome.status, outcome.replayed, outcome.diverged_at) == ("miss", 0, None)
-    assert "'name'" in outcome.reason and "param" in outcome.reason
+    # With a param of its own, what stops replay first is that the path has no place
+    # for it: nothing was recorded for that request.
+    missing = "'other'" if params else "'name'"
+    assert missing in outcome.reason and "param" in outcome.reason
     assert agent_calls == ["greet", "greet"]  # the agent ran: nothing was replayed
     assert calls == [(("Hello John!",), {})] * 2
 

@@ -20,6 +20,9 @@ tag named by one of these keys (beside it only the keys shown with it)::
                                with "torch": true for a torch tensor
     {"p": name}                a param         {"x": [str | {"p": name}, ...]}  text
     {"r": argument}            a sensitive argument that was not a param (not stored)
+    {"src": [source, ...], "val": x}  a value and where it came from ("val" only where
+                               no source pins it down); a source is a param or
+    {"at": [step, [field | null, ...], keys, alone]}  a location in an earlier result
 
 A tool call's arguments are also handed back on replay, and a tool may iterate a dict
 it was given, so :func:`encode_call` keeps the order they were passed in beside the
@@ -50,7 +53,7 @@ from typing import Any
 import msgspec
 
 from .errors import DecodeError, EncodeError
-from .models import Param, Redacted, Text
+from .models import FromResult, Param, Redacted, Text, Traced
 
 # Why msgspec: the tagged tree above is what makes the encoding canonical and
 # type-faithful (tuples, sets, True vs 1), and that walk has to be ours. What msgspec
@@ -142,6 +145,13 @@ def to_tree(value: Any, where: str = "value", unordered: list[bool] | None = Non
         return {"r": value.argument}
     if kind is Text:
         return {"x": [p if type(p) is str else {"p": p.name} for p in value.parts]}
+    if kind is Traced:
+        tree = {"src": [to_tree(source) for source in value.sources]}
+        if value.value is not None:
+            tree["val"] = to_tree(value.value, where, unordered)
+        return tree
+    if kind is FromResult:
+        return {"at": [value.step, list(value.path), value.keys, value.alone]}
     return _to_tree_other(value, where, unordered)
 
 
@@ -287,6 +297,30 @@ def _decode_enum(tree: dict[str, Any], name: str, like: Any) -> Any:
     return _find_type(name, like, _is_enum)(from_tree(tree["v"]))
 
 
+def _decode_traced(tree: dict[str, Any], body: Any, like: Any) -> Traced:
+    sources = tuple(from_tree(source) for source in body) if type(body) is list else ()
+    if not sources or not all(type(s) in (Param, FromResult) for s in sources):
+        raise DecodeError(f"not a muscle-mem encoding: a traced value's sources {body!r}")
+    return Traced(sources, from_tree(tree["val"]) if "val" in tree else None)
+
+
+def _decode_location(tree: dict[str, Any], body: Any, like: Any) -> FromResult:
+    try:
+        step, path, keys, alone = body
+        if not (
+            type(step) is int
+            and step >= 0
+            and type(path) is list
+            and all(part is None or type(part) is str for part in path)
+            and type(keys) is bool
+            and type(alone) is bool
+        ):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise DecodeError(f"not a muscle-mem encoding: a result location {body!r}") from None
+    return FromResult(step, tuple(path), keys, alone)
+
+
 def _decode_dict(body: dict[str, Any], like: Any) -> dict[str, Any]:
     hint = like if isinstance(like, dict) else {}
     return {k: from_tree(v, hint.get(k)) for k, v in body.items()}
@@ -312,5 +346,7 @@ _DECODERS: dict[str, Any] = {
     "np": _decode_numpy,
     "p": lambda tree, body, like: Param(body),
     "r": lambda tree, body, like: Redacted(body),
+    "src": _decode_traced,
+    "at": _decode_location,
     "x": lambda tree, body, like: Text(tuple(p if type(p) is str else Param(p["p"]) for p in body)),
 }

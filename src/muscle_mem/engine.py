@@ -39,6 +39,12 @@ class Engine:
     agent: raise :class:`~muscle_mem.ReplayMissError`), ``"record"`` (call the agent
     and record, replaying nothing) or ``"off"`` (call the agent; replay, record and log
     nothing).
+    ``provenance`` (default True) records where each value the agent passed came from
+    (a param, an earlier step's result, or its own choice) and replays values from
+    results by reading this run's results, never the recorded ones: what makes one path
+    safe to replay for another customer. ``provenance=False`` records literals, as
+    versions before 0.3 did: a path recorded for one customer then replays that
+    customer's ids for every other one whose checks happen to pass.
     """
 
     def __init__(
@@ -49,9 +55,13 @@ class Engine:
         on_divergence: str | OnDivergence = OnDivergence.HANDOFF,
         secret: str | bytes | None = None,
         mode: str | Mode = Mode.AUTO,
+        provenance: bool = True,
     ) -> None:
         self.on_divergence = _policy(on_divergence)  # checked first: a bad one opens nothing
         self.mode = _mode(mode)
+        if not isinstance(provenance, bool):
+            raise ConfigurationError(f"provenance= takes True or False, got {provenance!r}")
+        self.provenance = provenance
         self.match_task = match_task
         self.store = open_store(store, secret=secret)
         self._owns_store = not isinstance(store, Store)
@@ -375,6 +385,7 @@ class Engine:
             about=keys.about(about),
             started=started,
             mode=run_mode,
+            provenance=self.provenance,
         )
 
     def clear(self) -> int:

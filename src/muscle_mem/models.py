@@ -72,6 +72,46 @@ class Text:
 
 
 @dataclass(frozen=True)
+class FromResult:
+    """Where a recorded value was found: in the result of an earlier step of its path.
+
+    ``path`` leads into that result: field names, and None for "any element" (of a list,
+    a tuple or a set, or any record of a dict of records keyed by their ids), so the
+    location reads "any element of ``orders``" whoever's orders they are. With ``keys``
+    the value was one of the keys of the dict there (an id). ``alone`` says whether the
+    location held this one value alone when recorded (the data forced it) or several
+    (the agent chose it among them).
+    """
+
+    step: int
+    path: tuple[str | None, ...] = ()
+    keys: bool = False
+    alone: bool = True
+
+    def __str__(self) -> str:
+        where = "".join(
+            "[*]" if part is None else f".{part}" if part.isidentifier() else f"[{part!r}]"
+            for part in self.path
+        ).lstrip(".")
+        if self.keys:
+            where = f"{where}.keys()" if where else "keys()"
+        return f"step {self.step}: {where}" if where else f"step {self.step}"
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A recorded value with where it came from: the params and earlier results that held
+    it. ``value`` is the literal the agent passed, kept where it is the agent's own
+    choice: chosen among several candidates, or a word it may have used of its own
+    accord (provenance.py). Where a param or a location that held it alone pins it
+    down, the value is left out, so the step is the same for every customer.
+    """
+
+    sources: tuple[Param | FromResult, ...]
+    value: Any = None
+
+
+@dataclass(frozen=True)
 class Step:
     """One recorded tool call, with params abstracted: what a trie node stands for.
 
@@ -110,6 +150,10 @@ def node_id(parent_id: str, step: Step) -> str:
 
 Which = Literal["pre", "post"]  # a node's two check slots
 WHICH: tuple[Which, ...] = ("pre", "post")
+# What a node keeps as de-duplicated sets: its checks' snapshots and, at a recorded end,
+# the values of the params its path had no place for (see Changes.unused).
+Slot = Literal["pre", "post", "end"]
+SLOTS: tuple[Slot, ...] = ("pre", "post", "end")
 
 
 # Snapshot, RecordedCall and Matched are made for every step of every run, hits included:
@@ -189,6 +233,11 @@ class Changes(NamedTuple):
       encoded, kept at the path's end for hits to return. When several runs end at
       one node the latest wins, even with None (its result could not be stored):
       a hit returns what the agent last returned there, never an older answer.
+    - ``unused``: the params of the run that no call on the path was passed, with a
+      digest of each one's value, encoded: added to the end's ``"end"`` set, so that a
+      later run takes this path only where those params have a value the path was
+      recorded with. (The task text or the answer holding a param doesn't count: the
+      agent's choices may have depended on it unseen.) None when every param was passed.
 
     Counting a hit on a node, or refreshing a snapshot, that another writer removed
     meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a
@@ -203,6 +252,7 @@ class Changes(NamedTuple):
     path: tuple[PathStep, ...] = ()
     learned: tuple[Learned, ...] = ()
     result: bytes | None = None
+    unused: bytes | None = None
 
     @classmethod
     def of_run(
@@ -216,6 +266,7 @@ class Changes(NamedTuple):
         calls: tuple[RecordedCall, ...] = (),
         learned: tuple[Learned, ...] = (),
         result: bytes | None = None,
+        unused: bytes | None = None,
     ) -> Changes:
         """The change set of a run that recorded ``calls`` after ``graft_at`` (if any)."""
         path = []
@@ -226,8 +277,10 @@ class Changes(NamedTuple):
                 path.append(PathStep(nid, parent, call))
                 parent = nid
         if graft_at is None:
-            result = None  # no path, no end to keep it at
-        return cls(task_key, matched, executed, failed, graft_at, tuple(path), learned, result)
+            result = unused = None  # no path, no end to keep them at
+        return cls(
+            task_key, matched, executed, failed, graft_at, tuple(path), learned, result, unused
+        )
 
     @property
     def end(self) -> str | None:
@@ -242,7 +295,7 @@ class Changes(NamedTuple):
 
     def without_path(self) -> Changes:
         """These changes with nothing recorded: for a store whose ``graft_at`` is gone."""
-        return self._replace(graft_at=None, path=(), learned=(), result=None)
+        return self._replace(graft_at=None, path=(), learned=(), result=None, unused=None)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ExportFormatError
-from .models import WHICH, Step, TaskInfo, node_id
+from .models import SLOTS, Step, TaskInfo, node_id
 from .store.base import Store
 from .store.signing import secret_key, sign_node, sign_result, sign_snapshot, valid
 from .trie import Tree
@@ -91,7 +91,7 @@ def export_lines(
                     else _b64(sign_result(key, node.id, task, node.result)),
                 }
             )
-            for which in WHICH:
+            for which in SLOTS:
                 for data in node.snapshots(which):
                     sig = _b64(sign_snapshot(key, node.id, which, data))
                     snapshots.append(
@@ -229,8 +229,10 @@ class _Reader:
     def snapshot(self, row: dict[str, Any], where: str) -> None:
         nid = _field(row, "snapshot", str, where)
         which = _field(row, "which", str, where)
-        if which not in ("pre", "post"):
-            raise ExportFormatError(f"{where}: which must be 'pre' or 'post', got {which!r}")
+        if which not in SLOTS:
+            raise ExportFormatError(
+                f"{where}: which must be one of {', '.join(SLOTS)}, got {which!r}"
+            )
         data = _bytes(row, "data", where)
         expected = sign_snapshot(self.key, nid, which, data)
         if nid in self.dropped or (self.key and not valid(_sig(row, where), expected)):
@@ -239,7 +241,7 @@ class _Reader:
         tree = self.owners.get(nid)
         if tree is None:
             raise ExportFormatError(f"{where}: snapshot of node {nid}, which no earlier line holds")
-        getattr(tree.nodes[nid], which).load(data)
+        tree.nodes[nid].snapshots(which).load(data)
         self.imported.snapshots += 1
 
 

@@ -39,6 +39,7 @@ class Recorder:
     scope: object
     params: dict[str, Any]
     calls: list[RecordedCall] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)  # what each of ``calls`` returned
     tokens: int = 0
     cost: float = 0.0
     # Whether the agent asked for handoff(): one that never did cannot have carried on
@@ -46,20 +47,36 @@ class Recorder:
     read_handoff: bool = False
     _templater: Templater | None = None  # made on the first recorded call: hits need none
     _started: list[int] = field(default_factory=list)  # each call's start number
+    _returned: list[int] = field(default_factory=list)  # start numbers, in return order
+    _seen: dict[int, int] = field(default_factory=dict)  # start number -> calls returned
     _numbers: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> int:
         """A call starts: its number, by which it takes its place among the calls."""
         with self._lock:
-            return next(self._numbers)
+            number = next(self._numbers)
+            self._seen[number] = len(self._returned)
+            return number
 
-    def add(self, number: int, call: RecordedCall) -> None:
-        """Add the call that started as ``number``, in start order."""
+    def add(self, number: int, call: RecordedCall, result: Any = None) -> None:
+        """Add the call that started as ``number`` and returned ``result``, in start order."""
         with self._lock:
             at = bisect.bisect(self._started, number)
             self._started.insert(at, number)
             self.calls.insert(at, call)
+            self.results.insert(at, result)
+            self._returned.append(number)
+
+    def readable(self) -> list[list[int]]:
+        """For each call, the positions among :attr:`calls` of those that had returned
+        when it started: the only results its arguments can have been read from (calls
+        made in parallel cannot read each other's)."""
+        position = {number: i for i, number in enumerate(self._started)}
+        return [
+            sorted(position[n] for n in self._returned[: self._seen[number]] if n in position)
+            for number in self._started
+        ]
 
     def template_call(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> Any:
         templater = self._templater

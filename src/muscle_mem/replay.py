@@ -9,6 +9,7 @@ is its own until :meth:`Replay.changes` freezes it into the run's change set.
 
 from __future__ import annotations
 
+import logging
 import reprlib
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,9 +29,12 @@ from .models import (
     Snapshot,
     Step,
 )
-from .templates import MissingParam, NotStored
+from .provenance import unused_params
+from .templates import MissingParam, NotStored, Pending, Unresolved, unresolved
 from .tools import Tool
 from .trie import Node, SnapshotSet, Tree
+
+logger = logging.getLogger("muscle_mem")
 
 # Choosing among several continuations looks this far ahead, at most: this many steps
 # down, and this many nodes in all (shared out among the candidates), each a pre-check
@@ -72,7 +76,9 @@ class Replay:
     """The state of one replay through a tree.
 
     ``tools`` finds the engine's tool for a recorded name, ``context_for`` the object to
-    inject as ``self`` into a method tool (None if there is none).
+    inject as ``self`` into a method tool (None if there is none). With ``provenance``,
+    replay takes a path only if each param is passed to one of its calls or has a value
+    the path was recorded with.
     """
 
     def __init__(
@@ -81,11 +87,19 @@ class Replay:
         params: dict[str, Any],
         tools: Mapping[str, Tool],
         context_for: Callable[[Tool], Any],
+        *,
+        provenance: bool = True,
     ) -> None:
         self.tree = tree
         self.params = params
         self.tools = tools
         self.context_for = context_for
+        # The params a path must have a place for, or have been recorded with.
+        self._open = frozenset(params) if provenance else frozenset()
+        self._admitted: dict[str, bool] = {}  # node id -> whether a path for us ends below
+        self._entries: dict[frozenset[str], bytes | None] = {}
+        self.results: list[Any] = []  # what the steps run so far returned, in order
+        self.result: Any = None  # on a hit: the recorded result, rebuilt for this run
         self.node = tree.root
         self._matched: list[Matched] = []
         self._executed: list[str] = []
@@ -133,11 +147,12 @@ class Replay:
         calls: tuple[RecordedCall, ...] = (),
         learned: bool = False,
         result: bytes | None = None,
+        unused: bytes | None = None,
     ) -> Changes:
         """What this replay observed as one change set, with the ``calls`` the agent
-        recorded after the node ``graft_at`` and the encoded ``result`` it returned;
-        ``learned`` keeps the snapshots replay learned (they belong only to a path the
-        agent carried on)."""
+        recorded after the node ``graft_at``, the encoded ``result`` it returned and the
+        params it had no place for (``unused``); ``learned`` keeps the snapshots replay
+        learned (they belong only to a path the agent carried on)."""
         return Changes.of_run(
             self.tree.task_key,
             matched=tuple(self._matched),
@@ -147,6 +162,7 @@ class Replay:
             calls=calls,
             learned=tuple(self._learned) if learned else (),
             result=result,
+            unused=unused,
         )
 
     def next(self) -> Candidate | None:
@@ -158,7 +174,7 @@ class Replay:
             if node is self.tree.root:
                 self._stop("nothing has been recorded for this task yet")
             else:
-                self.hit = True  # a recorded trajectory ended here
+                self._end(node)
             return None
         captures: dict[tuple[str, bytes], Snapshot | Exception] = {}
         reasons: list[str] = []
@@ -178,8 +194,8 @@ class Replay:
         if passing is not None:
             best = self._choose(passing, captures)
         if best is None:
-            if node.terminal:
-                self.hit = True  # no continuation fits, but a trajectory ended here
+            if node.terminal and self._end_admits(node):
+                self._end(node)  # no continuation fits, but a trajectory ended here
             else:
                 self._failed.extend(failed)
                 self._stop("; ".join(reasons))
@@ -192,6 +208,7 @@ class Replay:
         current = self._take()
         node, tool = current.node, current.tool
         self._done.append((current, result))
+        self.results.append(result)
         post: Matched | None = None
         check = tool.post_check
         if check is not None:
@@ -235,6 +252,113 @@ class Replay:
         assert current is not None, "done()/raised() without a step from next()"
         self.attempted = True
         return current
+
+    def _end(self, node: Node) -> None:
+        """Replay reached a recorded end: a hit, if the recorded result can be rebuilt."""
+        if not (node.terminal and self._end_admits(node)):
+            self._stop("no recorded path ends here (rows of this task may be missing)")
+            return
+        try:
+            self.result = node.recorded_result(self.params, self.results)
+        except Unresolved:
+            # The steps ran, but the answer they lead to can't be told: the agent gives it.
+            found = unresolved(node.result_template(), self.params, self.results)
+            assert found is not None
+            self._stop(f"the recorded result{_place(found[0])} {found[1]}")
+            return
+        except (DecodeError, MissingParam, NotStored, Pending) as error:
+            # The steps have run: the hit stands, without the result it can't rebuild.
+            logger.warning(
+                "%s: the recorded result can't be returned: %r", self.tree.task_key, error
+            )
+        self.hit = True
+
+    def _admits(self, node: Node) -> bool:
+        """Whether a recorded end this run may take lies at or below ``node``. A walk
+        down to the first such end, remembered for every node on the way."""
+        admitted = self._admitted
+        known = admitted.get(node.id)
+        if known is not None:
+            return known
+        # Most trees are mostly chains: follow a lone child without a stack.
+        chain = []
+        while not (node.terminal and self._end_admits(node)):
+            children = node.children
+            if len(children) != 1:
+                found = bool(children) and self._search(node)
+                break
+            chain.append(node)
+            node = children[0]
+            known = admitted.get(node.id)
+            if known is not None:
+                found = known
+                break
+        else:
+            found = True
+            admitted[node.id] = True
+        for above in chain:
+            admitted[above.id] = found
+        return found
+
+    def _search(self, node: Node) -> bool:
+        """:meth:`_admits` below a node with several children: depth first."""
+        admitted = self._admitted
+        stack = [(node, iter(node.children))]
+        while stack:
+            parent, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                admitted[parent.id] = False  # its whole subtree was searched
+                stack.pop()
+                continue
+            known = admitted.get(child.id)
+            if known is False:
+                continue
+            if known or (child.terminal and self._end_admits(child)):
+                for above, _ in stack:
+                    admitted[above.id] = True
+                admitted[child.id] = True
+                return True
+            stack.append((child, iter(child.children)))
+        return False
+
+    def _needs(self, end: Node) -> frozenset[str]:
+        """The params of this run that no call on the path to ``end`` is passed.
+
+        Only arguments count. A param the task text or the answer holds, but no call
+        was passed, may still have steered what the agent chose (which order, which
+        variant): another value for it is another request."""
+        if not self._open:
+            return self._open
+        try:
+            return self._open - self.tree.path_params(end)
+        except DecodeError:
+            return self._open
+
+    def _end_admits(self, end: Node) -> bool:
+        """Whether this run may take the path recorded to ``end``: every param it has no
+        place for has a value the path was recorded with."""
+        needs = self._needs(end)
+        if not needs:
+            return True
+        entry = self._entries.get(needs, b"")
+        if entry == b"":
+            entry = self._entries[needs] = unused_params(self.params, sorted(needs))
+        return entry is not None and entry in end.ends
+
+    def _why_not(self, node: Node) -> str:
+        """Why no recorded end at or below ``node`` can be taken by this run."""
+        stack = [node]
+        while stack:
+            below = stack.pop()
+            if below.terminal:
+                names = ", ".join(repr(n) for n in sorted(self._needs(below)))
+                return (
+                    f"no path recorded through it has a place for param(s) {names}, nor "
+                    "was recorded with their values: the request differs"
+                )
+            stack.extend(below.children)
+        return "no recorded path through it reaches a recorded end (rows may be missing)"
 
     def _stop(self, reason: str) -> None:
         self.at = len(self._done)
@@ -292,7 +416,7 @@ class Replay:
         Distinct, because a step the path repeats (an agent listing a folder again after
         a handoff) is judged on the same capture again: it holds, but says nothing new.
         """
-        if node.terminal or not node.children:
+        if not node.children or (node.terminal and self._end_admits(node)):
             return _ENDS
         assert node.step is not None
         path = above | {node.step}
@@ -303,7 +427,10 @@ class Replay:
             if budget[0] <= 0:
                 break
             budget[0] -= 1
-            if self._candidate(child, captures, None, None) is None:
+            try:
+                if self._candidate(child, captures, None, None) is None:
+                    continue
+            except Pending:  # its arguments come from a result not known yet: no forecast
                 continue
             reach = max(reach, self._reach(child, depth + 1, path, captures, budget))
             if reach == _ENDS:
@@ -319,6 +446,7 @@ class Replay:
     ) -> Candidate | None:
         """``child`` ready to run if its pre-check passes now; if not, why not goes to
         ``reasons`` and a failed check to ``failed`` (None for a look ahead: no reasons)."""
+        ahead = reasons is None
         if reasons is None:
             reasons = []  # cheap reasons are built and dropped; explaining is skipped
         step = child.step
@@ -330,8 +458,23 @@ class Replay:
         if tool.code != step.code:
             reasons.append(f"{tool.name} or its checks changed since it was recorded")
             return None
+        if not self._admits(child):
+            if not ahead:
+                reasons.append(f"{tool.name}: {self._why_not(child)}")
+            return None
         try:
-            args, kwargs, templated = child.arguments(self.params)
+            args, kwargs, templated = child.arguments(self.params, self.results, ahead)
+        except Unresolved:
+            if not ahead:
+                stop = unresolved(child.template()[0], self.params, self.results)
+                assert stop is not None
+                reasons.append(f"{tool.name}'s {_argument(tool, stop[0])} {stop[1]}")
+            return None
+        except Pending:
+            if ahead:
+                raise
+            reasons.append(f"{tool.name}'s recorded arguments refer to a step after it")
+            return None
         except DecodeError as error:
             reasons.append(f"{tool.name}'s recorded arguments can't be read: {error}")
             return None
@@ -422,6 +565,17 @@ class Replay:
             f"now {_describe(fresh.value)}, matched none of {len(snapshots)} recorded "
             f"snapshot(s) (latest {_describe(latest)})"
         )
+
+
+def _argument(tool: Tool, where: list[Any]) -> str:
+    """The argument at ``where`` in a call's ``(args, kwargs)``, named as the tool names it."""
+    kind, at, *inside = where
+    name = tool.argument_name(at) if kind == 0 else str(at)
+    return name + _place(inside)
+
+
+def _place(inside: list[Any]) -> str:
+    return "".join(f"[{part!r}]" for part in inside)
 
 
 def _user_args(tool: Tool, args: tuple[Any, ...]) -> tuple[Any, ...]:

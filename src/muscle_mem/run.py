@@ -16,6 +16,7 @@ writes the store (not even the run log), so the engine is a pass-through.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -33,6 +34,7 @@ from .errors import (
     ReplayMissError,
 )
 from .models import Changes, Mode, OnDivergence, Outcome, RecordedCall, RunRecord, Status
+from .provenance import Tracer, unused_params
 from .recording import (
     Recorder,
     begin_agent,
@@ -43,9 +45,9 @@ from .recording import (
 )
 from .replay import Replay
 from .store import Store
-from .templates import MissingParam, NotStored, Templater
+from .templates import Templater
 from .tools import Tool
-from .trie import Tree
+from .trie import Node, Tree
 
 logger = logging.getLogger("muscle_mem")
 
@@ -71,6 +73,7 @@ class Run:
         about: str | None,
         started: tuple[float, float],
         mode: Mode = Mode.AUTO,
+        provenance: bool = True,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -81,11 +84,12 @@ class Run:
         self.about = about
         self.mode = mode
         self.replays = mode is Mode.AUTO or mode is Mode.REPLAY  # else straight to the agent
+        self.provenance = provenance
         self._scope = scope
         self.recorder: Recorder | None = None  # made when the agent runs: hits need none
         # "off" must not touch the store: an empty tree of the key stands in for its own.
         tree = Tree(task_key) if mode is Mode.OFF else store.tree(task_key)
-        self.replay = Replay(tree, params, tools, context_for)
+        self.replay = Replay(tree, params, tools, context_for, provenance=provenance)
         self._agent = agent
         self._over = False  # finished or failed: logged once
 
@@ -137,7 +141,7 @@ class Run:
         replay, recorder = self.replay, self.recorder
         if recorder is None:  # replay hit: the agent never ran
             status, changes, reason = Status.HIT, replay.changes(), None
-            result = self._recorded_result()
+            result = replay.result
         else:
             status = Status.HANDOFF if replay.diverged else Status.MISS
             calls = tuple(recorder.calls)
@@ -175,24 +179,53 @@ class Run:
         replay = self.replay
         handed_over = status is Status.HANDOFF and self.policy is OnDivergence.HANDOFF
         if handed_over and recorder.read_handoff and (calls or replay.replayed):
-            # Snapshots replay learned belong only to such a continued path.
-            graft_at, learned = replay.node.id, True
+            # Snapshots replay learned belong only to such a continued path, and its
+            # calls may use what the replayed steps returned.
+            graft, learned, before = replay.node, True, replay.results
         elif calls:
             if handed_over and replay.replayed:
                 self._warn_ignored_handoff()
-            graft_at, learned = replay.tree.root.id, False
+            graft, learned, before = replay.tree.root, False, []
         else:
             return replay.changes()
+        template = Templater(self.params).template(result)
+        unused = None
+        if self.provenance:
+            calls, template, unused = self._trace(graft, before, recorder, calls, template)
         return replay.changes(
-            graft_at=graft_at, calls=calls, learned=learned, result=self._keep(result)
+            graft_at=graft.id,
+            calls=calls,
+            learned=learned,
+            result=self._keep(template, result),
+            unused=unused,
         )
 
-    def _keep(self, result: Any) -> bytes | None:
-        """The agent's result as the path's end keeps it: templated with this run's
-        params as tool arguments are, then encoded. A result that is not data does not
+    def _trace(
+        self,
+        graft: Node,
+        before: list[Any],
+        recorder: Recorder,
+        calls: tuple[RecordedCall, ...],
+        result: Any,
+    ) -> tuple[tuple[RecordedCall, ...], Any, bytes | None]:
+        """The path's calls and result (templated) with the values they read from earlier
+        results traced to them (see provenance.py), and the params it has no place for,
+        with their values' digests (Changes.unused). ``before`` are the results of the
+        replayed steps above ``graft``, which the path continues."""
+        tracer = Tracer(self.params, [*before, *recorder.results])
+        traced, used = tracer.trace_calls(calls, len(before), recorder.readable())
+        result = tracer.trace(result, range(len(before) + len(traced)))
+        with contextlib.suppress(DecodeError):  # else its params count as unused
+            used |= self.replay.tree.path_params(graft)
+        unused = [name for name in self.params if name not in used]
+        return tuple(traced), result, unused_params(self.params, unused)
+
+    def _keep(self, template: Any, result: Any) -> bytes | None:
+        """The agent's result as the path's end keeps it: ``template``, the result
+        templated as tool arguments are, encoded. A result that is not data does not
         stop the path being recorded; its hits return None."""
         try:
-            return encode_call(Templater(self.params).template(result), "the agent's result")
+            return encode_call(template, "the agent's result")
         except EncodeError:
             # Named by type only: the message is the same for every run, so Python
             # shows it once, and a value that may be secret never reaches a log.
@@ -203,15 +236,6 @@ class Run:
                 MuscleMemWarning,
                 stacklevel=4,
             )
-            return None
-
-    def _recorded_result(self) -> Any:
-        """What the path replay hit at keeps, with this run's params filled in."""
-        try:
-            return self.replay.node.recorded_result(self.params)
-        except (DecodeError, MissingParam, NotStored) as error:
-            # The steps have run: the hit stands, without the result it can't rebuild.
-            logger.warning("%s: the recorded result can't be returned: %r", self.task_key, error)
             return None
 
     def _fail(self, error: BaseException) -> None:

@@ -125,7 +125,7 @@ class Tool:
                     return await func(*args, **kwargs)
                 number, step, pre = tool.begin(run, args, kwargs)
                 result = await tool.await_inside(args, kwargs)
-                tool.finish(run, number, step, pre, args, kwargs)
+                tool.finish(run, number, step, pre, args, kwargs, result)
                 return result
 
             async_wrapper.__muscle_mem_tool__ = tool  # type: ignore[attr-defined]
@@ -146,7 +146,7 @@ class Tool:
                 return func(*args, **kwargs)
             number, step, pre = tool.begin(run, args, kwargs)
             result = tool.call_inside(args, kwargs)
-            tool.finish(run, number, step, pre, args, kwargs)
+            tool.finish(run, number, step, pre, args, kwargs, result)
             return result
 
         wrapper.__muscle_mem_tool__ = tool  # type: ignore[attr-defined]
@@ -225,11 +225,12 @@ class Tool:
         pre: Snapshot | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        result: Any,
     ) -> None:
-        """After a call that succeeded: add it, with the post-check's capture, to the run,
-        in the place its start ``number`` gives it."""
+        """After a call that succeeded: add it, with the post-check's capture and what it
+        returned, to the run, in the place its start ``number`` gives it."""
         post = self.capture(self.post_check, "post", args, kwargs)
-        run.add(number, RecordedCall(step, pre, post))
+        run.add(number, RecordedCall(step, pre, post), result)
 
     def _redact(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
         """Replace sensitive arguments that are not exactly a param: they are never stored."""
@@ -238,8 +239,7 @@ class Tool:
             return Redacted(name) if name in self.sensitive and type(value) is not Param else value
 
         args, kwargs = template
-        names = self._parameter_names()[1 if self.is_method else 0 :]
-        args = tuple(hide(names[i], v) if i < len(names) else v for i, v in enumerate(args))
+        args = tuple(hide(self.argument_name(i), v) for i, v in enumerate(args))
         return args, {k: hide(k, v) for k, v in kwargs.items()}
 
     def encode_call(self, template: tuple[tuple[Any, ...], dict[str, Any]]) -> bytes:
@@ -249,17 +249,22 @@ class Tool:
             pass
         # Encode again argument by argument, only to name the culprit in the error.
         args, kwargs = template
-        names = self._parameter_names()
-        offset = 1 if self.is_method else 0
         for i, value in enumerate(args):
-            name = names[i + offset] if i + offset < len(names) else str(i)
-            encode(value, f"argument {name!r} of tool {self.name}")
+            encode(value, f"argument {self.argument_name(i)!r} of tool {self.name}")
         for key, value in kwargs.items():
             encode(value, f"argument {key!r} of tool {self.name}")
         raise AssertionError("unreachable: some argument failed to encode")
 
-    def _parameter_names(self) -> list[str]:
-        return list(self._signature.parameters) if self._signature is not None else []
+    def argument_name(self, position: int) -> str:
+        """The name of the parameter a positional argument (``self`` not counted) binds
+        to; its position as text past the named ones (``*args``)."""
+        names = list(self._signature.parameters) if self._signature is not None else []
+        at = position + (1 if self.is_method else 0)
+        if at < len(names) and self._signature is not None:
+            parameter = self._signature.parameters[names[at]]
+            if parameter.kind <= parameter.POSITIONAL_OR_KEYWORD:
+                return names[at]
+        return str(position)
 
     @functools.cached_property
     def _signature(self) -> inspect.Signature | None:

@@ -23,7 +23,8 @@ from typing import Any
 from .checks import Check
 from .codec import decode
 from .errors import DecodeError
-from .models import WHICH, Changes, Snapshot, Step, Which, node_id, root_id
+from .models import SLOTS, Changes, Slot, Snapshot, Step, node_id, root_id
+from .provenance import uses
 from .templates import has_params, resolve
 
 DEFAULT_SNAPSHOT_CAP = 10_000
@@ -171,6 +172,9 @@ class Node:
     step: Step | None  # None at the root
     pre: SnapshotSet = field(default_factory=SnapshotSet)
     post: SnapshotSet = field(default_factory=SnapshotSet)
+    # At a recorded end: the values its runs gave the params the path has no place for
+    # (see Changes.unused), so another value for one of them never takes this path.
+    ends: SnapshotSet = field(default_factory=SnapshotSet)
     terminal: bool = False  # a recorded trajectory ended here
     hits: int = 0
     failures: int = 0
@@ -183,10 +187,11 @@ class Node:
     _result_template: tuple[bytes, Any] | None = field(default=None, repr=False)
     _templated: bool = field(default=False, repr=False)
     _shareable: bool = field(default=False, repr=False)
+    _path_params: frozenset[str] | None = field(default=None, repr=False)
 
-    def snapshots(self, which: Which) -> SnapshotSet:
-        """The snapshots of the node's pre-check or post-check."""
-        return self.pre if which == "pre" else self.post
+    def snapshots(self, which: Slot) -> SnapshotSet:
+        """The snapshots of the node's pre-check or post-check, or its ``"end"`` set."""
+        return self.pre if which == "pre" else self.post if which == "post" else self.ends
 
     def template(self) -> tuple[Any, bool]:
         """The step's decoded ``(args, kwargs)`` template, and whether it has params."""
@@ -199,9 +204,12 @@ class Node:
             self._template = template
         return self._template, self._templated
 
-    def arguments(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
-        """The step's ``(args, kwargs)`` for a run with ``params``, and whether params
-        went into them.
+    def arguments(
+        self, params: dict[str, Any], results: Sequence[Any] = (), ahead: bool = False
+    ) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
+        """The step's ``(args, kwargs)`` for a run with ``params`` whose steps before this
+        one returned ``results`` (``ahead``: some of them, see :func:`resolve`), and
+        whether params or results went into them.
 
         Raises what :func:`resolve` raises. Arguments a tool could mutate are fresh
         copies; immutable ones (the common case) are shared, which saves a copy a step.
@@ -209,13 +217,12 @@ class Node:
         template, templated = self.template()
         if self._shareable:
             return (*template, False)
-        return (*resolve(template, params), templated)
+        return (*resolve(template, params, results, ahead), templated)
 
-    def recorded_result(self, params: dict[str, Any]) -> Any:
-        """The result kept here, with ``params`` filled in: a fresh copy each time.
+    def result_template(self) -> Any:
+        """The decoded template of the result kept here (None if none is).
 
-        Raises :class:`DecodeError` for bytes this process can't read, and what
-        :func:`resolve` raises.
+        Raises :class:`DecodeError` for bytes this process can't read.
         """
         data = self.result
         if data is None:
@@ -223,7 +230,16 @@ class Node:
         cached = self._result_template
         if cached is None or cached[0] is not data:  # decoded once per stored result
             cached = self._result_template = (data, decode(data))
-        return resolve(cached[1], params)
+        return cached[1]
+
+    def recorded_result(self, params: dict[str, Any], results: Sequence[Any] = ()) -> Any:
+        """The result kept here, with ``params`` and the path's ``results`` filled in: a
+        fresh copy each time.
+
+        Raises :class:`DecodeError` for bytes this process can't read, and what
+        :func:`resolve` raises.
+        """
+        return resolve(self.result_template(), params, results)
 
 
 class Tree:
@@ -242,6 +258,26 @@ class Tree:
     def __len__(self) -> int:
         return len(self.nodes) - 1
 
+    def path_params(self, node: Node) -> frozenset[str]:
+        """The names of the params the steps from the root to ``node`` refer to. A node's
+        id hashes its path, so this never changes and is worked out once per node.
+
+        Raises :class:`DecodeError` for a step this process can't read.
+        """
+        chain = []
+        at: Node | None = node
+        while at is not None and at._path_params is None:
+            chain.append(at)
+            at = self.nodes.get(at.parent) if at.parent is not None else None
+        known: frozenset[str] = frozenset()
+        if at is not None and at._path_params is not None:
+            known = at._path_params
+        for below in reversed(chain):
+            if below.step is not None:
+                known = known | uses(below.template()[0], set())
+            below._path_params = known
+        return known
+
     def insert(self, parent: Node, step: Step, nid: str | None = None) -> Node:
         """The child of ``parent`` for ``step`` (whose id is ``nid``, when the caller has
         computed it already), made if it is new (idempotent)."""
@@ -249,9 +285,8 @@ class Tree:
             nid = node_id(parent.id, step)
         node = self.nodes.get(nid)
         if node is None:
-            node = Node(
-                nid, parent.id, step, SnapshotSet(self.snapshot_cap), SnapshotSet(self.snapshot_cap)
-            )
+            cap = self.snapshot_cap
+            node = Node(nid, parent.id, step, SnapshotSet(cap), SnapshotSet(cap), SnapshotSet(cap))
             self.nodes[nid] = node
             # Copy-on-write, so a replay iterating the old tuple is never disturbed.
             parent.children = (*parent.children, node)
@@ -294,6 +329,8 @@ class Tree:
                 path.append(node)
             node.terminal = True
             node.result = changes.result  # the latest recording's (see Changes.result)
+            if changes.unused is not None:
+                node.ends.add(Snapshot(changes.unused, None))
             return path
 
     def merge(self, other: Tree) -> tuple[int, int]:
@@ -316,7 +353,7 @@ class Tree:
                 ours.hits = max(ours.hits, theirs.hits)
                 ours.failures = max(ours.failures, theirs.failures)
                 ours.last_used = max(ours.last_used, theirs.last_used)
-                for which in WHICH:
+                for which in SLOTS:
                     mine = ours.snapshots(which)
                     for key in reversed(theirs.snapshots(which).keys()):
                         new_snapshots += mine.add_older(key)

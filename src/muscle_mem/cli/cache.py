@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import prune
 from ..errors import ExportFormatError, MuscleMemError
-from ..models import TASK_KEY_PREFIX, Param, Redacted, RunRecord, Status, TaskInfo, Text
+from ..models import TASK_KEY_PREFIX, Param, Redacted, RunRecord, Status, TaskInfo, Text, Traced
 from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
@@ -210,7 +210,9 @@ def _node_json(tree: Tree, node: Node) -> list[dict[str, Any]]:
 
 
 def _call(node: Node) -> str:
-    """The step as a call, with params shown as ``{name}``."""
+    """The step as a call, with params shown as ``{name}`` and values from earlier
+    results as where they came from: ``⟨step 1: orders[*]⟩``, after the value the agent
+    chose there when it chose among several."""
     assert node.step is not None
     try:
         (args, kwargs), _ = node.template()
@@ -228,6 +230,9 @@ def _value(value: Any) -> str:
         return repr(text)
     if isinstance(value, Redacted):
         return "<sensitive>"
+    if isinstance(value, Traced):
+        sources = " = ".join(_value(s) if isinstance(s, Param) else str(s) for s in value.sources)
+        return f"⟨{sources}⟩" if value.value is None else f"{_value(value.value)} ⟨{sources}⟩"
     if isinstance(value, (list, tuple)):
         inner = ", ".join(_value(v) for v in value)
         return (

@@ -195,7 +195,11 @@ class World:
             rng = random.Random(f"{seed}:{code}:setup")
             tracking = standard_tracking(code)
             if not spec.tracking_complete:  # hand-made links: no sub1, a stray medium
-                tracking = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": code}
+                tracking = {
+                    "utm_source": "facebook",
+                    "utm_medium": "cpc",
+                    "utm_campaign": code.lower(),
+                }
             pages[code, "landing"] = Page(code, "landing", "lp-3", tracking=tracking)
             pages[code, "signup"] = Page(
                 code,

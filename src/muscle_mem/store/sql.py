@@ -28,14 +28,15 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, IntegrityWarning, StoreError
 from ..models import (
+    SLOTS,
     WHICH,
     Changes,
     Matched,
     RunRecord,
+    Slot,
     Status,
     Step,
     TaskInfo,
-    Which,
     root_id,
 )
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
@@ -309,7 +310,7 @@ class SQLStore(Store, SQLDatabase):
                 self._sign_result(node.id, key, node.result),
             ),
         )
-        for which in WHICH:
+        for which in SLOTS:
             snapshots = node.snapshots(which).keys()
             # Imported environments rank below those this store has matched, in their
             # order: under the cap, eviction drops them first.
@@ -353,7 +354,7 @@ class SQLStore(Store, SQLDatabase):
             (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
         )
         generation = int(cur.fetchone()[0])
-        touched: set[tuple[str, Which]] = set()
+        touched: set[tuple[str, Slot]] = set()
         for m in changes.matched:
             if m.replaces:
                 cur.execute(
@@ -384,11 +385,14 @@ class SQLStore(Store, SQLDatabase):
                 "UPDATE mm_nodes SET terminal = 1, result = ?, result_sig = ? WHERE id = ?",
                 (changes.result, self._sign_result(end, key, changes.result), end),
             )
-        for nid, which in touched:
+            if changes.unused is not None:
+                self._put_snapshot(cur, key, end, "end", changes.unused, now)
+                touched.add((end, "end"))
+        for nid, slot in touched:
             node = tree.nodes.get(nid)
-            held = len(node.snapshots(which)) if node is not None else 0
+            held = len(node.snapshots(slot)) if node is not None else 0
             if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
-                self._evict(cur, nid, which)
+                self._evict(cur, nid, slot)
         cur.execute(f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})", _run_row(run))
         return generation, kept
 
@@ -517,6 +521,7 @@ class SQLStore(Store, SQLDatabase):
                 nid,
                 parent,
                 step,
+                SnapshotSet(self.snapshot_cap),
                 SnapshotSet(self.snapshot_cap),
                 SnapshotSet(self.snapshot_cap),
                 terminal=bool(terminal),
