@@ -36,7 +36,7 @@ pytestmark = kinds("postgres")
 # be killed. With "replay" it is another worker that runs form "b" once.
 WORKER = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import atexit, os, signal, sys, time
     import muscle_mem.store.behind as behind
     from muscle_mem import Check, Engine
 
@@ -64,7 +64,9 @@ WORKER = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
     elif end == "wait":
         time.sleep(600)
-    # "exit": a normal exit, without closing the engine or its store
+    elif end == "atexit":  # one more hit while the interpreter shuts down
+        atexit.register(lambda: engine("fill in form b", "b"))
+    # "exit", "atexit": a normal exit, without closing the engine or its store
     """
 )
 
@@ -127,6 +129,14 @@ def test_a_worker_that_exits_normally_writes_what_it_had_pending(worker, stores,
     store = stores.open(store_url)
     assert statuses(store) == ALL_RUNS
     assert form_hits(store, "b") == ([3, 3], 1)
+
+
+def test_a_hit_made_as_the_interpreter_shuts_down_is_written(worker, stores, store_url):
+    process = worker(3600, "atexit")
+    assert process.wait(timeout=60) == 0
+    store = stores.open(store_url)
+    assert statuses(store) == [*ALL_RUNS, "hit"]
+    assert form_hits(store, "b") == ([4, 4], 1)
 
 
 def test_a_living_worker_writes_its_hits_behind_without_being_asked(worker, stores, store_url):

@@ -69,17 +69,19 @@ class Behind(Generic[Item]):
         """Keep ``item`` to be written within :data:`FLUSH_EVERY_S`."""
         with self._lock:
             self._pending.append(item)
-            count, closed = len(self._pending), self._closed
-            if closed:
+            count, alone = len(self._pending), self._closed
+            if alone:
                 pass  # written below, by the caller: no thread outlives close()
             elif self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._run, name="muscle-mem writer", daemon=True
-                )
-                self._writer.start()
+                writer = threading.Thread(target=self._run, name="muscle-mem writer", daemon=True)
+                try:
+                    writer.start()
+                    self._writer = writer
+                except RuntimeError:  # the interpreter is shutting down: no new threads
+                    alone = True
             elif count >= FLUSH_AT:
                 self._wake.set()
-        if closed or count >= PENDING_MAX:
+        if alone or count >= PENDING_MAX:
             self.flush()
 
     def flush(self) -> None:
