@@ -262,3 +262,23 @@ def test_a_cost_json_cannot_spell_is_written_all_the_same(stores, store_url):
     costs = [run.cost for run in stores.open(store_url).runs()]  # another store object
     assert costs[:2] == [0.5, math.inf]
     assert math.isnan(costs[2])
+
+
+def test_closing_while_the_database_refuses_logs_what_is_lost(
+    stores, store_url, monkeypatch, caplog
+):
+    monkeypatch.setattr(behind, "FLUSH_EVERY_S", 3600.0)
+    store = PostgresStore(store_url)
+    engine = _form_engine(store)
+    engine("sign in")
+    engine("sign in")
+    engine("sign in")
+    with psycopg.connect(store_url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE mm_runs RENAME TO mm_runs_away")
+        with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+            store.close()  # doesn't raise: the store is going away
+        admin.execute("ALTER TABLE mm_runs_away RENAME TO mm_runs")
+    [warned] = [record for record in caplog.records if record.name == "muscle_mem"]
+    assert "bookkeeping of 2 run(s)" in warned.getMessage()
+    assert "is lost" in warned.getMessage()
+    assert _rows(store_url, "mm_runs") == 1

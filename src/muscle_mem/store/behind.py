@@ -139,8 +139,9 @@ class Behind(Generic[Item]):
                 self._wake.wait(FLUSH_EVERY_S)
                 self._wake.clear()
                 try:
-                    self.flush()
-                    failing = False
+                    if not self._closed:  # else close() writes the rest, in its own thread
+                        self.flush()
+                        failing = False
                 except StoreError as error:
                     if not failing:  # once per outage, not every FLUSH_EVERY_S
                         logger.warning(
@@ -151,7 +152,7 @@ class Behind(Generic[Item]):
                             error,
                         )
                     failing = True
-                with self._lock:
+                with self._lock:  # deciding and leaving at once: add() sees either
                     if not self._pending or self._closed:
                         self._writer = None
                         return

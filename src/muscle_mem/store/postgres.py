@@ -54,8 +54,9 @@ class _Use:
 # transaction block, one transaction. The task rows are all locked first, in key order
 # (the count reads the whole CTE before any other part scans a row), as every other
 # writer takes its task's row first (see :mod:`.sql`): writers never deadlock. One
-# shape whatever the batch (arrays, not lists of marks), so psycopg prepares it once
-# per connection. Times only move forward: a batch from a slower worker may come late.
+# shape whatever the batch (arrays and a JSON array, not lists of marks), so psycopg
+# prepares it once per connection. Times only move forward: a batch from a slower
+# worker may come late.
 _WRITE_USES = f"""
 WITH task AS (
     INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used)
