@@ -6,7 +6,8 @@ A process reads a task key's tree once and keeps it; each run asks only for the 
 node, a new or replaced snapshot). When another process has bumped it, the tree is read
 again. Hits with equality checks change counts and LRU times only, so a fleet replaying
 a stable cache never re-reads it: a hit's commit is its bookkeeping alone (counts, LRU
-times, the run log line), in one transaction that leaves the generation as it is.
+times, the run log line), in one transaction that leaves the generation as it is, and
+which PostgreSQL writes behind, in batches (see :mod:`.postgres`).
 
 Every write is an idempotent upsert keyed by content (a node's id hashes its path), so
 two processes recording the same path write the same rows. Each commit first upserts
