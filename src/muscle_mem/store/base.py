@@ -81,6 +81,11 @@ class Store(ABC):
         :class:`~muscle_mem.models.Changes` says what each part means. Refreshing a
         snapshot that has since been evicted, or counting a hit on a node another
         writer removed, is silently a no-op.
+
+        A store may write what a run that records nothing changes (a hit's counts, LRU
+        times and log line) behind, after this returns, if it says what a crash can
+        lose and its reads see what it has pending (:class:`~.postgres.PostgresStore`
+        does). A recorded path is stored before this returns.
         """
 
     @abstractmethod

@@ -11,22 +11,147 @@ While the server is down, an operation fails with a :class:`StoreError` after
 written: a run either commits whole or not at all. The pool's background reconnection
 gives up after the same time, so once the server is back the next operation connects
 at once, instead of waiting out a reconnection delay that doubles through the outage.
+
+A hit waits for one round trip: the read of its task's generation, which says the tree
+is current. Its bookkeeping (hit and failure counts, last-use times, the snapshots'
+LRU order, the run log line) is written behind (see :mod:`.behind`): a thread writes
+what the worker's runs left pending in one statement, within half a second. A run
+that records a path (a miss, a handoff) is committed before it returns, after what
+was pending, so the run log keeps each worker's order. What a crash can lose: see
+:class:`PostgresStore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreError
-from ..trie import DEFAULT_SNAPSHOT_CAP
+from ..models import Changes, RunRecord, TaskInfo
+from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 from .base import Cursor
-from .sql import SQLStore
+from .behind import Behind
+from .sql import _RUN_COLUMNS, SQLStore, _moved, _run_row
 
 T = TypeVar("T")
 
 TIMEOUT_S = 10.0  # how long an operation waits for an unreachable server, by default
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One run's bookkeeping, kept until it is written: the nodes it ran and those that
+    failed, the snapshots that move up their LRU order, its log line, and when. Not its
+    change set, whose captures may be large."""
+
+    executed: tuple[str, ...]
+    failed: tuple[str, ...]
+    moved: list[tuple[str, str, bytes]]
+    run: RunRecord
+    at: float
+
+
+# The bookkeeping of any number of runs as one statement: one round trip and, outside a
+# transaction block, one transaction. The task rows are all locked first, in key order
+# (the count reads the whole CTE before any other part scans a row), as every other
+# writer takes its task's row first (see :mod:`.sql`): writers never deadlock. One
+# shape whatever the batch (arrays and a JSON array, not lists of marks), so psycopg
+# prepares it once per connection. Times only move forward: a batch from a slower
+# worker may come late.
+_WRITE_USES = f"""
+WITH task AS (
+    INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used)
+    SELECT key, tags, 0, at, at FROM unnest(?::text[], ?::text[], ?::float8[]) AS t (key, tags, at)
+    ON CONFLICT (task_key) DO UPDATE
+    SET last_used = GREATEST(mm_tasks.last_used, excluded.last_used)
+    RETURNING 1
+), used AS (
+    UPDATE mm_snapshots s SET used = GREATEST(s.used, m.at)
+    FROM unnest(?::text[], ?::text[], ?::bytea[], ?::float8[]) AS m (node, which, digest, at)
+    WHERE s.node = ANY(?::text[]) AND s.node = m.node AND s.which = m.which
+    AND s.digest = m.digest AND (SELECT count(*) FROM task) > 0
+), counted AS (
+    UPDATE mm_nodes n SET hits = n.hits + c.hits, failures = n.failures + c.failures,
+    last_used = GREATEST(n.last_used, c.at)
+    FROM unnest(?::text[], ?::int8[], ?::int8[], ?::float8[]) AS c (id, hits, failures, at)
+    WHERE n.id = ANY(?::text[]) AND n.id = c.id AND (SELECT count(*) FROM task) > 0
+), logged AS (
+    INSERT INTO mm_runs ({_RUN_COLUMNS})
+    SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::int4, (r->>5)::int4, (r->>6)::int4, r->>7,
+        (r->>8)::float8, (r->>9)::float8, (r->>10)::int8, (r->>11)::float8, r->>12, r->>13
+    FROM json_array_elements(?::json) WITH ORDINALITY AS runs (r, n) ORDER BY n
+)
+SELECT count(*) FROM task
+"""
+
+
+def _batch(uses: Sequence[_Use]) -> tuple[Any, ...]:
+    """The parameters of :data:`_WRITE_USES` for ``uses``, oldest first: one row per
+    task, snapshot and node, so no statement updates a row twice, and the log lines as
+    one JSON array (a tenth of the client's work of fourteen arrays, for the writer
+    thread shares the interpreter with the runs)."""
+    # Each keeps the latest use's time: uses come in the order their runs committed.
+    tasks: dict[str, tuple[tuple[str, ...], float]] = {}  # key: (tags, last used)
+    snapshots: dict[tuple[str, str, bytes], float] = {}
+    hits: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    used: dict[str, float] = {}
+    for use in uses:
+        key = use.run.task_key
+        known = tasks.get(key)
+        tasks[key] = (use.run.tags if known is None else known[0], use.at)
+        if use.moved:
+            snapshots.update(dict.fromkeys(use.moved, use.at))
+        if use.executed:
+            hits.update(use.executed)
+            used.update(dict.fromkeys(use.executed, use.at))
+        if use.failed:
+            failures.update(use.failed)
+    keys = sorted(tasks)
+    snapshot_keys = list(snapshots)
+    node_ids = list(hits.keys() | failures.keys())
+    names: dict[tuple[str, ...], str] = {}  # tags and params repeat: each encoded once
+
+    def encode(values: tuple[str, ...]) -> str:
+        text = names.get(values)
+        if text is None:
+            text = names[values] = json.dumps(list(values))
+        return text
+
+    log = [_run_row(use.run, encode) for use in uses]
+    if not all(math.isfinite(row[_COST]) for row in log):
+        # JSON has no NaN or infinity; as strings they are float8's own spellings.
+        log = [(*row[:_COST], _float8(row[_COST]), *row[_COST + 1 :]) for row in log]
+    return (
+        keys,
+        [json.dumps(list(tasks[key][0])) for key in keys],
+        [tasks[key][1] for key in keys],
+        [node for node, _, _ in snapshot_keys],
+        [which for _, which, _ in snapshot_keys],
+        [digest for _, _, digest in snapshot_keys],
+        list(snapshots.values()),
+        [node for node, _, _ in snapshot_keys],
+        node_ids,
+        [hits[nid] for nid in node_ids],
+        [failures[nid] for nid in node_ids],
+        [used.get(nid, 0.0) for nid in node_ids],  # 0.0: only failed, so not used
+        node_ids,
+        json.dumps(log),
+    )
+
+
+_COST = 11  # the cost's place in a run's row (see _RUN_COLUMNS)
+
+
+def _float8(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 class PostgresStore(SQLStore):
@@ -35,6 +160,17 @@ class PostgresStore(SQLStore):
     ``timeout`` is how long an operation waits for the server (to connect, or for a
     connection of the pool) before it fails with a :class:`StoreError`; by default the
     URL's ``connect_timeout``, else 10 seconds.
+
+    What a crash can lose: the bookkeeping of the runs that recorded nothing (hits, and
+    runs that stopped without recording: their counts, last-use times, LRU order and run
+    log lines) that a worker made in the last half second (``behind.FLUSH_EVERY_S``,
+    10,000 runs at most) before it died without exiting normally: killed (SIGKILL, the
+    OOM killer), ``os._exit()``, a power cut. Never a recorded path: a miss or a handoff
+    is committed before ``engine(...)`` returns, and so is what the worker had pending
+    before it. :meth:`close` and a normal exit write what is pending, and so does every
+    :meth:`runs` and :meth:`tasks` (of any store object of the process on this
+    database) before it reads. Nothing the server has acknowledged is lost when the
+    server crashes. Other workers see a worker's hits counted within that half second.
     """
 
     dialect = "postgresql"
@@ -90,6 +226,7 @@ class PostgresStore(SQLStore):
         except BaseException:
             self._pool.close()
             raise
+        self._behind: Behind[_Use] = Behind(self._write_uses, self.url)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -130,7 +267,44 @@ class PostgresStore(SQLStore):
                 raise StoreError(f"{self.url}: {_message(error, self._raw_url)}") from None
         raise AssertionError("unreachable")
 
+    # -- the bookkeeping of hits, written behind -----------------------------------------
+
+    def _commit_uses(self, changes: Changes, run: RunRecord, tree: Tree, now: float) -> None:
+        # Only what must be read now (the LRU order before this run) is worked out here;
+        # the rest waits for the writer.
+        self._behind.add(_Use(changes.executed, changes.failed, _moved(changes, tree), run, now))
+
+    def _write_uses(self, uses: Sequence[_Use]) -> None:
+        # Outside a transaction block the one statement is its own transaction, with no
+        # BEGIN and COMMIT to wait for.
+        params = _batch(uses)
+        self._retrying(lambda cur: cur.execute(_WRITE_USES, params), write=False)
+
+    # What this process wrote behind to this database comes first, whichever store
+    # object holds it: a recorded path after the hits before it (the run log keeps the
+    # process's order; see _settle), and a read sees the process's own runs.
+
+    def _settle(self) -> None:
+        self._behind.settle()
+
+    def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
+        self._behind.settle()
+        return super().runs(since=since, about=about)
+
+    def tasks(self) -> list[TaskInfo]:
+        self._behind.settle()
+        return super().tasks()
+
+    def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
+        self._behind.settle()
+        return super().remove(task_key, nodes)
+
+    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+        self._behind.settle()
+        return super().merge(tree, tags)
+
     def close(self) -> None:
+        self._behind.close()
         self._pool.close()
 
 

@@ -5,7 +5,9 @@ A process reads a task key's tree once and keeps it; each run asks only for the 
 *generation*, a counter bumped by every commit that changes what replay can see (a new
 node, a new or replaced snapshot). When another process has bumped it, the tree is read
 again. Hits with equality checks change counts and LRU times only, so a fleet replaying
-a stable cache never re-reads it.
+a stable cache never re-reads it: a hit's commit is its bookkeeping alone (counts, LRU
+times, the run log line), in one transaction that leaves the generation as it is, and
+which PostgreSQL writes behind, in batches (see :mod:`.postgres`).
 
 Every write is an idempotent upsert keyed by content (a node's id hashes its path), so
 two processes recording the same path write the same rows. Each commit first upserts
@@ -162,6 +164,13 @@ class SQLStore(Store, SQLDatabase):
         structural = changes.structural
         before = self._trees.get(changes.task_key)
         tree = before[1] if before else self.tree(changes.task_key)
+        if not structural:
+            # Counts, LRU times and the log line: nothing another process's replay
+            # could see, so the generation stays, and with it our copy's standing.
+            self._commit_uses(changes, run, tree, now)
+            tree.apply(changes, now)
+            return
+        self._settle()
         generation, kept = self._write(
             lambda cur: self._commit(cur, changes, run, tree, now, structural)
         )
@@ -169,8 +178,7 @@ class SQLStore(Store, SQLDatabase):
         with self._lock:
             cached = self._trees.get(changes.task_key)
             # Our copy is current only if no other writer committed since we read it.
-            expected = generation - 1 if structural else generation
-            if cached is not None and cached[1] is tree and cached[0] == expected:
+            if cached is not None and cached[1] is tree and cached[0] == generation - 1:
                 self._trees[changes.task_key] = (generation, tree)
 
     def runs(self, *, since: float | None = None, about: str | None = None) -> list[RunRecord]:
@@ -401,7 +409,6 @@ class SQLStore(Store, SQLDatabase):
         if structural:  # it writes signed rows (nodes, snapshots)
             self._check_signer(cur)
         touched: set[tuple[str, Slot]] = set()
-        used: list[Any] = []  # matched snapshots that move up the LRU order
         for m in changes.matched:
             if m.replaces:
                 cur.execute(
@@ -409,24 +416,7 @@ class SQLStore(Store, SQLDatabase):
                     (m.node, m.which, _digest(m.key)),
                 )
                 self._put_snapshot(cur, key, m.node, m.which, m.fresh.key, now)
-            elif not _was_latest(tree, m):  # the same snapshot hit again changes no order
-                used += (m.node, m.which, _digest(m.key))
-        # A hit is the hot path: one statement for all its snapshots, one for its nodes.
-        if used:
-            # ORed keys, not a row-value IN: SQLite scans the table for the latter.
-            rows = " OR ".join(["(node = ? AND which = ? AND digest = ?)"] * (len(used) // 3))
-            cur.execute(f"UPDATE mm_snapshots SET used = ? WHERE {rows}", (now, *used))
-        if changes.executed:
-            marks = ", ".join("?" * len(changes.executed))
-            cur.execute(
-                f"UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id IN ({marks})",
-                (now, *changes.executed),
-            )
-        if changes.failed:
-            cur.executemany(
-                "UPDATE mm_nodes SET failures = failures + 1 WHERE id = ?",
-                [(nid,) for nid in changes.failed],
-            )
+        self._count_uses(cur, changes, tree, now)
         # Removed (rm, prune) while this run replayed, the graft node leaves what the run
         # recorded hanging from nothing: it is dropped rather than stored unreachable.
         kept = changes.graft_at is not None and _present(cur, key, changes.graft_at)
@@ -457,26 +447,56 @@ class SQLStore(Store, SQLDatabase):
             held = len(node.snapshots(slot)) if node is not None else 0
             if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
                 self._evict(cur, nid, slot)
-        cur.execute(
-            f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})",
-            (
-                run.task_key,
-                json.dumps(list(run.tags)),
-                json.dumps(list(run.params)),
-                str(run.status),
-                run.replayed,
-                run.recorded,
-                run.diverged_at,
-                run.reason,
-                run.started_at,
-                run.duration_s,
-                run.tokens,
-                run.cost,
-                run.path,
-                run.about,
-            ),
-        )
+        cur.execute(f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})", _run_row(run))
         return generation, kept
+
+    def _commit_uses(self, changes: Changes, run: RunRecord, tree: Tree, now: float) -> None:
+        """Commit a run's changes that are not structural (a hit's counts, LRU times and
+        log line) in one transaction; ``tree`` is the copy the run replayed.
+
+        The generation is left alone: other processes' copies stay current. A store for
+        which every statement is a round trip (PostgreSQL) writes it behind instead.
+        """
+
+        def work(cur: Cursor) -> None:
+            # The task's row first, as every writer takes it (see the module docstring).
+            cur.execute(
+                "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
+                "VALUES (?, ?, 0, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+                "last_used = excluded.last_used",
+                (changes.task_key, json.dumps(list(run.tags)), now, now),
+            )
+            self._count_uses(cur, changes, tree, now)
+            cur.execute(
+                f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})", _run_row(run)
+            )
+
+        self._write(work)
+
+    def _settle(self) -> None:
+        """Write what :meth:`_commit_uses` left to write later; called before a
+        structural commit, so a store that writes behind keeps each process's runs in
+        order. This one writes nothing later."""
+
+    def _count_uses(self, cur: Cursor, changes: Changes, tree: Tree, now: float) -> None:
+        """Move matched snapshots up their LRU order and count hits and failures."""
+        # A hit is the hot path: one statement for all its snapshots, one for its nodes.
+        used = [value for key in _moved(changes, tree) for value in key]
+        if used:
+            # ORed keys, not a row-value IN: SQLite scans the table for the latter.
+            rows = " OR ".join(["(node = ? AND which = ? AND digest = ?)"] * (len(used) // 3))
+            cur.execute(f"UPDATE mm_snapshots SET used = ? WHERE {rows}", (now, *used))
+        if changes.executed:
+            marks = ", ".join("?" * len(changes.executed))
+            cur.execute(
+                f"UPDATE mm_nodes SET hits = hits + 1, last_used = ? WHERE id IN ({marks})",
+                (now, *changes.executed),
+            )
+        if changes.failed:
+            cur.executemany(
+                "UPDATE mm_nodes SET failures = failures + 1 WHERE id = ?",
+                [(nid,) for nid in changes.failed],
+            )
 
     def _put_node(
         self, cur: Cursor, task_key: str, nid: str, parent: str, step: Step, now: float
@@ -724,6 +744,43 @@ class SQLStore(Store, SQLDatabase):
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
+
+
+def _moved(changes: Changes, tree: Tree) -> list[tuple[str, str, bytes]]:
+    """The (node, which, digest) of each snapshot the run matched that moves up its
+    node's LRU order: not those it replaces, nor one that already led it."""
+    return [
+        (m.node, m.which, _digest(m.key))
+        for m in changes.matched
+        if not m.replaces and not _was_latest(tree, m)
+    ]
+
+
+def _encode_names(names: tuple[str, ...]) -> str:
+    return json.dumps(list(names))
+
+
+def _run_row(
+    run: RunRecord, encode: Callable[[tuple[str, ...]], str] = _encode_names
+) -> tuple[Any, ...]:
+    """``run`` as the values of an mm_runs row, in the order of ``_RUN_COLUMNS``;
+    ``encode`` makes its tags' and params' JSON."""
+    return (
+        run.task_key,
+        encode(run.tags),
+        encode(run.params),
+        str(run.status),
+        run.replayed,
+        run.recorded,
+        run.diverged_at,
+        run.reason,
+        run.started_at,
+        run.duration_s,
+        run.tokens,
+        run.cost,
+        run.path,
+        run.about,
+    )
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:
