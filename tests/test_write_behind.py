@@ -250,18 +250,19 @@ def test_closing_a_store_writes_what_it_had_pending(stores, store_url, monkeypat
     assert _rows(store_url, "mm_runs") == 2
 
 
-def test_a_cost_json_cannot_spell_is_written_all_the_same(stores, store_url):
+def test_a_cost_json_cannot_spell_never_reaches_the_log(stores, store_url):
     engine = Engine(store=stores.open(store_url))
 
     def agent(task, cost):  # calls no tool: nothing recorded, its log line written behind
         muscle_mem.report_usage(tokens=1, cost=cost)
 
     engine.set_agent(agent)
-    for cost in (0.5, math.inf, math.nan):
-        engine("ask the model", cost)
+    engine("ask the model", 0.5)
+    for cost in (math.inf, math.nan):  # no price: refused where it is reported
+        with pytest.raises(muscle_mem.ConfigurationError, match="finite non-negative"):
+            engine("ask the model", cost)
     costs = [run.cost for run in stores.open(store_url).runs()]  # another store object
-    assert costs[:2] == [0.5, math.inf]
-    assert math.isnan(costs[2])
+    assert costs == [0.5, 0.0, 0.0]  # the two refused runs are logged as errors
 
 
 def test_closing_while_the_database_refuses_logs_what_is_lost(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -155,7 +156,8 @@ def check_usage(tokens: Any, cost: Any) -> None:
         raise ConfigurationError(
             f"report_usage(tokens=...) takes a non-negative int, got {tokens!r}"
         )
-    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
+    # Not inf or nan either: no price is, and the run log could not add them up.
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not 0 <= cost < math.inf:
         raise ConfigurationError(
-            f"report_usage(cost=...) takes a non-negative number, got {cost!r}"
+            f"report_usage(cost=...) takes a finite non-negative number, got {cost!r}"
         )

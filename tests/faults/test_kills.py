@@ -130,7 +130,13 @@ def test_writers_killed_at_random_lose_nothing_and_leave_no_partial_path(store_u
             check = store.read(lambda cur: cur.execute("PRAGMA integrity_check").fetchall())
             assert check == [("ok",)]
         logged = {run.about for run in store.runs()}
-        assert set(committed) <= logged, sorted(set(committed) - logged)[:5]
+        must = set(committed)
+        if not store_url.startswith("sqlite"):
+            # PostgreSQL writes a hit's log line behind (issue #17): one killed within
+            # half a second of a hit loses it, by design. Runs of a writer's own tasks
+            # record a path, and those are committed before engine() returns.
+            must = {about for about in committed if not about.endswith("-shared")}
+        assert must <= logged, sorted(must - logged)[:5]
         for info in store.tasks():
             _assert_whole(store.tree(info.task_key))
         nodes = sum(info.nodes for info in store.tasks())
