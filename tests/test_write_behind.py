@@ -265,6 +265,23 @@ def test_a_cost_json_cannot_spell_never_reaches_the_log(stores, store_url):
     assert costs == [0.5, 0.0, 0.0]  # the two refused runs are logged as errors
 
 
+def test_a_batch_holding_a_cost_json_cannot_spell_is_written_all_the_same(stores, store_url):
+    # report_usage() refuses them, but a store takes its RunRecords from anyone: sent as
+    # JSON numbers, infinity and NaN would have the batch refused, and every run after
+    # it with it. (Reading them back is the run log's business: it calls them damage.)
+    from muscle_mem.models import Changes, RunRecord, Status
+
+    store = stores.open(store_url)
+    for cost in (0.5, math.inf, math.nan, 0.25):
+        run = RunRecord("task", (), (), Status.MISS, 0, 0, None, "nothing", 0.0, 0.0, 1, cost)
+        store.commit(Changes("task"), run)
+    store.tasks()  # writes what is pending
+    with psycopg.connect(store_url, autocommit=True) as connection:
+        costs = [cost for (cost,) in connection.execute("SELECT cost FROM mm_runs ORDER BY id")]
+    assert costs[0] == 0.5 and costs[1] == math.inf and math.isnan(costs[2])
+    assert costs[3] == 0.25
+
+
 def test_closing_while_the_database_refuses_logs_what_is_lost(
     stores, store_url, monkeypatch, caplog
 ):
