@@ -138,7 +138,8 @@ def test_a_sqlite_hit_writes_its_bookkeeping_in_one_transaction(tmp_path):
     begins = [s for s in statements if s.startswith("BEGIN")]
     assert begins == ["BEGIN IMMEDIATE"] * 3
     assert [s for s in statements if s == "COMMIT"] == ["COMMIT"] * 3
-    # Per hit: the generation, then the task's row, the nodes' counts and the log line.
+    # Per hit: the generation, then the log line (first: see sql._log), the task's row
+    # and the nodes' counts.
     writes = [s.split()[0] for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
-    assert writes == ["SELECT", "INSERT", "UPDATE", "INSERT"] * 3
+    assert writes == ["SELECT", "INSERT", "INSERT", "UPDATE"] * 3
     store.close()

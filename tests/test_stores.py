@@ -16,6 +16,7 @@ import pytest
 
 import muscle_mem
 from conftest import kinds
+from faults.common import before_schema_6
 from muscle_mem import Check, ConfigurationError, Engine, MemoryStore
 from muscle_mem.codec import decode
 from muscle_mem.errors import IntegrityWarning, StoreError
@@ -116,6 +117,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(store_url, stores):
     assert isinstance(old, SQLStore)
 
     def downgrade(cur):  # what a store written by muscle-mem 0.2 (schema 1) looks like
+        before_schema_6(cur)
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result")
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result_sig")
         cur.execute("DROP INDEX mm_runs_about")

@@ -68,3 +68,11 @@ def read(store: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return [tuple(row) for row in cur.fetchall()]
 
     return store.read(work)
+
+
+def before_schema_6(cur: Any) -> None:
+    """Make a store look as one from before schema 6 does: no end digests, no run uids."""
+    cur.execute("DROP INDEX mm_runs_uid")
+    cur.execute("ALTER TABLE mm_runs DROP COLUMN uid")
+    cur.execute("ALTER TABLE mm_nodes DROP COLUMN end_digest")
+    cur.execute("UPDATE mm_meta SET value = '4' WHERE key = 'schema_version'")

@@ -24,7 +24,7 @@ from muscle_mem.codec import encode
 from muscle_mem.models import Step, node_id
 from muscle_mem.store.sql import _digest
 
-from .common import new_world, pay, pay_engine, read, write
+from .common import before_schema_6, new_world, pay, pay_engine, read, write
 
 persistent = kinds("sqlite", "postgres")
 
@@ -167,6 +167,84 @@ def test_a_result_that_is_not_an_encoding_is_left_out_with_its_node(store_url, s
     # The agent's result, or none; never one read from the damaged row. (Whether a run
     # that replays up to an end that is gone is a hit is replay's to say.)
     assert outcome.result in ("paid 200 to bob", None)
+
+
+@persistent
+@pytest.mark.parametrize("flipped", [b"paid 200 to ", b"paid 900 to "], ids=["same", "flipped"])
+def test_a_result_changed_into_another_value_is_never_returned(store_url, stores, flipped):
+    """A result is not part of its node's id: its end digest catches a change that
+    leaves a value which still decodes, with no secret."""
+    world, _ = recorded(stores, store_url)
+    store = stores.open(store_url)
+    [(end, result)] = read(store, "SELECT id, result FROM mm_nodes WHERE terminal = 1")
+    write(
+        store,
+        "UPDATE mm_nodes SET result = ? WHERE id = ?",
+        (result.replace(b"paid 200 to ", flipped), end),
+    )
+    outcome, caught = fresh_run(stores, store_url, world)
+    if flipped == b"paid 200 to ":  # the row as it was: the control
+        assert outcome.hit and outcome.result == "paid 200 to bob" and not caught
+        return
+    one_warning(caught, rf"mm_nodes row {end}: it is an end whose result .* its digest")
+    # Not a hit returning what nobody recorded: with the end gone no path is whole, so
+    # nothing is replayed, the reason says why, and the agent records the path again.
+    assert outcome.status == "miss" and "rows may be missing" in outcome.reason
+    assert outcome.result == "paid 200 to bob"
+    again, caught = fresh_run(stores, store_url, world, "cy")
+    assert again.hit and again.result == "paid 200 to cy" and not caught
+
+
+@persistent
+def test_a_step_turned_into_an_end_is_never_a_hit(store_url, stores):
+    world, _ = recorded(stores, store_url)
+    store = stores.open(store_url)
+    first = nodes(store)[0][0]
+    write(store, "UPDATE mm_nodes SET terminal = 1 WHERE id = ?", (first,))
+    outcome, caught = fresh_run(stores, store_url, world)
+    one_warning(caught, rf"mm_nodes row {first}: it is an end whose result .* its digest")
+    assert outcome.status == "miss"  # nothing replayed, nothing returned from a half path
+    assert world["log"][-2:] == [("payee", "bob"), ("amount", "200")]
+
+
+@persistent
+def test_the_ends_of_a_store_from_before_end_digests_still_replay(store_url, stores):
+    world, _ = recorded(stores, store_url)
+    stores.open(store_url).write(before_schema_6)
+    # This version upgrades the store and gives its ends their digests: they replay and
+    # return what they recorded, and no row is taken for damaged.
+    outcome, caught = fresh_run(stores, store_url, world)
+    assert outcome.hit and outcome.result == "paid 200 to bob" and not caught
+    store = stores.open(store_url)
+    assert read(
+        store, "SELECT count(*) FROM mm_nodes WHERE terminal = 1 AND end_digest IS NULL"
+    ) == [(0,)]
+    # The run log it held is kept, the first line without a uid.
+    assert [run.status for run in store.runs()] == ["miss", "hit"]
+
+
+@persistent
+def test_a_damaged_param_entry_at_an_end_is_left_out(store_url, stores):
+    """The values of params no call was passed are kept at the end as digests (the
+    "end" slot); a damaged entry is left out, and a run with those values is a miss."""
+    world = new_world()
+    engine = pay_engine(stores.open(store_url), world)
+
+    def pay_noted(engine, payee):
+        return engine("pay", payee, "200", params={"payee": payee, "note": "n1"})
+
+    assert pay_noted(engine, "ann").status == "miss"
+    assert pay_noted(engine, "bob").hit  # the control
+    store = stores.open(store_url)
+    [(end, data)] = read(store, "SELECT node, data FROM mm_snapshots WHERE which = 'end'")
+    write(
+        store, "UPDATE mm_snapshots SET data = ? WHERE which = 'end'", (data.replace(b"5", b"6"),)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = pay_noted(pay_engine(stores.open(store_url), world), "cy")
+    one_warning(caught, rf"mm_snapshots row \({end}, end\): its data does not match its digest")
+    assert outcome.status == "miss" and "note" in outcome.reason
 
 
 # -- damage of the column types (SQLite keeps whatever is written) ----------------------------

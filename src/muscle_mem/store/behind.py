@@ -56,6 +56,11 @@ class Behind(Generic[Item]):
 
     def _reset(self) -> None:
         self._pending: list[Item] = []
+        # How many of the first pending items are a batch whose write failed: it is
+        # written again as it was, alone, so a write that was committed but whose
+        # acknowledgement was lost is the same batch the second time (which the store
+        # can then tell it has: see postgres.py), not a part of a bigger one.
+        self._failed = 0
         self._lock = threading.Lock()  # guards _pending, _writer and _closed
         self._writing = threading.Lock()  # held for a whole write: one at a time, in order
         self._wake = threading.Event()
@@ -88,16 +93,22 @@ class Behind(Generic[Item]):
         """Write everything pending now, in the caller's thread. On failure the items
         stay pending, in their order, and the :class:`StoreError` is raised."""
         with self._writing:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return
-            try:
-                self._write(batch)
-            except BaseException:
+            while True:
                 with self._lock:
-                    self._pending[:0] = batch
-                raise
+                    size, retried = self._failed or len(self._pending), self._failed > 0
+                    batch, self._pending = self._pending[:size], self._pending[size:]
+                    self._failed = 0
+                if not batch:
+                    return
+                try:
+                    self._write(batch)
+                except BaseException:
+                    with self._lock:
+                        self._pending[:0] = batch
+                        self._failed = len(batch)
+                    raise
+                if not retried:
+                    return
 
     def settle(self) -> None:
         """:meth:`flush` this and every other Behind of the process writing to the same
@@ -131,6 +142,7 @@ class Behind(Generic[Item]):
             )
             with self._lock:
                 self._pending = []
+                self._failed = 0
 
     def _run(self) -> None:
         failing = False

@@ -36,7 +36,7 @@ from ..models import Changes, RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 from .base import Cursor
 from .behind import Behind
-from .sql import _RUN_COLUMNS, SQLStore, _moved, _run_row
+from .sql import _RUN_COLUMNS, SQLStore, _moved, _run_row, new_uid
 
 T = TypeVar("T")
 
@@ -53,6 +53,7 @@ class _Use:
     failed: tuple[str, ...]
     moved: list[tuple[str, str, bytes]]
     run: RunRecord
+    uid: bytes  # its log line's (see sql._log)
     at: float
 
 
@@ -62,7 +63,10 @@ class _Use:
 # writer takes its task's row first (see :mod:`.sql`): writers never deadlock. One
 # shape whatever the batch (arrays and a JSON array, not lists of marks), so psycopg
 # prepares it once per connection. Times only move forward: a batch from a slower
-# worker may come late.
+# worker may come late. Written again after its acknowledgement was lost, a batch
+# (retried whole: see behind.py) logs and counts nothing twice: its log lines are there
+# under their uids, so none is inserted, and without one the counts are left alone;
+# the rest sets times to the latest, which is the same done twice.
 _WRITE_USES = f"""
 WITH task AS (
     INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used)
@@ -75,16 +79,20 @@ WITH task AS (
     FROM unnest(?::text[], ?::text[], ?::bytea[], ?::float8[]) AS m (node, which, digest, at)
     WHERE s.node = ANY(?::text[]) AND s.node = m.node AND s.which = m.which
     AND s.digest = m.digest AND (SELECT count(*) FROM task) > 0
+), logged AS (
+    INSERT INTO mm_runs ({_RUN_COLUMNS}, uid)
+    SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::int4, (r->>5)::int4, (r->>6)::int4, r->>7,
+        (r->>8)::float8, (r->>9)::float8, (r->>10)::int8, (r->>11)::float8, r->>12, r->>13,
+        decode(r->>14, 'hex')
+    FROM json_array_elements(?::json) WITH ORDINALITY AS runs (r, n) ORDER BY n
+    ON CONFLICT (uid) DO NOTHING
+    RETURNING 1
 ), counted AS (
     UPDATE mm_nodes n SET hits = n.hits + c.hits, failures = n.failures + c.failures,
     last_used = GREATEST(n.last_used, c.at)
     FROM unnest(?::text[], ?::int8[], ?::int8[], ?::float8[]) AS c (id, hits, failures, at)
     WHERE n.id = ANY(?::text[]) AND n.id = c.id AND (SELECT count(*) FROM task) > 0
-), logged AS (
-    INSERT INTO mm_runs ({_RUN_COLUMNS})
-    SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::int4, (r->>5)::int4, (r->>6)::int4, r->>7,
-        (r->>8)::float8, (r->>9)::float8, (r->>10)::int8, (r->>11)::float8, r->>12, r->>13
-    FROM json_array_elements(?::json) WITH ORDINALITY AS runs (r, n) ORDER BY n
+    AND EXISTS (SELECT FROM logged)
 )
 SELECT count(*) FROM task
 """
@@ -123,7 +131,7 @@ def _batch(uses: Sequence[_Use]) -> tuple[Any, ...]:
             text = names[values] = json.dumps(list(values))
         return text
 
-    log = [_run_row(use.run, encode) for use in uses]
+    log = [(*_run_row(use.run, encode), use.uid.hex()) for use in uses]
     if not all(math.isfinite(row[_COST]) for row in log):
         # JSON has no NaN or infinity; as strings they are float8's own spellings.
         log = [(*row[:_COST], _float8(row[_COST]), *row[_COST + 1 :]) for row in log]
@@ -136,12 +144,12 @@ def _batch(uses: Sequence[_Use]) -> tuple[Any, ...]:
         [digest for _, _, digest in snapshot_keys],
         list(snapshots.values()),
         [node for node, _, _ in snapshot_keys],
+        json.dumps(log),
         node_ids,
         [hits[nid] for nid in node_ids],
         [failures[nid] for nid in node_ids],
         [used.get(nid, 0.0) for nid in node_ids],  # 0.0: only failed, so not used
         node_ids,
-        json.dumps(log),
     )
 
 
@@ -272,7 +280,9 @@ class PostgresStore(SQLStore):
     def _commit_uses(self, changes: Changes, run: RunRecord, tree: Tree, now: float) -> None:
         # Only what must be read now (the LRU order before this run) is worked out here;
         # the rest waits for the writer.
-        self._behind.add(_Use(changes.executed, changes.failed, _moved(changes, tree), run, now))
+        self._behind.add(
+            _Use(changes.executed, changes.failed, _moved(changes, tree), run, new_uid(), now)
+        )
 
     def _write_uses(self, uses: Sequence[_Use]) -> None:
         # Outside a transaction block the one statement is its own transaction, with no

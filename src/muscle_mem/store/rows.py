@@ -12,6 +12,7 @@ naming the table and the rows. Export files are checked with the same functions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -122,6 +123,23 @@ def identified(nid: str, parent: str, step: Step) -> None:
     another parent) is damaged: replaying it would replay what nobody recorded."""
     if node_id(parent, step) != nid:
         raise Damaged("its content does not match its id")
+
+
+def end_digest(nid: str, result: bytes | None) -> bytes:
+    """What a recorded end's row keeps beside its result: a digest of the two, so a
+    result changed into another one that still decodes, or a step's row turned into an
+    end, is caught with no secret (a node's id hashes its step, not its result). Kept
+    by every writer, checked by every reader; with a secret the result's HMAC is
+    checked too."""
+    name = nid.encode()
+    digest = hashlib.blake2b(len(name).to_bytes(8, "little") + name, digest_size=16)
+    digest.update(b"\0" if result is None else b"\1" + result)
+    return digest.digest()
+
+
+def checked_end(nid: str, result: bytes | None, digest: Any) -> None:
+    if digest is None or optional_blob(digest, "end_digest") != end_digest(nid, result):
+        raise Damaged("it is an end whose result or terminal flag does not match its digest")
 
 
 def checked_call(step: Step) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from ..errors import StoreError
 from .base import Cursor
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
+END_DIGESTS = 6  # the version from which every recorded end keeps its digest
 
 # The column types that differ between the dialects a store's database may speak.
 TYPES: dict[str, dict[str, str]] = {
@@ -47,6 +48,20 @@ MIGRATIONS: dict[int, list[str]] = {
     # only keeps an older muscle-mem, which would read those rows as a post-check's
     # snapshots, from opening the store.
     4: [],
+    # (5: issue #18's, on its own branch.)
+    5: [],
+    # What a store's own retries and checks need (issue #16). ``end_digest``: a digest
+    # of a recorded end's id and result (see :func:`.rows.end_digest`), so that a result
+    # or a terminal flag damaged into something else is caught without a secret; ends
+    # recorded before are given theirs when a store is upgraded (see
+    # ``SQLStore._open_schema``). ``uid``: the id its writer gives each run's log line,
+    # so that a write retried after its acknowledgement was lost logs and counts the
+    # run once (``ON CONFLICT (uid) DO NOTHING``); lines written before have none.
+    6: [
+        "ALTER TABLE mm_nodes ADD COLUMN end_digest {blob}",
+        "ALTER TABLE mm_runs ADD COLUMN uid {blob}",
+        "CREATE UNIQUE INDEX IF NOT EXISTS mm_runs_uid ON mm_runs (uid)",
+    ],
 }
 
 SCHEMA = """

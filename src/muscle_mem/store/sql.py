@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import warnings
@@ -122,17 +123,20 @@ class SQLStore(Store, SQLDatabase):
                 return
         except StoreError:
             pass  # no schema yet, or no database at all: the write below says which
-        self._write(
-            lambda cur: schema.upgrade(
-                cur,
-                self.dialect,
-                "schema_version",
-                schema.SCHEMA_VERSION,
-                schema.statements(schema.SCHEMA, self.dialect),
-                schema.migrations(self.dialect),
-                f"the store {self.url}",
-            )
+        self._write(self._upgrade)
+
+    def _upgrade(self, cur: Cursor) -> None:
+        found = schema.upgrade(
+            cur,
+            self.dialect,
+            "schema_version",
+            schema.SCHEMA_VERSION,
+            schema.statements(schema.SCHEMA, self.dialect),
+            schema.migrations(self.dialect),
+            f"the store {self.url}",
         )
+        if 0 < found < schema.END_DIGESTS:
+            _digest_ends(cur)
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -171,8 +175,9 @@ class SQLStore(Store, SQLDatabase):
             tree.apply(changes, now)
             return
         self._settle()
+        uid = new_uid()  # one per run, whatever retries its write
         generation, kept = self._write(
-            lambda cur: self._commit(cur, changes, run, tree, now, structural)
+            lambda cur: self._commit(cur, changes, run, uid, tree, now, structural)
         )
         tree.apply(changes if kept else changes.without_path(), now)
         with self._lock:
@@ -331,13 +336,16 @@ class SQLStore(Store, SQLDatabase):
         # secret, must not unsign what the store's writers signed.
         cur.execute(
             "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
-            "hits, failures, created_at, last_used, sig, result, result_sig) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "hits, failures, created_at, last_used, sig, result, result_sig, end_digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
             "THEN excluded.terminal ELSE mm_nodes.terminal END, "
-            # A result kept here stays, with its signature; one is taken only where none is.
+            # A result kept here stays, with its signature and digest; one is taken only
+            # where none is (an end without one, or a step that becomes an end).
             "result_sig = CASE WHEN mm_nodes.result IS NULL "
             "THEN excluded.result_sig ELSE mm_nodes.result_sig END, "
+            "end_digest = CASE WHEN mm_nodes.result IS NULL AND excluded.terminal = 1 "
+            "THEN excluded.end_digest ELSE mm_nodes.end_digest END, "
             "result = COALESCE(mm_nodes.result, excluded.result), "
             "hits = CASE WHEN excluded.hits > mm_nodes.hits "
             "THEN excluded.hits ELSE mm_nodes.hits END, "
@@ -360,6 +368,7 @@ class SQLStore(Store, SQLDatabase):
                 self._sign_node(node.id, node.parent, key, node.step),
                 node.result,
                 self._sign_result(node.id, key, node.result),
+                rows.end_digest(node.id, node.result) if node.terminal else None,
             ),
         )
         for which in SLOTS:
@@ -390,14 +399,19 @@ class SQLStore(Store, SQLDatabase):
         cur: Cursor,
         changes: Changes,
         run: RunRecord,
+        uid: bytes,
         tree: Tree,
         now: float,
         structural: bool,
     ) -> tuple[int, bool]:
         """Write one run's changes (``structural``: ``changes.structural``, which the
-        caller has read already); returns the task's new generation, and whether the
-        recorded path (if any) was kept: not when its graft node has been removed."""
+        caller has read already), its log line under ``uid``; returns the task's new
+        generation, and whether the recorded path (if any) was kept: not when its graft
+        node has been removed."""
         key = changes.task_key
+        if not _log(cur, run, uid):  # committed already: this is a retry
+            kept = changes.graft_at is not None and _present(cur, key, changes.graft_at)
+            return _generation(cur, key), kept
         cur.execute(
             "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
@@ -436,8 +450,14 @@ class SQLStore(Store, SQLDatabase):
             end = changes.end
             assert end is not None
             cur.execute(
-                "UPDATE mm_nodes SET terminal = 1, result = ?, result_sig = ? WHERE id = ?",
-                (changes.result, self._sign_result(end, key, changes.result), end),
+                "UPDATE mm_nodes SET terminal = 1, result = ?, result_sig = ?, end_digest = ? "
+                "WHERE id = ?",
+                (
+                    changes.result,
+                    self._sign_result(end, key, changes.result),
+                    rows.end_digest(end, changes.result),
+                    end,
+                ),
             )
             if changes.unused is not None:
                 self._put_snapshot(cur, key, end, "end", changes.unused, now)
@@ -447,7 +467,6 @@ class SQLStore(Store, SQLDatabase):
             held = len(node.snapshots(slot)) if node is not None else 0
             if held + 1 >= self.snapshot_cap:  # only then can the set be over its cap
                 self._evict(cur, nid, slot)
-        cur.execute(f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})", _run_row(run))
         return generation, kept
 
     def _commit_uses(self, changes: Changes, run: RunRecord, tree: Tree, now: float) -> None:
@@ -458,8 +477,12 @@ class SQLStore(Store, SQLDatabase):
         which every statement is a round trip (PostgreSQL) writes it behind instead.
         """
 
+        uid = new_uid()
+
         def work(cur: Cursor) -> None:
-            # The task's row first, as every writer takes it (see the module docstring).
+            if not _log(cur, run, uid):
+                return  # committed already: this is a retry
+            # The task's row, as every writer takes it (see the module docstring).
             cur.execute(
                 "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
                 "VALUES (?, ?, 0, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
@@ -467,9 +490,6 @@ class SQLStore(Store, SQLDatabase):
                 (changes.task_key, json.dumps(list(run.tags)), now, now),
             )
             self._count_uses(cur, changes, tree, now)
-            cur.execute(
-                f"INSERT INTO mm_runs ({_RUN_COLUMNS}) VALUES ({_RUN_MARKS})", _run_row(run)
-            )
 
         self._write(work)
 
@@ -549,7 +569,8 @@ class SQLStore(Store, SQLDatabase):
         tree = Tree(task_key, self.snapshot_cap)
         cur.execute(
             "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig, "
-            "result, result_sig FROM mm_nodes WHERE task_key = ? ORDER BY created_at, id",
+            "result, result_sig, end_digest FROM mm_nodes WHERE task_key = ? "
+            "ORDER BY created_at, id",
             (task_key,),
         )
         node_rows = cur.fetchall()
@@ -640,6 +661,8 @@ class SQLStore(Store, SQLDatabase):
             rows.checked_call(step)
         if result is not None and (before is None or before.result != result):
             rows.checked_value(result, "result", ordered=True)
+        if terminal:
+            rows.checked_end(nid, result, row[12])
         return Node(
             nid,
             parent,
@@ -781,6 +804,42 @@ def _run_row(
         run.path,
         run.about,
     )
+
+
+def new_uid() -> bytes:
+    """A new id for a run's log line (``mm_runs.uid``)."""
+    return os.urandom(16)
+
+
+def _log(cur: Cursor, run: RunRecord, uid: bytes) -> bool:
+    """Log ``run`` under ``uid``, first thing in its write; False if a line with that
+    uid is there already: the write was committed before, its acknowledgement lost, and
+    is being retried. First, so that a retry writes nothing else either, and a retry
+    that meets the first attempt still uncommitted (the server had not yet seen the
+    connection go) waits for it to end, then knows."""
+    cur.execute(
+        f"INSERT INTO mm_runs ({_RUN_COLUMNS}, uid) VALUES ({_RUN_MARKS}, ?) "
+        "ON CONFLICT (uid) DO NOTHING RETURNING id",
+        (*_run_row(run), uid),
+    )
+    return cur.fetchone() is not None
+
+
+def _digest_ends(cur: Cursor) -> None:
+    """Give the ends recorded before stores kept end digests theirs (in the upgrade to
+    :data:`.schema.END_DIGESTS`). What such a result was can't be known: one that is
+    not an encoding is still refused when read, one that is, is taken as recorded."""
+    cur.execute("SELECT id, result FROM mm_nodes WHERE terminal = 1")
+    digests = []
+    for nid, result in cur.fetchall():
+        try:
+            digests.append(
+                (rows.end_digest(rows.text(nid, "id"), rows.optional_blob(result, "result")), nid)
+            )
+        except rows.Damaged:
+            continue  # left without one: reading it says what is wrong
+    if digests:
+        cur.executemany("UPDATE mm_nodes SET end_digest = ? WHERE id = ?", digests)
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:
