@@ -2,8 +2,12 @@
 
 Cut, it does what a server that stopped does to its clients: every open connection is
 dropped and new ones are refused. Restored stalled, it does what an unreachable host
-does: connections are accepted and nothing ever answers. The real server, which other
-tests share, is never touched.
+does: connections are accepted and nothing ever answers. Stalled while connections are
+open (:meth:`Proxy.stall`), it does what a server stopped with SIGSTOP, or a network
+partition, does to them: what they send is taken and nothing comes back. And it can
+lose one reply (:meth:`Proxy.lose_reply_to`): the server gets a request and answers,
+and the connection drops before the answer reaches the client, as when a COMMIT's
+acknowledgement is lost. The real server, which other tests share, is never touched.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -21,6 +26,10 @@ class Proxy:
         self._lock = threading.Lock()
         self._links: list[socket.socket] = []
         self._stalled = False
+        self._flowing = threading.Event()  # cleared: open connections are stalled
+        self._flowing.set()
+        self._trap: bytes | None = None
+        self.lost = 0  # replies lost so far
         self._listener: socket.socket | None = None
         self.port = 0
         self.restore()
@@ -40,6 +49,24 @@ class Proxy:
             self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
+    def stall(self) -> None:
+        """Stop answering on every connection, open or new, without closing any."""
+        with self._lock:
+            self._stalled = True
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Answer again: what was held on open connections goes through, late."""
+        with self._lock:
+            self._stalled = False
+        self._flowing.set()
+
+    def lose_reply_to(self, request: bytes) -> None:
+        """Pass the next request that holds ``request`` to the server, then drop that
+        connection as soon as the server answers it, the answer never delivered."""
+        with self._lock:
+            self._trap = request
+
     def cut(self) -> None:
         """Drop every connection and refuse new ones: the server stopped."""
         with self._lock:
@@ -51,6 +78,7 @@ class Proxy:
             _close(link)
 
     def close(self) -> None:
+        self._flowing.set()  # (a stalled pump would otherwise wait for ever)
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -75,14 +103,39 @@ class Proxy:
                 continue
             with self._lock:
                 self._links.append(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            losing = threading.Event()  # set: the next answer on this link is lost
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+            def request(data: bytes, losing: threading.Event = losing) -> bool:
+                with self._lock:
+                    if self._trap is not None and self._trap in data:
+                        self._trap = None
+                        losing.set()  # before the request goes: its answer can't slip by
+                return True
+
+            def answer(data: bytes, losing: threading.Event = losing) -> bool:
+                if not losing.is_set():
+                    return True
+                with self._lock:
+                    self.lost += 1
+                return False
+
+            for source, sink, passes in ((client, upstream, request), (upstream, client, answer)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, passes), daemon=True
+                ).start()
+
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, passes: Callable[[bytes], bool]
+    ) -> None:
+        """Copy ``source`` to ``sink`` while the proxy flows, until either side closes
+        or ``passes`` says a chunk may not pass: then the link is dropped."""
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
+                    break
+                self._flowing.wait()
+                if not passes(data):
                     break
                 sink.sendall(data)
         except OSError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 import time
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import POSTGRES_URL
 from muscle_mem import StoreError
+from muscle_mem.store import behind
 from muscle_mem.store.postgres import PostgresStore
 
 from .common import figures, new_world, pay, pay_engine, rounds
@@ -157,3 +159,82 @@ def test_a_server_that_stops_and_restarts_while_runs_go_on_loses_nothing(proxied
         failed_runs=failed,
         lost=0,
     )
+
+
+def test_a_server_that_stops_answering_fails_a_run_within_the_timeout(proxied):
+    """A server stopped (SIGSTOP) or cut off without its connections closing: nothing
+    comes back, and TCP would wait for many minutes. The store's own deadline ends the
+    wait: a StoreError within about the timeout, and the bookkeeping written behind
+    stays pending, is written once the server answers again, and is written once."""
+    proxy, url = proxied
+    store = PostgresStore(url, timeout=TIMEOUT)
+    world = new_world()
+    engine = pay_engine(store, world)
+    try:
+        assert pay(engine, "ann").status == "miss"
+        assert pay(engine, "bob").hit  # its bookkeeping is written behind...
+        proxy.stall()  # ...maybe before the server stops answering, maybe after
+        for call in (lambda: pay(engine, "cy"), store.runs, store.tasks):
+            error, took = timed(call)
+            assert isinstance(error, StoreError), error
+            # A connection of the pool waits for an answer; a new one, to connect.
+            assert re.search(f"(no answer from|cannot reach) {re.escape(store.url)}", str(error))
+            assert took < TIMEOUT + SLACK, took
+        time.sleep(behind.FLUSH_EVERY_S + TIMEOUT)  # the writer tries, and fails, meanwhile
+        proxy.resume()
+        assert pay(engine, "dee").hit
+        assert [run.status for run in store.runs()] == ["miss", "hit", "hit"]
+        assert _hits(store) == [2, 2]  # bob's and dee's: each counted once
+    finally:
+        store.close()
+
+
+def _hits(store):
+    def work(cur):
+        cur.execute("SELECT hits FROM mm_nodes ORDER BY created_at")
+        return [row[0] for row in cur.fetchall()]
+
+    return store.read(work)
+
+
+def test_a_run_whose_commit_acknowledgement_is_lost_is_logged_once(proxied):
+    """The server commits a run and the connection drops before the client hears so:
+    the store retries, and the retry finds the run's log line and writes nothing."""
+    proxy, url = proxied
+    store = PostgresStore(url, timeout=TIMEOUT)
+    world = new_world()
+    engine = pay_engine(store, world)
+    try:
+        assert pay(engine, "ann").status == "miss"
+        assert pay(engine, "bob").hit
+        world["page"] = "v2"  # a new environment: the next run records a path
+        proxy.lose_reply_to(b"COMMIT")
+        assert pay(engine, "cy").status == "miss"  # no error: the retry found it done
+        assert proxy.lost == 1
+        store.runs()  # (writes bob's hit, pending until now)
+        assert [run.status for run in store.runs()] == ["miss", "hit", "miss"]
+        assert _hits(store) == [1, 1]  # bob's hit, counted once
+        world["page"] = "v1"
+        assert pay(engine, "dee").hit and pay(engine, "eve").status == "hit"
+    finally:
+        store.close()
+
+
+def test_a_batch_written_behind_whose_acknowledgement_is_lost_counts_once(proxied):
+    proxy, url = proxied
+    store = PostgresStore(url, timeout=TIMEOUT)
+    world = new_world()
+    engine = pay_engine(store, world)
+    try:
+        assert pay(engine, "ann").status == "miss"
+        for payee in ("bob", "cy"):
+            # ("about" is in the hits' log lines alone: the trap springs on their batch.)
+            outcome = engine("pay", payee, "200", params={"payee": payee}, about="person:trap")
+            assert outcome.hit
+        proxy.lose_reply_to(b"person:trap")
+        runs = store.runs()  # writes the batch, loses its acknowledgement, writes it again
+        assert proxy.lost == 1
+        assert [run.status for run in runs] == ["miss", "hit", "hit"]
+        assert _hits(store) == [2, 2]
+    finally:
+        store.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..models import Changes, RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 from .base import Cursor
 from .behind import Behind
+from .deadline import Deadlines, Watch
 from .sql import _RUN_COLUMNS, SQLStore, _moved, _run_row, new_uid
 
 T = TypeVar("T")
@@ -213,7 +215,8 @@ class PostgresStore(SQLStore):
             psycopg.connect(url, connect_timeout=connect_timeout).close()
         except psycopg.Error as error:
             raise StoreError(f"cannot connect to {self.url}: {_message(error, url)}") from None
-        self._pool = psycopg_pool.ConnectionPool(
+        self._deadlines = Deadlines(self.timeout)
+        self._pool = _pool_class(psycopg_pool, self._deadlines)(
             url,
             min_size=1,
             max_size=max_connections,
@@ -247,14 +250,24 @@ class PostgresStore(SQLStore):
 
     def _retrying(self, work: Callable[[Cursor], T], *, write: bool) -> T:
         psycopg = self._psycopg
+        deadlines = self._deadlines
         for attempt in (1, 2):
+            watch = None
             try:
-                with self._pool.connection() as connection, connection.cursor() as raw:
-                    cursor: Any = _Cursor(raw)
-                    if not write:
-                        return work(cursor)
-                    with connection.transaction():
-                        return work(cursor)
+                with self._pool.connection() as connection:
+                    watch = deadlines.watch(connection)
+                    try:
+                        with connection.cursor() as raw:
+                            cursor: Any = _Cursor(raw, watch, deadlines)
+                            if not write:
+                                return work(cursor)
+                            with connection.transaction():
+                                result = work(cursor)
+                                deadlines.renew(watch)  # and as long for the COMMIT
+                            return result
+                    finally:
+                        if deadlines.done(watch):
+                            connection.close()  # its socket is shut: the pool replaces it
             except self._pool_timeout:
                 # No connection in `timeout` seconds: the server is down or unreachable.
                 # Another wait would only double the time a run takes to fail.
@@ -263,9 +276,18 @@ class PostgresStore(SQLStore):
                     "server is down or unreachable; nothing was written"
                 ) from None
             except psycopg.OperationalError as error:
+                if watch is not None and watch.expired:
+                    # Trying again would wait as long again, on a server that is not
+                    # answering: the caller hears of it now.
+                    raise StoreError(
+                        f"no answer from {self.url} in {self.timeout:g} s: the server, or "
+                        "the network to it, stopped answering"
+                        + ("; what this wrote may or may not be committed" if write else "")
+                    ) from None
                 # What broke one connection (a server restart) broke the idle ones too:
-                # have the pool test them all, then try once more. A second failure
-                # means the server is really unreachable.
+                # have the pool test them all, then try once more (a write too: see the
+                # module docstring). A second failure: the server is unreachable.
+                self._pool.check_until = time.monotonic() + self.timeout
                 self._pool.check()
                 if attempt == 2:
                     raise StoreError(
@@ -318,15 +340,35 @@ class PostgresStore(SQLStore):
         self._pool.close()
 
 
+def _pool_class(psycopg_pool: Any, deadlines: Deadlines) -> Any:
+    """A pool whose :meth:`check` waits no longer than until its ``check_until`` for
+    the connections it tests (the pool's own check waits as long as TCP does)."""
+
+    class Pool(psycopg_pool.ConnectionPool):  # type: ignore[misc,unused-ignore]
+        check_until = 0.0
+
+        def check_connection(self, connection: Any) -> None:
+            watch = deadlines.watch(connection, self.check_until)
+            try:
+                psycopg_pool.ConnectionPool.check_connection(connection)
+            finally:
+                deadlines.done(watch)
+
+    return Pool
+
+
 class _Cursor:
-    """A psycopg cursor that takes the ``?`` placeholders the shared SQL is written in."""
+    """A psycopg cursor that takes the ``?`` placeholders the shared SQL is written in,
+    and gives its connection the store's timeout for each statement's answer."""
 
     # Shared: the statements are ours, one per shape (a hit's updates have one per
     # path length), so this stays small.
     _converted: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, watch: Watch, deadlines: Deadlines) -> None:
         self._cursor = cursor
+        self._watch = watch
+        self._deadlines = deadlines
 
     def _sql(self, sql: str) -> str:
         converted = self._converted.get(sql)
@@ -335,9 +377,11 @@ class _Cursor:
         return converted
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self._deadlines.renew(self._watch)
         return self._cursor.execute(self._sql(sql), params)
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        self._deadlines.renew(self._watch)
         return self._cursor.executemany(self._sql(sql), params)
 
     def fetchall(self) -> list[Any]:
