@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError, IntegrityWarning, StoreError
+from ..errors import ConfigurationError, DecodeError, IntegrityWarning, StoreError
 from ..models import (
     SLOTS,
     WHICH,
@@ -585,12 +585,13 @@ class SQLStore(Store, SQLDatabase):
         # one changed pays for the change, not for the whole tree.
         cached = self._trees.get(task_key)
         known = cached[1].nodes if cached is not None else {}
-        damage = rows.Damage(f"task {task_key} of {self.url}")
+        where = f"task {task_key} of {self.url}"
+        damage = rows.Damage(where)
         rejected = 0
         loaded: dict[str, Node] = {}
         for row in node_rows:
             try:
-                node = self._node(row, task_key, known)
+                node = self._node(row, task_key, known, where)
             except rows.Damaged as problem:
                 damage.add("mm_nodes", rows.name(row[0]), problem)
                 continue
@@ -615,7 +616,7 @@ class SQLStore(Store, SQLDatabase):
             if owner is None:
                 continue  # of a node left out: unreachable
             try:
-                found = self._snapshot(row, known)
+                found = self._snapshot(row)
             except rows.Damaged as problem:
                 damage.add("mm_snapshots", f"({row[0]}, {rows.name(row[1])})", problem)
                 continue
@@ -634,9 +635,12 @@ class SQLStore(Store, SQLDatabase):
         damage.warn(stacklevel=3)
         return tree
 
-    def _node(self, row: Sequence[Any], task_key: str, known: dict[str, Node]) -> Node | None:
-        """The node a ``mm_nodes`` row holds; None if it fails its signature. Raises
-        :class:`.rows.Damaged` for a row muscle-mem could not have written."""
+    def _node(
+        self, row: Sequence[Any], task_key: str, known: dict[str, Node], where: str
+    ) -> Node | None:
+        """The node a ``mm_nodes`` row holds (``where``: the read's, for warnings);
+        None if it fails its signature. Raises :class:`.rows.Damaged` for a row
+        muscle-mem could not have written."""
         nid = rows.text(row[0], "id")
         parent = rows.text(row[1], "parent")
         step = rows.step(row[2], row[3], row[4])
@@ -663,13 +667,14 @@ class SQLStore(Store, SQLDatabase):
             rows.checked_value(result, "result", ordered=True)
         if terminal:
             rows.checked_end(nid, result, row[12])
+        cap = self.snapshot_cap
         return Node(
             nid,
             parent,
             step,
-            SnapshotSet(self.snapshot_cap),
-            SnapshotSet(self.snapshot_cap),
-            SnapshotSet(self.snapshot_cap),
+            _StoredSnapshots(cap, where, nid, "pre"),
+            _StoredSnapshots(cap, where, nid, "post"),
+            _StoredSnapshots(cap, where, nid, "end"),
             terminal=bool(terminal),
             hits=hits,
             failures=failures,
@@ -677,9 +682,10 @@ class SQLStore(Store, SQLDatabase):
             result=result,
         )
 
-    def _snapshot(self, row: Sequence[Any], known: dict[str, Node]) -> tuple[str, bytes] | None:
+    def _snapshot(self, row: Sequence[Any]) -> tuple[str, bytes] | None:
         """The slot and data a ``mm_snapshots`` row holds; None if it fails its signature.
-        Raises :class:`.rows.Damaged` for a row muscle-mem could not have written."""
+        Raises :class:`.rows.Damaged` for a row muscle-mem could not have written. Its
+        data's form is checked later, if ever (see :class:`_StoredSnapshots`)."""
         nid, which, digest, data, sig = row
         # Rows come by the thousand: the usual one is taken in a glance, and the checks
         # that name what is wrong run only when something is.
@@ -697,9 +703,6 @@ class SQLStore(Store, SQLDatabase):
             return None
         if _digest(data) != digest:
             raise rows.Damaged("its data does not match its digest")
-        before = known.get(nid)
-        if before is None or data not in before.snapshots(which):
-            rows.checked_value(data, "data")
         return which, data
 
     # -- signatures -------------------------------------------------------------------------
@@ -767,6 +770,54 @@ class SQLStore(Store, SQLDatabase):
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
+
+
+class _StoredSnapshots(SnapshotSet):
+    """A node's snapshots for one slot as read from a store, their digests checked:
+    each is what was written. Whether what was written is an encoding (a crafted row's
+    may not be) is checked the first time the snapshot is decoded (for a compare) or
+    listed (by an export, a merge), not on reading, which would parse every snapshot
+    of a tree: most are never decoded, an equality check looks their bytes up, and
+    bytes that are not an encoding never equal a live capture's. One that is not is
+    then left out, with a DamagedRowWarning naming its row."""
+
+    __slots__ = ("_row", "_unchecked", "_where")
+
+    def __init__(self, cap: int, where: str, nid: str, which: str) -> None:
+        super().__init__(cap)
+        self._where = where
+        self._row = f"({nid}, {which})"
+        self._unchecked: set[bytes] = set()
+
+    def load(self, key: bytes) -> None:
+        super().load(key)
+        self._unchecked.add(key)
+
+    def value(self, key: bytes, like: Any = None) -> Any:
+        if key in self._unchecked and not self._checked(key):
+            raise DecodeError(f"snapshot {self._row} in {self._where} is damaged")
+        return super().value(key, like)
+
+    def keys(self) -> list[bytes]:
+        for key in list(self._unchecked):
+            self._checked(key)
+        return super().keys()
+
+    def _checked(self, key: bytes) -> bool:
+        """Check ``key`` (unchecked) once; leave it out, and say so, if it is damaged."""
+        try:
+            self._unchecked.remove(key)
+        except KeyError:
+            return key in self  # another thread checked it meanwhile
+        try:
+            rows.checked_value(key, "data")
+        except rows.Damaged as problem:
+            self._items.pop(key, None)
+            damage = rows.Damage(self._where)
+            damage.add("mm_snapshots", self._row, problem)
+            damage.warn(stacklevel=4)
+            return False
+        return True
 
 
 def _moved(changes: Changes, tree: Tree) -> list[tuple[str, str, bytes]]:
@@ -838,8 +889,10 @@ def _digest_ends(cur: Cursor) -> None:
             )
         except rows.Damaged:
             continue  # left without one: reading it says what is wrong
-    if digests:
-        cur.executemany("UPDATE mm_nodes SET end_digest = ? WHERE id = ?", digests)
+    for start in range(0, len(digests), 1_000):  # (a bounded wait each: see .deadline)
+        cur.executemany(
+            "UPDATE mm_nodes SET end_digest = ? WHERE id = ?", digests[start : start + 1_000]
+        )
 
 
 def _was_latest(tree: Tree, matched: Matched) -> bool:
