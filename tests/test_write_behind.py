@@ -185,6 +185,36 @@ def test_a_write_that_fails_keeps_what_was_pending_in_order(stores, store_url, m
     assert node.hits == 2
 
 
+def test_a_batch_committed_but_reported_failed_is_written_again_alone_and_once(
+    stores, store_url, monkeypatch
+):
+    """A batch whose acknowledgement was lost (committed, and an error all the same) is
+    written again as it was, before what was added since: it then logs and counts
+    nothing twice, and what came after it is written whole."""
+    monkeypatch.setattr(behind, "FLUSH_EVERY_S", 3600.0)
+    store = stores.open(store_url)
+    engine = _form_engine(store)
+    engine("sign in")
+    engine("sign in")
+    write, batches = store._write_uses, []
+
+    def acknowledgement_lost_once(uses):
+        batches.append(len(uses))
+        write(uses)
+        if len(batches) == 1:
+            raise StoreError("lost the connection")
+
+    monkeypatch.setattr(store._behind, "_write", acknowledgement_lost_once)
+    with pytest.raises(StoreError):
+        store.runs()
+    engine("sign in")  # another hit, pending behind the batch that "failed"
+    assert statuses(store) == ["miss", "hit", "hit"]
+    assert batches == [1, 1, 1]  # the failed batch again, alone; then the new one
+    tree = store.tree(engine.task_key("sign in"))
+    [node] = [node for node in tree if node.step]
+    assert node.hits == 2
+
+
 def test_the_writer_retries_a_failed_write_and_says_so_once(stores, store_url, monkeypatch, caplog):
     monkeypatch.setattr(behind, "FLUSH_EVERY_S", 0.02)
     engine = _form_engine(stores.open(store_url))

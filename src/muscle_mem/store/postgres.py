@@ -4,13 +4,26 @@ Install with ``pip install 'muscle-mem[postgres]'``. Each worker keeps the trees
 read and re-reads a task key's tree only when another worker changed it (see
 :mod:`.sql`), so a path recorded by one worker is replayed by the others on their next
 run. A connection dropped under a worker (a server restart, a proxy timeout) is
-replaced and the operation retried once; every write is idempotent, so that is safe.
+replaced and the operation retried once. A write retried so may have been committed
+the first time, its acknowledgement lost with the connection; it changes nothing
+twice. A run's log line carries a uid its writer chose (``mm_runs.uid``), written first
+in the run's transaction: a retry that finds it there writes nothing (see
+``sql._log``), and a batch written behind counts its hits only with the log lines it
+inserts. Everything else is an upsert or a delete by key, or moves a time forward to
+the latest. Only what :meth:`remove` and :meth:`merge` report may come out short after
+such a retry (what the first attempt did is not counted again).
 
 While the server is down, an operation fails with a :class:`StoreError` after
 ``timeout`` seconds (``?connect_timeout=N`` in the URL sets it too), with nothing
 written: a run either commits whole or not at all. The pool's background reconnection
 gives up after the same time, so once the server is back the next operation connects
 at once, instead of waiting out a reconnection delay that doubles through the outage.
+A server that stops answering without closing its connections (stopped with SIGSTOP,
+or cut off by the network) is bounded by the same ``timeout``, each statement's wait
+ended by the client (see :mod:`.deadline`): a :class:`StoreError` saying there was no
+answer, after which a write may or may not have been committed, and is either whole or
+absent. The bookkeeping written behind then stays pending, and is written, once, when
+the server answers again.
 
 A hit waits for one round trip: the read of its task's generation, which says the tree
 is current. Its bookkeeping (hit and failure counts, last-use times, the snapshots'
@@ -167,9 +180,9 @@ def _float8(value: float) -> float | str:
 class PostgresStore(SQLStore):
     """A cache in a PostgreSQL database; its tables are named ``mm_*``.
 
-    ``timeout`` is how long an operation waits for the server (to connect, or for a
-    connection of the pool) before it fails with a :class:`StoreError`; by default the
-    URL's ``connect_timeout``, else 10 seconds.
+    ``timeout`` is how long an operation waits for the server (to connect, for a
+    connection of the pool, for each statement's answer) before it fails with a
+    :class:`StoreError`; by default the URL's ``connect_timeout``, else 10 seconds.
 
     What a crash can lose: the bookkeeping of the runs that recorded nothing (hits, and
     runs that stopped without recording: their counts, last-use times, LRU order and run

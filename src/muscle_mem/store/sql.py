@@ -9,10 +9,18 @@ a stable cache never re-reads it: a hit's commit is its bookkeeping alone (count
 times, the run log line), in one transaction that leaves the generation as it is, and
 which PostgreSQL writes behind, in batches (see :mod:`.postgres`).
 
-Every write is an idempotent upsert keyed by content (a node's id hashes its path), so
-two processes recording the same path write the same rows. Each commit first upserts
-its task key's row, which serialises writers of one task key and so rules out
-deadlocks between them.
+Every write of the tree is an idempotent upsert keyed by content (a node's id hashes
+its path), so two processes recording the same path write the same rows. A run's
+counts and log line are not idempotent: the log line carries a uid, written first, so
+a write retried after its acknowledgement was lost finds it and writes nothing (see
+:func:`_log`). Each commit then upserts its task key's row, which serialises writers of
+one task key and so rules out deadlocks between them (the log line locks nothing
+another writer waits for).
+
+What is read back is checked before it is used (:mod:`.rows`): a node's content
+against its id, a recorded end's result and flag against its end digest, a snapshot's
+data against its digest, every column's type. A snapshot's form is checked the first
+time it is decoded or listed (see :class:`_StoredSnapshots`).
 
 A store remembers which secret signs its rows (``mm_meta``'s ``signed_by``, a MAC of a
 constant: see :func:`.signing.signer`), set by the first write that records something.
@@ -809,6 +817,8 @@ class _StoredSnapshots(SnapshotSet):
             self._unchecked.remove(key)
         except KeyError:
             return key in self  # another thread checked it meanwhile
+        if key not in self:
+            return False  # evicted past the cap meanwhile: nothing to check, or to say
         try:
             rows.checked_value(key, "data")
         except rows.Damaged as problem:
