@@ -174,8 +174,10 @@ def test_a_server_that_stops_answering_fails_a_run_within_the_timeout(proxied):
         assert pay(engine, "ann").status == "miss"
         assert pay(engine, "bob").hit  # its bookkeeping is written behind...
         proxy.stall()  # ...maybe before the server stops answering, maybe after
+        waits = []
         for call in (lambda: pay(engine, "cy"), store.runs, store.tasks):
             error, took = timed(call)
+            waits.append(took)
             assert isinstance(error, StoreError), error
             # A connection of the pool waits for an answer; a new one, to connect.
             assert re.search(f"(no answer from|cannot reach) {re.escape(store.url)}", str(error))
@@ -187,6 +189,7 @@ def test_a_server_that_stops_answering_fails_a_run_within_the_timeout(proxied):
         assert _hits(store) == [2, 2]  # bob's and dee's: each counted once
     finally:
         store.close()
+    figures("postgres stalled", timeout_s=TIMEOUT, failed=3, slowest_s=round(max(waits), 2))
 
 
 def _hits(store):
@@ -211,6 +214,7 @@ def test_a_run_whose_commit_acknowledgement_is_lost_is_logged_once(proxied):
         proxy.lose_reply_to(b"COMMIT")
         assert pay(engine, "cy").status == "miss"  # no error: the retry found it done
         assert proxy.lost == 1
+        figures("lost acknowledgement, run", lost_replies=1, logged=1, counted_twice=0)
         store.runs()  # (writes bob's hit, pending until now)
         assert [run.status for run in store.runs()] == ["miss", "hit", "miss"]
         assert _hits(store) == [1, 1]  # bob's hit, counted once
@@ -236,5 +240,6 @@ def test_a_batch_written_behind_whose_acknowledgement_is_lost_counts_once(proxie
         assert proxy.lost == 1
         assert [run.status for run in runs] == ["miss", "hit", "hit"]
         assert _hits(store) == [2, 2]
+        figures("lost acknowledgement, batch", lost_replies=1, logged=2, counted_twice=0)
     finally:
         store.close()
