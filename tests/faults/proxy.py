@@ -50,15 +50,12 @@ class Proxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def stall(self) -> None:
-        """Stop answering on every connection, open or new, without closing any."""
-        with self._lock:
-            self._stalled = True
+        """Stop answering on every connection, open or new, without closing any, as a
+        server stopped with SIGSTOP does."""
         self._flowing.clear()
 
     def resume(self) -> None:
-        """Answer again: what was held on open connections goes through, late."""
-        with self._lock:
-            self._stalled = False
+        """Answer again, as a stopped server continued: what was held goes through."""
         self._flowing.set()
 
     def lose_reply_to(self, request: bytes) -> None:

@@ -31,7 +31,6 @@ other worker would then reject them. Removing every tree forgets the signer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -40,6 +39,7 @@ import warnings
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
+from hashlib import blake2b
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, DecodeError, IntegrityWarning, StoreError
@@ -619,10 +619,24 @@ class SQLStore(Store, SQLDatabase):
             for child in stack.pop().children:
                 tree.nodes[child.id] = child
                 stack.append(child)
+        unsigned = self._key is None
         for row in snapshot_rows:
-            owner = tree.nodes.get(row[0]) if type(row[0]) is str else None
+            nid, which, digest, data, sig = row
+            owner = tree.nodes.get(nid) if type(nid) is str else None
             if owner is None:
                 continue  # of a node left out: unreachable
+            # Rows come by the thousand: the usual one is taken in a glance (what
+            # _snapshot checks, inline), and the checks that name what is wrong run only
+            # when something is.
+            if (
+                unsigned
+                and type(data) is bytes
+                and blake2b(data, digest_size=16).digest() == digest
+                and which in rows.SLOTS
+                and (sig is None or type(sig) is bytes)
+            ):
+                owner.snapshots(which).load(data)
+                continue
             try:
                 found = self._snapshot(row)
             except rows.Damaged as problem:
@@ -695,18 +709,10 @@ class SQLStore(Store, SQLDatabase):
         Raises :class:`.rows.Damaged` for a row muscle-mem could not have written. Its
         data's form is checked later, if ever (see :class:`_StoredSnapshots`)."""
         nid, which, digest, data, sig = row
-        # Rows come by the thousand: the usual one is taken in a glance, and the checks
-        # that name what is wrong run only when something is.
-        if not (
-            type(data) is bytes
-            and type(digest) is bytes
-            and which in rows.SLOTS
-            and (sig is None or type(sig) is bytes)
-        ):
-            which = rows.slot(which)
-            digest = rows.blob(digest, "digest")
-            data = rows.blob(data, "data")
-            sig = rows.optional_blob(sig, "sig")
+        which = rows.slot(which)
+        digest = rows.blob(digest, "digest")
+        data = rows.blob(data, "data")
+        sig = rows.optional_blob(sig, "sig")
         if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
             return None
         if _digest(data) != digest:
@@ -789,45 +795,39 @@ class _StoredSnapshots(SnapshotSet):
     bytes that are not an encoding never equal a live capture's. One that is not is
     then left out, with a DamagedRowWarning naming its row."""
 
-    __slots__ = ("_row", "_unchecked", "_where")
+    __slots__ = ("_checked", "_row", "_where")
 
     def __init__(self, cap: int, where: str, nid: str, which: str) -> None:
         super().__init__(cap)
         self._where = where
         self._row = f"({nid}, {which})"
-        self._unchecked: set[bytes] = set()
-
-    def load(self, key: bytes) -> None:
-        super().load(key)
-        self._unchecked.add(key)
+        self._checked: set[bytes] = set()  # those found to be encodings
 
     def value(self, key: bytes, like: Any = None) -> Any:
-        if key in self._unchecked and not self._checked(key):
+        if key not in self._checked and not self._check(key):
             raise DecodeError(f"snapshot {self._row} in {self._where} is damaged")
         return super().value(key, like)
 
     def keys(self) -> list[bytes]:
-        for key in list(self._unchecked):
-            self._checked(key)
+        for key in [key for key in self._items if key not in self._checked]:
+            self._check(key)
         return super().keys()
 
-    def _checked(self, key: bytes) -> bool:
-        """Check ``key`` (unchecked) once; leave it out, and say so, if it is damaged."""
-        try:
-            self._unchecked.remove(key)
-        except KeyError:
-            return key in self  # another thread checked it meanwhile
-        if key not in self:
-            return False  # evicted past the cap meanwhile: nothing to check, or to say
+    def _check(self, key: bytes) -> bool:
+        """Whether ``key`` is an encoding; if not, leave it out, and say so (once)."""
         try:
             rows.checked_value(key, "data")
         except rows.Damaged as problem:
-            self._items.pop(key, None)
-            damage = rows.Damage(self._where)
-            damage.add("mm_snapshots", self._row, problem)
-            damage.warn(stacklevel=4)
+            if self._items.pop(key, _GONE) is not _GONE:  # (another thread said so)
+                damage = rows.Damage(self._where)
+                damage.add("mm_snapshots", self._row, problem)
+                damage.warn(stacklevel=4)
             return False
+        self._checked.add(key)
         return True
+
+
+_GONE = object()
 
 
 def _moved(changes: Changes, tree: Tree) -> list[tuple[str, str, bytes]]:
@@ -941,7 +941,7 @@ def _generation(cur: Cursor, task_key: str) -> int:
 
 
 def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return blake2b(data, digest_size=16).digest()
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:

@@ -15,11 +15,12 @@ truncated so is reported instead, and left as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,23 @@ def _text(data: bytes) -> str | bytes:
         return data.decode()
     except UnicodeDecodeError:
         return data
+
+
+def _undecodable(error: Exception) -> bool:
+    """Whether ``error`` is sqlite3's for a text value that is not UTF-8."""
+    return isinstance(error, sqlite3.OperationalError) and "decode to UTF-8" in str(error)
+
+
+@contextlib.contextmanager
+def _raw_text(connection: sqlite3.Connection) -> Iterator[None]:
+    """Read text that is not UTF-8 (a flipped byte) as its bytes, for the row checks to
+    leave out, where sqlite3 fails the whole read. Only to read again a read that
+    failed so: decoding every value in Python would slow every read down."""
+    connection.text_factory = _text
+    try:
+        yield
+    finally:
+        connection.text_factory = str
 
 
 # What to do about an error, by SQLite's name for it (Python 3.11+ gives it).
@@ -132,9 +150,6 @@ class SQLiteStore(SQLStore):
                 connection.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, UnicodeDecodeError) as error:
             raise self._failed("open", error) from None
-        # A text value that is not UTF-8 (a flipped byte) comes back as its bytes, for
-        # the row checks to leave out, where sqlite3 would fail the whole read.
-        connection.text_factory = _text
         with self._lock:
             self._connections.append((os.getpid(), connection))
         self._opened = True
@@ -212,7 +227,14 @@ class SQLiteStore(SQLStore):
 
     def _read(self, work: Callable[[Cursor], T]) -> T:
         try:
-            return work(self._cursor())
+            cursor = self._cursor()
+            try:
+                return work(cursor)
+            except sqlite3.OperationalError as error:
+                if not _undecodable(error):
+                    raise
+            with _raw_text(cursor.connection):
+                return work(cursor)
         except _ERRORS as error:
             raise self._failed("read", error) from None
 
@@ -222,19 +244,26 @@ class SQLiteStore(SQLStore):
                 f"cannot write to {self.url}: it was opened read-only; open it without "
                 "read_only to change it"
             )
-        cursor = self._cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor = self._cursor()
+            try:
+                return self._transaction(cursor, work)
+            except sqlite3.OperationalError as error:
+                if not _undecodable(error):
+                    raise
+            with _raw_text(cursor.connection):
+                return self._transaction(cursor, work)
         except _ERRORS as error:
             raise self._failed("write to", error) from None
+
+    def _transaction(self, cursor: Any, work: Callable[[Cursor], T]) -> T:
+        cursor.execute("BEGIN IMMEDIATE")
         try:
             result = work(cursor)
             # Inside: COMMIT writes the log, so a full disk or an I/O error shows here.
             cursor.execute("COMMIT")
-        except BaseException as error:
+        except BaseException:
             self._roll_back(cursor)
-            if isinstance(error, _ERRORS):
-                raise self._failed("write to", error) from None
             raise
         return result
 
