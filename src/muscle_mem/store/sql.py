@@ -273,7 +273,9 @@ class SQLStore(Store, SQLDatabase):
             doomed = sorted(descendants(chosen, lambda nid: children.get(nid, ())), key=str)
             for start in range(0, len(doomed), 500):  # SQLite caps a statement's parameters
                 chunk = doomed[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
+                # As text: an id that is not UTF-8, read as its bytes, would be bound
+                # as a blob, which never equals SQLite's text.
+                marks = ", ".join(["CAST(? AS TEXT)"] * len(chunk))
                 cur.execute(f"DELETE FROM mm_snapshots WHERE node IN ({marks})", chunk)
                 cur.execute(f"DELETE FROM mm_nodes WHERE id IN ({marks})", chunk)
             cur.execute("SELECT 1 FROM mm_nodes LIMIT 1")
