@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import sqlite3
+import time
 import warnings
 
 import pytest
@@ -447,3 +449,22 @@ def test_a_process_keeps_a_bounded_number_of_trees(store_url, stores, monkeypatc
         engine(f"task {i}", "x", params={"name": "x"})
     assert len(store._trees) == 3  # the three most recently used task keys
     assert engine("task 0", "y", params={"name": "y"}).hit  # read again from the store
+
+
+def test_a_deadline_ends_a_wait_on_a_peer_that_never_answers():
+    """store/deadline.py: a socket still waiting past its deadline is shut down, so the
+    wait ends as if the peer had closed it; one answered in time is left alone."""
+    from muscle_mem.store.deadline import Deadlines
+
+    deadlines = Deadlines(0.2)
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        answered = deadlines.watch(ours)
+        peer.sendall(b"ok")
+        assert ours.recv(2) == b"ok"
+        assert deadlines.done(answered) is False
+        stalled = deadlines.watch(ours)
+        start = time.monotonic()
+        assert ours.recv(2) == b""  # shut down: no answer ever came
+        assert 0.2 <= time.monotonic() - start < 5
+        assert deadlines.done(stalled) is True

@@ -69,10 +69,14 @@ class Deadlines:
         with self._lock:
             self._watches.add(watch)
             if self._thread is None:
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name="muscle-mem deadlines", daemon=True
                 )
-                self._thread.start()
+                try:
+                    thread.start()
+                    self._thread = thread
+                except RuntimeError:
+                    pass  # the interpreter is shutting down (writing what is pending): unbounded
         return watch
 
     def renew(self, watch: Watch) -> None:
