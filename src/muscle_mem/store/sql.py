@@ -42,6 +42,7 @@ from collections.abc import Callable, Collection, Sequence
 from hashlib import blake2b
 from typing import Any, TypeVar
 
+from ..checks import Check
 from ..errors import ConfigurationError, DecodeError, IntegrityWarning, StoreError
 from ..models import (
     SLOTS,
@@ -50,6 +51,7 @@ from ..models import (
     Matched,
     RunRecord,
     Slot,
+    Snapshot,
     Status,
     Step,
     TaskInfo,
@@ -625,30 +627,27 @@ class SQLStore(Store, SQLDatabase):
         for row in snapshot_rows:
             nid, which, digest, data, sig = row
             owner = tree.nodes.get(nid) if type(nid) is str else None
-            if owner is None:
-                continue  # of a node left out: unreachable
+            if owner is None or owner.step is None:
+                continue  # of a node left out (unreachable), or of the root (it has none)
             # Rows come by the thousand: the usual one is taken in a glance (what
             # _snapshot checks, inline), and the checks that name what is wrong run only
             # when something is.
-            if (
+            if not (
                 unsigned
                 and type(data) is bytes
-                and blake2b(data, digest_size=16).digest() == digest
+                and type(digest) is bytes
                 and which in rows.SLOTS
                 and (sig is None or type(sig) is bytes)
             ):
-                owner.snapshots(which).load(data)
-                continue
-            try:
-                found = self._snapshot(row)
-            except rows.Damaged as problem:
-                damage.add("mm_snapshots", f"({row[0]}, {rows.name(row[1])})", problem)
-                continue
-            if found is None:
-                rejected += 1
-                continue
-            which, data = found
-            owner.snapshots(which).load(data)  # type: ignore[arg-type]
+                try:
+                    if not self._snapshot(row):
+                        rejected += 1
+                        continue
+                except rows.Damaged as problem:
+                    damage.add("mm_snapshots", f"({nid}, {rows.name(which)})", problem)
+                    continue
+                data, digest = bytes(data), bytes(digest)
+            owner.snapshots(which).stored(data, digest)  # type: ignore[attr-defined]
         if rejected:
             warnings.warn(
                 f"muscle-mem: {rejected} row(s) of task {task_key} in {self.url} failed "
@@ -706,20 +705,17 @@ class SQLStore(Store, SQLDatabase):
             result=result,
         )
 
-    def _snapshot(self, row: Sequence[Any]) -> tuple[str, bytes] | None:
-        """The slot and data a ``mm_snapshots`` row holds; None if it fails its signature.
-        Raises :class:`.rows.Damaged` for a row muscle-mem could not have written. Its
-        data's form is checked later, if ever (see :class:`_StoredSnapshots`)."""
+    def _snapshot(self, row: Sequence[Any]) -> bool:
+        """Whether a ``mm_snapshots`` row's signature (with a secret) is good. Raises
+        :class:`.rows.Damaged` for a row whose columns muscle-mem could not have
+        written. Its data is checked against its digest, and for its form, when first
+        used (see :class:`_StoredSnapshots`)."""
         nid, which, digest, data, sig = row
         which = rows.slot(which)
-        digest = rows.blob(digest, "digest")
+        rows.blob(digest, "digest")
         data = rows.blob(data, "data")
         sig = rows.optional_blob(sig, "sig")
-        if self._key and not valid(sig, self._sign_snapshot(nid, which, data)):
-            return None
-        if _digest(data) != digest:
-            raise rows.Damaged("its data does not match its digest")
-        return which, data
+        return not self._key or valid(sig, self._sign_snapshot(nid, which, data))
 
     # -- signatures -------------------------------------------------------------------------
 
@@ -789,44 +785,67 @@ class SQLStore(Store, SQLDatabase):
 
 
 class _StoredSnapshots(SnapshotSet):
-    """A node's snapshots for one slot as read from a store, their digests checked:
-    each is what was written. Whether what was written is an encoding (a crafted row's
-    may not be) is checked the first time the snapshot is decoded (for a compare) or
-    listed (by an export, a merge), not on reading, which would parse every snapshot
-    of a tree: most are never decoded, an equality check looks their bytes up, and
-    bytes that are not an encoding never equal a live capture's. One that is not is
-    then left out, with a DamagedRowWarning naming its row."""
+    """A node's snapshots for one slot as read from a store, each checked the first time
+    it is used: its data against the digest its row keeps (a flipped byte), then for
+    its form (a crafted row's may not be an encoding). Used: matched by an equality
+    check, decoded for a compare, looked up (the "end" slot), listed (by an export, a
+    merge). Not on reading, which would hash, and parse, every snapshot of a tree when
+    most are never used. One that fails is left out from then on, with a
+    DamagedRowWarning naming its row, before anything uses it."""
 
-    __slots__ = ("_checked", "_row", "_where")
+    __slots__ = ("_row", "_unchecked", "_where")
 
     def __init__(self, cap: int, where: str, nid: str, which: str) -> None:
         super().__init__(cap)
         self._where = where
         self._row = f"({nid}, {which})"
-        self._checked: set[bytes] = set()  # those found to be encodings
+        self._unchecked: dict[bytes, bytes] = {}  # data: the digest its row keeps
+
+    def stored(self, data: bytes, digest: bytes) -> None:
+        """Load a snapshot read from a row, with the digest the row keeps."""
+        self.load(data)
+        self._unchecked[data] = digest
+
+    def match(
+        self, check: Check, current: Snapshot, hints: Sequence[bytes] = ()
+    ) -> tuple[float, bytes] | None:
+        key = current.key  # an equality check's match: a compare's goes through value()
+        if check.compare is None and key in self._unchecked and not self._checked(key):
+            return None
+        return super().match(check, current, hints)
+
+    def __contains__(self, key: bytes) -> bool:
+        return super().__contains__(key) and (key not in self._unchecked or self._checked(key))
 
     def value(self, key: bytes, like: Any = None) -> Any:
-        if key not in self._checked and not self._check(key):
+        if key in self._unchecked and not self._checked(key):
             raise DecodeError(f"snapshot {self._row} in {self._where} is damaged")
         return super().value(key, like)
 
     def keys(self) -> list[bytes]:
-        for key in [key for key in self._items if key not in self._checked]:
-            self._check(key)
+        for key in list(self._unchecked):
+            self._checked(key)
         return super().keys()
 
-    def _check(self, key: bytes) -> bool:
-        """Whether ``key`` is an encoding; if not, leave it out, and say so (once)."""
-        try:
-            rows.checked_value(key, "data")
-        except rows.Damaged as problem:
-            if self._items.pop(key, _GONE) is not _GONE:  # (another thread said so)
-                damage = rows.Damage(self._where)
-                damage.add("mm_snapshots", self._row, problem)
-                damage.warn(stacklevel=4)
-            return False
-        self._checked.add(key)
-        return True
+    def _checked(self, key: bytes) -> bool:
+        """Check ``key`` (unchecked); if it fails, leave it out, and say so once."""
+        digest = self._unchecked.get(key)
+        if digest is None:
+            return super().__contains__(key)  # checked meanwhile, by another thread
+        problem = None
+        if _digest(key) != digest:
+            problem = rows.Damaged("its data does not match its digest")
+        else:
+            try:
+                rows.checked_value(key, "data")
+            except rows.Damaged as damaged:
+                problem = damaged
+        if problem is not None and self._items.pop(key, _GONE) is not _GONE:
+            damage = rows.Damage(self._where)
+            damage.add("mm_snapshots", self._row, problem)
+            damage.warn(stacklevel=4)
+        self._unchecked.pop(key, None)
+        return problem is None
 
 
 _GONE = object()
