@@ -14,6 +14,7 @@ import pytest
 
 import muscle_mem
 from conftest import kinds
+from faults.common import before_schema_6
 from muscle_mem import Check, Engine, IntegrityWarning, MuscleMemWarning
 from muscle_mem.codec import encode
 from muscle_mem.portable import export_lines, import_into, read_export
@@ -172,6 +173,7 @@ def test_a_version_2_store_is_migrated_and_its_old_ends_return_none(store_url, s
     assert isinstance(store, SQLStore)
 
     def downgrade(cur):  # a store written by a muscle-mem that kept no results (schema 2)
+        before_schema_6(cur)
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result")
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result_sig")
         cur.execute("UPDATE mm_meta SET value = '2' WHERE key = 'schema_version'")
