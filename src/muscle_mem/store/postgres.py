@@ -8,7 +8,7 @@ replaced and the operation retried once. A write retried so may have been commit
 the first time, its acknowledgement lost with the connection; it changes nothing
 twice. A run's log line carries a uid its writer chose (``mm_runs.uid``), written first
 in the run's transaction: a retry that finds it there writes nothing (see
-``sql._log``), and a batch written behind counts its hits only with the log lines it
+``SQLStore._log``), and a batch written behind counts its hits only with the log lines it
 inserts. Everything else is an upsert or a delete by key, or moves a time forward to
 the latest. Only what :meth:`remove` and :meth:`merge` report may come out short after
 such a retry (what the first attempt did is not counted again).
@@ -68,7 +68,7 @@ class _Use:
     failed: tuple[str, ...]
     moved: list[tuple[str, str, bytes]]
     run: RunRecord
-    uid: bytes  # its log line's (see sql._log)
+    uid: bytes  # its log line's (see SQLStore._log)
     at: float
 
 

@@ -13,9 +13,9 @@ Every write of the tree is an idempotent upsert keyed by content (a node's id ha
 its path), so two processes recording the same path write the same rows. A run's
 counts and log line are not idempotent: the log line carries a uid, written first, so
 a write retried after its acknowledgement was lost finds it and writes nothing (see
-:func:`_log`). Each commit then upserts its task key's row, which serialises writers of
-one task key and so rules out deadlocks between them (the log line locks nothing
-another writer waits for).
+:meth:`SQLStore._log`). Each commit then upserts its task key's row, which serialises
+writers of one task key and so rules out deadlocks between them (the log line locks
+nothing another writer waits for).
 
 What is read back is checked before it is used (:mod:`.rows`): a node's content
 against its id, a recorded end's result and flag against its end digest, a snapshot's
@@ -421,7 +421,7 @@ class SQLStore(Store, SQLDatabase):
         generation, and whether the recorded path (if any) was kept: not when its graft
         node has been removed."""
         key = changes.task_key
-        if not _log(cur, run, uid):  # committed already: this is a retry
+        if not self._log(cur, run, uid):  # committed already: this is a retry
             kept = changes.graft_at is not None and _present(cur, key, changes.graft_at)
             return _generation(cur, key), kept
         cur.execute(
@@ -492,7 +492,7 @@ class SQLStore(Store, SQLDatabase):
         uid = new_uid()
 
         def work(cur: Cursor) -> None:
-            if not _log(cur, run, uid):
+            if not self._log(cur, run, uid):
                 return  # committed already: this is a retry
             # The task's row, as every writer takes it (see the module docstring).
             cur.execute(
@@ -504,6 +504,19 @@ class SQLStore(Store, SQLDatabase):
             self._count_uses(cur, changes, tree, now)
 
         self._write(work)
+
+    def _log(self, cur: Cursor, run: RunRecord, uid: bytes) -> bool:
+        """Log ``run`` under ``uid``, first thing in its write; False if a line with that
+        uid is there already: the write was committed before, its acknowledgement lost,
+        and is being retried. First, so that a retry writes nothing else either, and a
+        retry that meets the first attempt still uncommitted (the server had not yet
+        seen the connection go) waits for it to end, then knows."""
+        cur.execute(
+            f"INSERT INTO mm_runs ({_RUN_COLUMNS}, uid) VALUES ({_RUN_MARKS}, ?) "
+            "ON CONFLICT (uid) DO NOTHING RETURNING id",
+            (*_run_row(run), uid),
+        )
+        return cur.fetchone() is not None
 
     def _settle(self) -> None:
         """Write what :meth:`_commit_uses` left to write later; called before a
@@ -891,20 +904,6 @@ def _run_row(
 def new_uid() -> bytes:
     """A new id for a run's log line (``mm_runs.uid``)."""
     return os.urandom(16)
-
-
-def _log(cur: Cursor, run: RunRecord, uid: bytes) -> bool:
-    """Log ``run`` under ``uid``, first thing in its write; False if a line with that
-    uid is there already: the write was committed before, its acknowledgement lost, and
-    is being retried. First, so that a retry writes nothing else either, and a retry
-    that meets the first attempt still uncommitted (the server had not yet seen the
-    connection go) waits for it to end, then knows."""
-    cur.execute(
-        f"INSERT INTO mm_runs ({_RUN_COLUMNS}, uid) VALUES ({_RUN_MARKS}, ?) "
-        "ON CONFLICT (uid) DO NOTHING RETURNING id",
-        (*_run_row(run), uid),
-    )
-    return cur.fetchone() is not None
 
 
 def _digest_ends(cur: Cursor) -> None:

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError
+from ..models import RunRecord
 from ..trie import DEFAULT_SNAPSHOT_CAP
 from . import schema
 from .base import Cursor
-from .sql import SQLStore
+from .sql import _RUN_COLUMNS, _RUN_MARKS, SQLStore, _run_row
 
 T = TypeVar("T")
 
@@ -266,6 +267,16 @@ class SQLiteStore(SQLStore):
             self._roll_back(cursor)
             raise
         return result
+
+    def _log(self, cur: Cursor, run: RunRecord, uid: bytes) -> bool:
+        # A write here commits or fails in this process, and is never retried not
+        # knowing which: no line can be there already, and a hit's write is spared
+        # the upsert's cost.
+        cur.execute(
+            f"INSERT INTO mm_runs ({_RUN_COLUMNS}, uid) VALUES ({_RUN_MARKS}, ?)",
+            (*_run_row(run), uid),
+        )
+        return True
 
     def _roll_back(self, cursor: Any) -> None:
         connection = cursor.connection
