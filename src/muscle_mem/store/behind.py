@@ -61,6 +61,8 @@ class Behind(Generic[Item]):
         # acknowledgement was lost is the same batch the second time (which the store
         # can then tell it has: see postgres.py), not a part of a bigger one.
         self._failed = 0
+        self._writes = 0  # writes tried, and what the last one raised if it failed
+        self._failure: str | None = None
         self._lock = threading.Lock()  # guards _pending, _writer and _closed
         self._writing = threading.Lock()  # held for a whole write: one at a time, in order
         self._wake = threading.Event()
@@ -91,8 +93,13 @@ class Behind(Generic[Item]):
 
     def flush(self) -> None:
         """Write everything pending now, in the caller's thread. On failure the items
-        stay pending, in their order, and the :class:`StoreError` is raised."""
+        stay pending, in their order, and the :class:`StoreError` is raised. A write
+        that failed while this one waited for it is not tried again at once: its error
+        is raised (a caller waits for the store's timeout once, not twice)."""
+        seen = self._writes
         with self._writing:
+            if self._writes != seen and self._failure is not None:
+                raise StoreError(self._failure)
             while True:
                 with self._lock:
                     size, retried = self._failed or len(self._pending), self._failed > 0
@@ -100,13 +107,16 @@ class Behind(Generic[Item]):
                     self._failed = 0
                 if not batch:
                     return
+                self._writes += 1
                 try:
                     self._write(batch)
-                except BaseException:
+                except BaseException as error:
                     with self._lock:
                         self._pending[:0] = batch
                         self._failed = len(batch)
+                    self._failure = str(error) if isinstance(error, StoreError) else None
                     raise
+                self._failure = None
                 if not retried:
                     return
 
