@@ -144,7 +144,7 @@ def test_miss_hit_handoff_hit_with_create_agent():
     assert len(model.seen) == 2 and handoff.tokens == 200  # only the missing call, and the answer
     history = model.seen[0]
     assert history[1].tool_calls[0]["args"] == {"selector": "#name", "text": "Ann"}
-    assert isinstance(history[2], ToolMessage) and "stopped at step 1" in history[3].content
+    assert isinstance(history[2], ToolMessage) and "stopped there: step 1" in history[3].content
     assert page["fields"]["#welcome"] == "Hello Ann!"
 
     model = scripted()
@@ -281,7 +281,7 @@ def test_final_model_spends_one_model_call_on_a_fresh_answer():
     page = new_page()
     tools = form_tools(page)
     engine = Engine()
-    fresh = scripted(answer("A fresh answer.", usage=40))
+    fresh = scripted(answer("A fresh answer.", usage=40), answer("Again.", usage=40))
     mm = MuscleMemMiddleware(engine, tools, final="model", model=fresh)
     model = scripted(calls(("type_into", {"selector": "#name", "text": "Ida"})), answer("Done."))
     mm.invoke(create_agent(model, tools, middleware=[mm]), "type Ida", params={"n": "Ida"})
@@ -291,6 +291,17 @@ def test_final_model_spends_one_model_call_on_a_fresh_answer():
     assert hit and len(fresh.seen) == 1 and hit.tokens == 40
     assert hit.result["messages"][-1].content == "A fresh answer."
     assert isinstance(fresh.seen[0][2], ToolMessage)  # it answered from the replayed history
+    # Logged with the hit: stats set the miss's two calls (200 tokens) against its 40.
+    assert engine.store.runs()[-1].tokens == 40
+    assert engine.stats().total.tokens_saved == 200 - 40
+
+    async def fresh_async() -> object:  # the async path logs it the same way
+        graph = create_agent(scripted(), tools, middleware=[mm])
+        return await mm.ainvoke(graph, "type Ida", params={"n": "Ida"})
+
+    again = asyncio.run(fresh_async())
+    assert again and again.tokens == 40 and engine.store.runs()[-1].tokens == 40
+    assert again.result["messages"][-1].content == "Again."
 
 
 def test_an_erroring_tool_call_is_not_recorded():
@@ -315,7 +326,7 @@ def test_an_erroring_tool_call_is_not_recorded():
 def test_misuse_is_a_configuration_error():
     engine = Engine()
     tools = form_tools(new_page())
-    with pytest.raises(ConfigurationError, match="not one of the tools given"):
+    with pytest.raises(ConfigurationError, match="not among the tools given"):
         MuscleMemMiddleware(engine, tools, checks={"typo": Check(capture=lambda **kw: 1)})
     with pytest.raises(ConfigurationError, match="pass the chat model"):
         MuscleMemMiddleware(engine, tools, final="model")

@@ -235,15 +235,23 @@ def test_a_hit_can_spend_one_model_call_on_a_fresh_answer() -> None:
             await cached.run(TASK, agent_with(signup_model("John", "john@x.io")), params=params)
             seen: list[list[types.SamplingMessage]] = []
 
-            async def answer(messages: list[types.SamplingMessage]) -> str:
-                seen.append(messages)
-                return f"fresh answer after {len(messages)} messages"
+            async def answer(task: McpTask) -> str:
+                seen.append(task.messages)
+                task.report_usage(tokens=30, cost=0.001)  # the host's model call
+                with pytest.raises(ConfigurationError, match="held open"):
+                    await task.call_tool("submit")  # the task is done
+                return f"fresh answer after {len(task.messages)} messages"
 
             params = {"name": "Jane", "email": "jane@x.io"}
             model = signup_model("Jane", "jane@x.io")
             hit = await cached.run(TASK, agent_with(model), params=params, answer=answer)
             assert hit.hit and model.calls == 0 and len(seen) == 1
             assert hit.result == "fresh answer after 9 messages"
+            assert (hit.tokens, hit.cost) == (30, 0.001)
+
+        # Logged with the hit: stats set the miss's four model calls against this one.
+        assert engine.store.runs()[-1].tokens == 30
+        assert engine.stats().total.tokens_saved == 400 - 30
 
     asyncio.run(main())
 
@@ -310,9 +318,9 @@ def test_misuse_is_a_configuration_error() -> None:
     async def main() -> None:
         engine = Engine()
         async with mcp.Client(signup_server(new_world())) as client:
-            with pytest.raises(ConfigurationError, match=r"names .typo.*does not list"):
+            with pytest.raises(ConfigurationError, match=r"names .typo., not among the tools"):
                 await CachedClient(engine, client, checks={"typo": layout_check()}).load_tools()
-            with pytest.raises(ConfigurationError, match="dict of MCP tool name to Check"):
+            with pytest.raises(ConfigurationError, match="dict of tool name to Check"):
                 CachedClient(engine, client, checks={"open_form": lambda: 1})  # type: ignore[dict-item]
             with pytest.raises(ConfigurationError, match=r"takes a muscle_mem\.Engine"):
                 CachedClient(client, client)  # type: ignore[arg-type]

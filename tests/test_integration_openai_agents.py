@@ -183,6 +183,9 @@ def test_a_hit_may_spend_one_model_call_on_a_fresh_answer():
         "function_call_output",
     ] * 2
     assert fresh.tokens == 90
+    # Logged with the hit: stats set the miss's 280 tokens against the 90 it spent.
+    assert runner.engine.store.runs()[-1].tokens == 90
+    assert runner.engine.stats().total.tokens_saved == 280 - 90
 
 
 def test_parallel_calls_are_recorded_in_the_models_order_whatever_starts_first():
@@ -237,7 +240,7 @@ def test_a_tool_that_fails_is_not_recorded_and_the_model_sees_the_error():
 def test_misuse_fails_with_what_to_do():
     model = ScriptedModel([])
     agent = Agent(name="filler", model=model, tools=[type_into])
-    with pytest.raises(ConfigurationError, match="not a function tool of agent 'filler'"):
+    with pytest.raises(ConfigurationError, match="not among the function tools of agent 'filler'"):
         CachedRunner(Engine(), agent, checks={"type": Check(capture=where)})
     with pytest.raises(ConfigurationError, match="final='cached' is not"):
         CachedRunner(Engine(), agent, final="cached")

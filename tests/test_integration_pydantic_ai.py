@@ -133,7 +133,7 @@ def test_miss_hit_handoff_hit_with_a_tool_taking_ctx() -> None:
     history = handoff.result.all_messages()
     assert isinstance(history[1], ModelResponse)
     assert history[1].parts[0].args == {"field": "name", "value": "Ann"}
-    assert "Replay stopped before step 1" in str(history[2].parts[-1].content)
+    assert "replay stopped there" in str(history[2].parts[-1].content)
 
     again = run("Bob")
     assert (again.status, again.replayed, script.requests) == ("hit", 2, 0)
@@ -257,6 +257,10 @@ def test_final_llm_spends_one_request_on_a_fresh_answer() -> None:
     assert (hit.status, script.requests, hit.tokens) == ("hit", 1, 120)
     assert hit.result.output == "Signed up Bo."
     assert script.calls == []  # tools hidden: no call, only the answer
+    # The request is logged with the hit, so stats count it: the miss's three requests
+    # (360 tokens) less the one the hit spent.
+    assert mm.engine.store.runs()[-1].tokens == 120
+    assert mm.engine.stats().total.tokens_saved == 360 - 120
 
     by_steps = MuscleMem(mm.engine, final=lambda steps: f"{len(steps)} fields filled")
     script.requests = 0
@@ -268,7 +272,7 @@ def test_misuse_is_a_configuration_error() -> None:
     engine = Engine()
     with pytest.raises(ConfigurationError, match="dict of tool name to Check"):
         MuscleMem(engine, checks={"type_into": lambda: 1})  # type: ignore[dict-item]
-    with pytest.raises(ConfigurationError, match="final= takes"):
+    with pytest.raises(ConfigurationError, match="final='fresh' is not a way to answer"):
         MuscleMem(engine, final="fresh")
     with pytest.raises(ConfigurationError, match=r"muscle_mem\.Engine"):
         MuscleMem("engine")  # type: ignore[arg-type]

@@ -33,7 +33,9 @@ the replayed calls with their live :class:`mcp.types.CallToolResult`, and
 :func:`as_messages` turns them into MCP's own conversation type
 (:class:`mcp.types.SamplingMessage` with ``tool_use``/``tool_result`` content, what MCP
 sampling with tools speaks). ``answer=`` spends one model call on a fresh answer from
-those messages instead. On a miss or a handoff the agent is called with an
+those messages instead: it gets an :class:`McpTask` as the agent does, whose
+``report_usage`` adds that call's tokens to the hit before it is logged. On a miss or a
+handoff the agent is called with an
 :class:`McpTask`: ``task.messages`` holds the replayed calls and a note saying where and
 why replay stopped, so the model makes only the missing calls, through
 ``task.call_tool`` / ``task.call_tools`` (parallel calls of one model turn, recorded in
@@ -45,15 +47,18 @@ a hit performs the whole task upstream and says so; a miss or a handoff says wha
 done and asks the model to carry on with the tools (its calls are recorded) and to call
 ``muscle_mem_done(answer)`` at the end, which stores the path.
 
-**Usage.** MCP carries no token usage (a ``CallToolResult`` or a sampling result has
-none): the tokens are the host model's. An agent reports them with
-:meth:`McpTask.report_usage`, and ``muscle-mem stats`` counts what later hits saved.
+**Usage.** MCP carries no token usage: a ``CallToolResult``, a sampling
+``CreateMessageResult`` (role, content, model, stop reason) and a request's ``_meta``
+(progress token, free-form keys no host fills with usage) have no field for it. The
+tokens are the host model's, so the host reports them: an agent (and an ``answer=``)
+with :meth:`McpTask.report_usage`, and ``muscle-mem stats`` counts what later hits saved.
+The proxy's host can't: its runs log no tokens, and its hits are counted as hits, with
+no tokens saved to show.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -61,6 +66,8 @@ from typing import TYPE_CHECKING, Any
 
 from muscle_mem import Check, Engine, ExecutedStep, Handoff, Outcome, Session
 from muscle_mem.errors import ConfigurationError, MuscleMemError
+
+from ._common import handoff_note, tool_checks
 
 try:  # the framework is imported with this module only, never by `import muscle_mem`
     import mcp
@@ -90,7 +97,6 @@ REPLAY_TOOL = "muscle_mem_replay"
 DONE_TOOL = "muscle_mem_done"
 
 Agent = Callable[["McpTask"], Awaitable[Any]]
-Answer = Callable[[list[types.SamplingMessage]], Awaitable[Any]]
 
 
 class ToolCallError(Exception):
@@ -167,8 +173,8 @@ class CachedClient:
         self.engine = engine
         self.client = client
         self._server = server
-        self._checks = _check_map(checks, "checks")
-        self._post_checks = _check_map(post_checks, "post_checks")
+        self._checks = tool_checks(checks, "checks", call="CachedClient")
+        self._post_checks = tool_checks(post_checks, "post_checks", call="CachedClient")
         self._tools: dict[str, types.Tool] = {}  # by MCP name, as the server listed them
 
     @property
@@ -194,14 +200,9 @@ class CachedClient:
             if not cursor:
                 break
         names = {tool.name for tool in listed}
+        among = f"the tools server {self.server!r} lists"
         for option, given in (("checks", self._checks), ("post_checks", self._post_checks)):
-            unknown = sorted(set(given) - names)
-            if unknown:
-                raise ConfigurationError(
-                    f"CachedClient({option}=...) names {', '.join(map(repr, unknown))}, which "
-                    f"server {self.server!r} does not list; it lists "
-                    f"{', '.join(map(repr, sorted(names))) or 'no tools'}"
-                )
+            tool_checks(given, option, call="CachedClient", known=names, among=among)
         for tool in listed:
             self.engine.tool(
                 _Call(tool.name),
@@ -242,14 +243,16 @@ class CachedClient:
         tags: Iterable[str] | None = None,
         about: Any = None,
         mode: str | None = None,
-        answer: Answer | None = None,
+        answer: Agent | None = None,
     ) -> Outcome:
         """Do ``task``: replay it if the checks allow, else ``await agent(McpTask)``.
 
         On a hit no agent (no model) runs; the outcome's ``result`` is the answer
-        recorded with the path, or, with ``answer=``, what ``await answer(messages)``
-        returns: one model call on the replayed calls (:func:`as_messages`). On a miss
-        or a handoff the agent's return value is the answer, stored with its path.
+        recorded with the path, or, with ``answer=``, what ``await answer(McpTask)``
+        returns: one model call on ``task.messages``, the replayed calls
+        (:func:`as_messages`), whose usage it reports with ``task.report_usage`` (the
+        hit is logged after it, with that usage). On a miss or a handoff the agent's
+        return value is the answer, stored with its path.
         """
         if not callable(agent):
             raise ConfigurationError(
@@ -258,29 +261,32 @@ class CachedClient:
             )
         if answer is not None and not callable(answer):
             raise ConfigurationError(
-                f"answer= takes an async callable(messages) -> answer, got {answer!r}"
+                f"answer= takes an async callable(task: McpTask) -> answer, got {answer!r}"
             )
         if not self._tools:
             await self.load_tools()
         async with self.session(task, params=params, tags=tags, about=about, mode=mode) as s:
-            outcome = await s.areplay()
+            # A hit is held open until answered: a fresh answer's usage is logged with it.
+            outcome = await s.areplay(commit_hit=answer is None)
             if outcome:
                 if answer is None:
                     return outcome
-                fresh = await answer(as_messages(outcome.steps, task=task))
-                return dataclasses.replace(outcome, result=fresh)
+                return s.commit(await answer(McpTask(self, s, task, outcome)))
             result = await agent(McpTask(self, s, task, outcome))
             return s.commit(result)
 
 
 class McpTask:
     """What the agent gets on a miss or a handoff: the task, the conversation so far and
-    the tools, whose calls are recorded into the run.
+    the tools, whose calls are recorded into the run. An ``answer=`` gets one on a hit,
+    to answer from the replayed calls and report that model call's usage (its
+    ``call_tool`` refuses: the task is done).
 
     ``messages`` are MCP sampling messages: the task as a user message, then, after a
-    handoff, each replayed call as an assistant ``tool_use`` and a user ``tool_result``,
-    and a user note saying where replay stopped and why. ``handoff`` is the engine's
-    :class:`~muscle_mem.Handoff` (None on a miss).
+    handoff or a hit, each replayed call as an assistant ``tool_use`` and a user
+    ``tool_result``, and after a handoff a user note saying where replay stopped and
+    why. ``handoff`` is the engine's :class:`~muscle_mem.Handoff` (None on a miss or a
+    hit); ``outcome`` is replay's.
     """
 
     def __init__(self, cached: CachedClient, session: Session, task: Any, outcome: Outcome):
@@ -289,8 +295,11 @@ class McpTask:
         self.task = task
         self.outcome = outcome
         self.handoff: Handoff | None = session.handoff
-        steps = self.handoff.steps if self.handoff else ()
-        reason = self.handoff.reason if self.handoff else None
+        if outcome.hit:
+            steps, reason = outcome.steps, None
+        else:
+            steps = self.handoff.steps if self.handoff else ()
+            reason = self.handoff.reason if self.handoff else None
         self.messages: list[types.SamplingMessage] = as_messages(steps, task=task, reason=reason)
 
     @property
@@ -366,12 +375,7 @@ def as_messages(
         )
         done += 1
     if reason is not None:
-        messages.append(
-            _user(
-                f"The first {done} tool call(s) above were replayed from cache; replay stopped "
-                f"there: {reason}. Carry on from there: make only the calls still missing."
-            )
-        )
+        messages.append(_user(handoff_note(done, reason)))
     return messages
 
 
@@ -383,19 +387,6 @@ def _text(result: Any) -> str:
     """A tool result's text content, joined: what a model reads of it."""
     parts = [getattr(block, "text", "") for block in getattr(result, "content", []) or []]
     return " ".join(p for p in parts if p)
-
-
-def _check_map(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        type(k) is str and isinstance(v, Check) for k, v in value.items()
-    ):
-        raise ConfigurationError(
-            f"{option}= takes a dict of MCP tool name to Check, e.g. "
-            f"{option}={{'write': Check(capture=...)}}; got {value!r}"
-        )
-    return dict(value)
 
 
 # -- the proxy -------------------------------------------------------------------------

@@ -42,8 +42,7 @@ items, so the model makes only the missing calls; what it does is recorded after
 
 **Usage.** The tokens of every model call the runner makes (``Usage.total_tokens``;
 the SDK knows no cost) are reported into the run, so ``engine.stats()`` counts what hits
-saved. On a hit with ``final="llm"``, the one call's tokens are in the returned
-``Outcome.tokens`` only: the hit was logged before that call.
+saved; a hit's ``final="llm"`` call too (the hit is logged once it is answered).
 
 Refused at construction: hosted tools (web search, file search, computer use run at
 OpenAI: not replayable), handoffs to other agents (their tools would not be recorded)
@@ -69,6 +68,8 @@ from muscle_mem import Check, Engine, Outcome
 from muscle_mem.errors import ConfigurationError
 from muscle_mem.models import ExecutedStep, Status
 
+from ._common import final_option, run_sync, tool_checks
+
 try:
     from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, Runner
     from agents.items import ItemHelpers, MessageOutputItem, ToolCallItem, ToolCallOutputItem
@@ -90,7 +91,10 @@ __all__ = ["FINALS", "CachedRunner"]
 
 log = logging.getLogger("muscle_mem")
 
-FINALS = ("recorded", "llm")
+FINALS = {
+    "recorded": "the answer recorded with the path, params filled in; no model call",
+    "llm": "one model call, tools disabled, on the replayed calls",
+}
 # The name a tool's SDK context is injected under: one no JSON schema property can take,
 # since the model's arguments are passed by name next to it.
 _CONTEXT = "_muscle_mem_tool_context"
@@ -257,7 +261,7 @@ class CachedRunner:
             raise ConfigurationError(
                 f"CachedRunner(engine, agent) takes an agents.Agent, got {type(agent).__qualname__}"
             )
-        self.final = _final(final)
+        self.final: str = final_option(final, FINALS)
         self.engine = engine
         other = [t for t in agent.tools if not isinstance(t, FunctionTool)]
         if other:
@@ -281,15 +285,11 @@ class CachedRunner:
                 "task; give the runner an agent whose tools run without approval"
             )
         names = {t.name for t in tools}
-        pre, post = dict(checks or {}), dict(post_checks or {})
-        for option, given in (("checks", pre), ("post_checks", post)):
-            unknown = sorted(set(given) - names)
-            if unknown:
-                raise ConfigurationError(
-                    f"CachedRunner({option}=...) names {', '.join(map(repr, unknown))}, not "
-                    f"a function tool of agent {agent.name!r} (it has "
-                    f"{', '.join(map(repr, sorted(names))) or 'none'})"
-                )
+        among = f"the function tools of agent {agent.name!r}"
+        pre = tool_checks(checks, "checks", call="CachedRunner", known=names, among=among)
+        post = tool_checks(
+            post_checks, "post_checks", call="CachedRunner", known=names, among=among
+        )
         self.tool_names = frozenset(names)
         wrapped = []
         for tool in tools:
@@ -328,7 +328,7 @@ class CachedRunner:
         ``run_config``...). Returns the engine's :class:`Outcome`, whose ``result`` is
         the SDK's ``RunResult`` on a hit, a miss and a handoff alike.
         """
-        final = self.final if final is None else _final(final)
+        final = self.final if final is None else final_option(final, FINALS)
         if "context" in runner_kwargs or "input" in runner_kwargs:
             raise ConfigurationError("CachedRunner.run takes input and context= itself")
         session = self.engine.session(
@@ -339,9 +339,11 @@ class CachedRunner:
             inject={_CONTEXT: RunContextWrapper(context=context)},
         )
         async with session:
-            outcome = await session.areplay()
+            # A hit is held open until answered, so a final="llm" call is logged with it.
+            outcome = await session.areplay(commit_hit=False)
             if outcome.hit:
-                return await self._hit(input, outcome, context, final, runner_kwargs)
+                answered = await self._hit(session, input, outcome, context, final, runner_kwargs)
+                return dataclasses.replace(session.commit(), result=answered)
             history = _items(input)
             if outcome.status is Status.HANDOFF and session.handoff is not None:
                 history += _history(session.handoff.steps)
@@ -360,18 +362,21 @@ class CachedRunner:
 
     def run_sync(self, input: str | list[Any], **kwargs: Any) -> Outcome:
         """:meth:`run` from synchronous code (outside an event loop)."""
-        return asyncio.run(self.run(input, **kwargs))
+        return run_sync(lambda: self.run(input, **kwargs), "CachedRunner.run_sync")
 
     async def _hit(
         self,
+        session: muscle_mem.Session,
         input: str | list[Any],
         outcome: Outcome,
         context: Any,
         final: str,
         runner_kwargs: dict[str, Any],
-    ) -> Outcome:
-        """A hit as the SDK's ``RunResult``: the replayed calls, then the answer."""
-        replayed = _run_items(self.agent, outcome.steps)
+    ) -> RunResult:
+        """A hit as the SDK's ``RunResult``: the replayed calls, then the answer (with
+        ``final="llm"``, one model call's, its usage reported into the hit)."""
+        items = _run_items(self.agent, outcome.steps)
+        answered = None
         if final == "llm":
             # The agent without tools answers from the replayed calls: one model call.
             answered = await Runner.run(
@@ -380,45 +385,25 @@ class CachedRunner:
                 context=context,
                 **runner_kwargs,
             )
-            result = RunResult(
-                input=input,
-                new_items=replayed + answered.new_items,
-                raw_responses=answered.raw_responses,
-                final_output=answered.final_output,
-                input_guardrail_results=answered.input_guardrail_results,
-                output_guardrail_results=answered.output_guardrail_results,
-                tool_input_guardrail_results=[],
-                tool_output_guardrail_results=[],
-                context_wrapper=answered.context_wrapper,
-                _last_agent=self.agent,
-            )
-            tokens = outcome.tokens + answered.context_wrapper.usage.total_tokens
-            return dataclasses.replace(outcome, result=result, tokens=tokens)
-        answer = outcome.result
-        if isinstance(answer, str):
-            replayed.append(MessageOutputItem(agent=self.agent, raw_item=_message(answer)))
-        result = RunResult(
+            session.report_usage(tokens=answered.context_wrapper.usage.total_tokens)
+            items += answered.new_items
+            answer = answered.final_output
+        else:
+            answer = outcome.result
+            if isinstance(answer, str):
+                items.append(MessageOutputItem(agent=self.agent, raw_item=_message(answer)))
+        return RunResult(
             input=input,
-            new_items=replayed,
-            raw_responses=[],
+            new_items=items,
+            raw_responses=answered.raw_responses if answered else [],
             final_output=answer,
-            input_guardrail_results=[],
-            output_guardrail_results=[],
+            input_guardrail_results=answered.input_guardrail_results if answered else [],
+            output_guardrail_results=answered.output_guardrail_results if answered else [],
             tool_input_guardrail_results=[],
             tool_output_guardrail_results=[],
-            context_wrapper=RunContextWrapper(context=context),
+            context_wrapper=answered.context_wrapper if answered else RunContextWrapper(context),
             _last_agent=self.agent,
         )
-        return dataclasses.replace(outcome, result=result)
-
-
-def _final(value: Any) -> str:
-    if value not in FINALS:
-        raise ConfigurationError(
-            f"final={value!r} is not a way to answer a hit; use one of "
-            f"{', '.join(map(repr, FINALS))}"
-        )
-    return str(value)
 
 
 def _replayable(tool: FunctionTool) -> Any:

@@ -54,7 +54,6 @@ either. Streaming runs (``run_stream``, ``iter``) are not covered.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import dataclasses
@@ -62,9 +61,11 @@ import hashlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
-from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Handoff, Outcome
+from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Outcome, Session
+
+from ._common import final_option, handoff_note, run_sync, tool_checks
 
 try:
     from pydantic import TypeAdapter
@@ -104,11 +105,10 @@ _live: contextvars.ContextVar[Callable[[], Awaitable[Any]] | None] = contextvars
     "muscle_mem_pydantic_ai_live", default=None
 )
 
-_NOTE = (
-    "[muscle-mem] The tool calls above were replayed from an earlier run of this task. "
-    "Replay stopped before step {at}: {reason}. Carry on from here and make only the calls "
-    "that are still needed."
-)
+FINALS = {
+    "recorded": "the output recorded with the path, params filled in",
+    "llm": "one model request for a fresh output",
+}
 
 Final = Callable[[tuple[ExecutedStep, ...]], Any]
 
@@ -136,9 +136,9 @@ class MuscleMem:
                 f"MuscleMem(engine) takes a muscle_mem.Engine, got {type(engine).__qualname__}"
             )
         self.engine = engine
-        self.checks = _checks(checks, "checks")
-        self.post_checks = _checks(post_checks, "post_checks")
-        self.final = _final(final)
+        self.checks = tool_checks(checks, "checks", call="MuscleMem")
+        self.post_checks = tool_checks(post_checks, "post_checks", call="MuscleMem")
+        self.final: str | Final = final_option(final, FINALS, steps_callable=True)
 
     def __repr__(self) -> str:
         return f"MuscleMem({self.engine!r}, checks={sorted(self.checks)})"
@@ -181,7 +181,7 @@ class MuscleMem:
                     f"MuscleMem.run() does not take {taken}=: a cached run starts from the "
                     "task alone (a handoff's history is the replayed calls)"
                 )
-        how = self.final if final is None else _final(final)
+        how = self.final if final is None else final_option(final, FINALS, steps_callable=True)
         ctx = RunContext(
             deps=deps,
             model=_model(run_options.get("model", agent.model)),
@@ -193,15 +193,21 @@ class MuscleMem:
             prompt, params=params, tags=tags, about=about, mode=mode, inject={_CTX: ctx}
         )
         async with session:
-            so_far = await session.areplay()
+            # A hit is held open until it is answered: a fresh answer's request is logged
+            # with it, so `muscle-mem stats` counts its tokens.
+            so_far = await session.areplay(commit_hit=False)
             if so_far:
-                return await self._answer(agent, prompt, so_far, how, deps, run_options)
+                answered = await self._answer(
+                    session, agent, prompt, so_far, how, deps, run_options
+                )
+                return dataclasses.replace(session.commit(), result=answered)
             handoff = session.handoff
             recorder = _Record(session)
             options = dict(run_options)
             options["capabilities"] = [*options.get("capabilities", ()), recorder]
             if handoff is not None and handoff.steps:
-                history = _history(prompt, handoff.steps, note=_note(handoff))
+                note = handoff_note(len(handoff.steps), handoff.reason)
+                history = _history(prompt, handoff.steps, note=note)
                 result = await agent.run(None, message_history=history, deps=deps, **options)
             else:
                 result = await agent.run(prompt, deps=deps, **options)
@@ -212,14 +218,7 @@ class MuscleMem:
 
     def run_sync(self, agent: Agent[Any, Any], prompt: str, **options: Any) -> Outcome:
         """:meth:`run` from synchronous code (not from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run(agent, prompt, **options))
-        raise ConfigurationError(
-            "MuscleMem.run_sync() was called inside a running event loop: use "
-            "`await mm.run(...)` there"
-        )
+        return run_sync(lambda: self.run(agent, prompt, **options), "MuscleMem.run_sync")
 
     # -- the tools -----------------------------------------------------------------
 
@@ -268,14 +267,15 @@ class MuscleMem:
 
     async def _answer(
         self,
+        session: Session,
         agent: Agent[Any, Any],
         prompt: str,
         hit: Outcome,
         how: str | Final,
         deps: Any,
         run_options: Mapping[str, Any],
-    ) -> Outcome:
-        """The hit's outcome, with the AgentRunResult the caller expects as its result."""
+    ) -> AgentRunResult[Any]:
+        """The AgentRunResult the caller expects from a hit, its usage reported."""
         steps = hit.steps
         if how == "llm":
             # One model request on the replayed history, tools hidden: a fresh answer.
@@ -284,17 +284,15 @@ class MuscleMem:
             history = _history(prompt, steps, note=None)
             result = await agent.run(None, message_history=history, deps=deps, **options)
             tokens, cost = _usage(result.new_messages())
-            # The hit is committed already (replay commits it), so this request's usage is
-            # on the returned outcome only, not in the run log.
-            return dataclasses.replace(hit, result=result, tokens=tokens, cost=cost)
+            session.report_usage(tokens=tokens, cost=cost)
+            return result
         output = hit.result if how == "recorded" else how(steps)  # type: ignore[operator]
         messages = _history(prompt, steps, note=None)
         if isinstance(output, str):
             messages.append(ModelResponse(parts=[TextPart(output)], model_name="muscle-mem"))
-        result = _RESULT.validate_python(
+        return _RESULT.validate_python(
             {"output": output, "messages": messages, "usage": RunUsage()}
         )
-        return dataclasses.replace(hit, result=result)
 
 
 _RESULT: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[Any])
@@ -404,10 +402,6 @@ def _history(prompt: str, steps: Sequence[ExecutedStep], *, note: str | None) ->
     return messages
 
 
-def _note(handoff: Handoff) -> str:
-    return _NOTE.format(at=handoff.at, reason=handoff.reason)
-
-
 def _usage(messages: Iterable[ModelMessage]) -> tuple[int, float]:
     """The tokens of a run's model responses, and their cost where it is known."""
     tokens, cost = 0, 0.0
@@ -428,26 +422,3 @@ def _model(model: Any) -> Model:
             "the agent has no model: give Agent(model=...) or MuscleMem.run(..., model=...)"
         )
     return model if isinstance(model, Model) else infer_model(model)
-
-
-def _checks(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(c, Check) for k, c in value.items()
-    ):
-        raise ConfigurationError(
-            f"MuscleMem({option}=...) takes a dict of tool name to Check, e.g. "
-            f"{option}={{'type_into': Check(capture=lambda ctx, field, value: ...)}}; "
-            f"got {value!r}"
-        )
-    return dict(value)
-
-
-def _final(value: Any) -> str | Final:
-    if value in ("recorded", "llm") or (callable(value) and not isinstance(value, str)):
-        return cast("str | Final", value)  # checked just above
-    raise ConfigurationError(
-        "final= takes 'recorded' (the output recorded with the path), 'llm' (one model "
-        f"request for a fresh output) or a callable taking the replayed steps; got {value!r}"
-    )
