@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
@@ -31,7 +31,7 @@ from langchain.agents.middleware import AgentMiddleware
 from langchain.tools import ToolRuntime
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import ToolException, tool
+from langchain_core.tools import InjectedToolCallId, ToolException, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -275,6 +275,48 @@ def test_a_hand_built_langgraph_with_tool_node_hooks_is_cached():
     hit = mm.invoke(graph(model), "type Lee", params={"who": "Lee"})
     assert hit and model.seen == [] and page["fields"]["#name"] == "Lee"
     assert hit.result["messages"][-1].content == "Done, Lee."
+
+
+def test_a_decorated_tool_taking_what_langchain_injects_records_without_inject():
+    """@engine.function under @tool, the agent run by engine() itself: the adapter
+    registered ToolRuntime and InjectedToolArg, so the runtime and the call id are left
+    out of the steps with no inject=, and replay takes them from the run's inject=."""
+    page, engine = new_page(), Engine()
+
+    @tool
+    @engine.function(pre_check=Check(capture=lambda selector, text, **_: selector))
+    def type_into(
+        selector: str,
+        text: str,
+        runtime: ToolRuntime,
+        call_id: Annotated[str, InjectedToolCallId],
+    ) -> str:
+        """Type text into the form field at the CSS selector."""
+        page["fields"][selector] = text
+        page.setdefault("seen", []).append((runtime.context, call_id))
+        return f"typed into {selector}"
+
+    assert set(type_into.tool_call_schema.model_fields) == {"selector", "text"}
+    model = scripted(calls(("type_into", {"selector": "#name", "text": "Alice"})), answer("ok"))
+    agent = create_agent(model, [type_into])
+
+    def run_agent(task: str) -> str:
+        result = agent.invoke({"messages": [HumanMessage(task)]})
+        return result["messages"][-1].content
+
+    engine.set_agent(run_agent)
+    assert engine("type Alice", params={"name": "Alice"}).status == "miss"
+    [(live_context, live_id)] = page["seen"]  # what LangChain injected, never recorded
+    assert live_context is None and live_id.startswith("call_0_")
+
+    runtime = ToolRuntime(
+        state={}, context="replayed", config={}, stream_writer=None, tool_call_id="r1", store=None
+    )
+    inject = {"runtime": runtime, "call_id": "r1"}
+    hit = engine("type Bobby", params={"name": "Bobby"}, inject=inject)
+    assert hit.status == "hit" and len(model.seen) == 2  # no model call
+    assert page["fields"]["#name"] == "Bobby" and page["seen"][-1] == ("replayed", "r1")
+    assert [s.arguments for s in hit.steps] == [{"selector": "#name", "text": "Bobby"}]
 
 
 def test_final_model_spends_one_model_call_on_a_fresh_answer():

@@ -36,7 +36,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.usage import RequestUsage
+from pydantic_ai.usage import RequestUsage, RunUsage
 
 from muscle_mem import Check, ConfigurationError, Engine
 from muscle_mem.integrations.pydantic_ai import MuscleMem
@@ -245,6 +245,38 @@ def test_a_failed_call_is_not_recorded() -> None:
     # One step, the call that succeeded: replaying the failed one would have run it twice.
     assert (hit.status, len(attempts)) == ("hit", 3)
     assert [s.result for s in hit.steps] == ["done"]
+
+
+def test_a_decorated_tool_taking_ctx_records_without_inject() -> None:
+    """@engine.function under @agent.tool, the agent run by engine() itself: the adapter
+    registered RunContext, so ctx is left out of the steps with no inject=, and replay
+    takes it from the run's inject=."""
+    script, form, engine = Script(), Form(), Engine()
+    agent = Agent(FunctionModel(script), deps_type=Form)
+
+    @agent.tool
+    @engine.function(pre_check=Check(capture=where))
+    def type_into(ctx: RunContext[Form], field: str, value: str) -> str:
+        """Type a value into a form field."""
+        ctx.deps.fields[field] = value
+        return f"typed into {ctx.deps.selectors[field]}"
+
+    async def run_agent(prompt: str) -> str:
+        return (await agent.run(prompt, deps=form)).output
+
+    engine.set_agent(run_agent)
+    miss = asyncio.run(engine.arun("sign up Alice", params={"name": "Alice"}))
+    assert (miss.status, script.requests) == ("miss", 3)
+
+    script.requests = 0
+    ctx = RunContext(deps=form, model=TestModel(), usage=RunUsage())
+    hit = engine("sign up Bobby", params={"name": "Bobby"}, inject={"ctx": ctx})
+    assert (hit.status, script.requests) == ("hit", 0)
+    assert form.fields == {"name": "Bobby", "greeting": "Hi Bobby!"}
+    assert [s.arguments for s in hit.steps] == [
+        {"field": "name", "value": "Bobby"},
+        {"field": "greeting", "value": "Hi Bobby!"},
+    ]
 
 
 def test_final_llm_spends_one_request_on_a_fresh_answer() -> None:

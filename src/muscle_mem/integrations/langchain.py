@@ -48,6 +48,11 @@ recorded after the replayed ones.
 the graph) are recorded in the order the model listed them: a call starts its step only
 once the call before it in that message has started its own, then runs concurrently.
 
+**Decorated tools.** A function decorated with ``@engine.function`` under ``@tool`` may
+take what LangChain injects (a ``ToolRuntime``, an ``InjectedToolArg``-marked argument, a
+``RunnableConfig``) without ``inject=``: importing this module registers those types
+(:func:`muscle_mem.register_context_type`), so they are left out of its steps.
+
 **Checks** are given per LangChain tool name: ``checks={name: Check}`` are pre-checks
 (what must hold before the call is safe to repeat), ``post_checks={name: Check}`` are
 judged after it. A capture is called with the tool's arguments by name, as the model
@@ -74,7 +79,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from muscle_mem import Check, ConfigurationError, Engine, Outcome, Session
+from muscle_mem import Check, ConfigurationError, Engine, Outcome, Session, register_context_type
 
 from ._common import final_option, handoff_note, tool_checks
 
@@ -88,7 +93,13 @@ try:
         ToolMessage,
     )
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool, Tool
+    from langchain_core.tools import (
+        BaseTool,
+        InjectedToolArg,
+        InjectedToolCallId,
+        StructuredTool,
+        Tool,
+    )
     from langgraph.prebuilt.tool_node import (
         InjectedState,
         InjectedStore,
@@ -102,6 +113,12 @@ except ImportError as error:  # pragma: no cover - the message is the point
     ) from error
 
 __all__ = ["MuscleMemMiddleware"]
+
+# What LangChain injects into a tool, never the model: a ToolRuntime, an argument marked
+# Annotated[..., InjectedToolArg] (InjectedState, InjectedStore, InjectedToolCallId...)
+# and a RunnableConfig. A tool decorated with @engine.function that takes one records
+# without inject=: it is left out of its steps, and replay takes it from inject=.
+register_context_type(ToolRuntime, InjectedToolArg, RunnableConfig)
 
 log = logging.getLogger("muscle_mem")
 

@@ -26,7 +26,10 @@ arguments the model produced as the step's arguments by name. The SDK's
 a ``ToolContext`` is built around the ``context=`` of the run, so tools taking the
 context replay like any other. A check's capture receives that context first, then
 the model's arguments by name: ``Check(capture=lambda ctx, field, value:
-ctx.context.selectors[field])``.
+ctx.context.selectors[field])``. Importing this module also registers
+``RunContextWrapper`` as a context type (:func:`muscle_mem.register_context_type`), so a
+function decorated with ``@engine.function`` under ``@function_tool`` may take the
+context without ``inject=``.
 
 **Parallel tool calls.** The SDK runs one model turn's calls as concurrent tasks. A
 step's place is the order its call started, so each call waits until the calls the
@@ -64,7 +67,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import muscle_mem
-from muscle_mem import Check, Engine, Outcome
+from muscle_mem import Check, Engine, Outcome, register_context_type
 from muscle_mem.errors import ConfigurationError
 from muscle_mem.models import ExecutedStep, Status
 
@@ -88,6 +91,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 __all__ = ["FINALS", "CachedRunner"]
+
+# A tool decorated with @engine.function that takes the SDK's context (a
+# RunContextWrapper, or its ToolContext subclass) records without inject=: the context is
+# left out of its steps, and replay takes it from the run's inject=.
+register_context_type(RunContextWrapper)
 
 log = logging.getLogger("muscle_mem")
 
@@ -293,15 +301,17 @@ class CachedRunner:
         self.tool_names = frozenset(names)
         wrapped = []
         for tool in tools:
+            body, handles_errors = _body(tool)
             engine.tool(
-                _replayable(tool),
+                _replayable(tool, body),
                 name=tool.name,
                 version=_version(tool),
                 pre_check=pre.get(tool.name),
                 post_check=post.get(tool.name),
                 inject=[_CONTEXT],
             )
-            wrapped.append(dataclasses.replace(tool, on_invoke_tool=_recording(tool)))
+            recording = _recording(tool, handles_errors)
+            wrapped.append(dataclasses.replace(tool, on_invoke_tool=recording))
         self.agent = agent
         self._recording_agent = agent.clone(tools=wrapped)
 
@@ -406,16 +416,42 @@ class CachedRunner:
         )
 
 
-def _replayable(tool: FunctionTool) -> Any:
-    """The engine's tool for ``tool``: its SDK invoker called with a ``ToolContext`` and
-    the arguments as JSON. While recording, the context is the SDK's own; at replay it
-    is the run's ``context=`` wrapped, and a ``ToolContext`` is made around it."""
+def _body(tool: FunctionTool) -> tuple[Any, bool]:
+    """What runs ``tool``'s body, and whether the SDK turns its exceptions into an error
+    string for the model.
+
+    The SDK's invoker of a ``@function_tool`` does that, and a string recorded would be a
+    step replayed as a success. openai-agents 0.24 has no public way to run the body
+    with its exceptions, nor to change the failure policy of a tool already made
+    (``function_tool(failure_error_function=None)`` is the only one, when it is made),
+    so this calls the body the invoker wraps, ``_invoke_tool_impl`` (private, hence
+    getattr), and the runner turns an exception into the SDK's error string after the
+    session has dropped the call. Without it (a hand-made ``FunctionTool``, whose
+    ``on_invoke_tool`` raises as it is; or an SDK that renamed it) the public invoker
+    runs: its exceptions propagate as without muscle-mem, and when that invoker is the
+    SDK's own a warning says that failing calls may then be recorded.
+    """
     original = tool.on_invoke_tool
-    # The SDK's invoker turns a tool's exception into an error string for the model;
-    # recorded, that string would be a step replayed as a success. Call the invoker it
-    # wraps (private in 0.24, hence getattr) so an exception stops the step from being
-    # recorded; _recording() turns it into the SDK's error string afterwards.
-    invoke = getattr(original, "_invoke_tool_impl", original)
+    body = getattr(original, "_invoke_tool_impl", None)
+    if body is not None:
+        return body, True
+    made_by_sdk = type(original).__module__ if not inspect.isfunction(original) else ""
+    if (made_by_sdk or getattr(original, "__module__", "")).startswith("agents."):
+        # The SDK's own invoker (of a @function_tool), which may catch what it runs.
+        log.warning(
+            "openai-agents: the invoker of tool %r wraps no _invoke_tool_impl (has the SDK "
+            "changed?): a call of it that fails comes back as the SDK's error message and "
+            "may be recorded as a step; pin openai-agents to a version muscle-mem supports",
+            tool.name,
+        )
+    return original, False
+
+
+def _replayable(tool: FunctionTool, body: Any) -> Any:
+    """The engine's tool for ``tool``: its body (see :func:`_body`) called with a
+    ``ToolContext`` and the arguments as JSON. While recording, the context is the SDK's
+    own; at replay it is the run's ``context=`` wrapped, and a ``ToolContext`` is made
+    around it."""
 
     async def call(_muscle_mem_tool_context: RunContextWrapper[Any], **arguments: Any) -> Any:
         ctx = _muscle_mem_tool_context
@@ -432,14 +468,16 @@ def _replayable(tool: FunctionTool) -> Any:
             state = _current.get()
             if state is not None:  # its step has its place: later calls may start
                 state.turns.mark_started(ctx.tool_call_id)
-        return await invoke(ctx, args_json)
+        return await body(ctx, args_json)
 
     return call
 
 
-def _recording(tool: FunctionTool) -> Any:
+def _recording(tool: FunctionTool, handles_errors: bool) -> Any:
     """The ``on_invoke_tool`` of the runner's copy of ``tool``: the call goes through
-    the session of the run in progress, which records it."""
+    the session of the run in progress, which records it (and drops it if it raises).
+    ``handles_errors``: the tool's own invoker would have answered an exception with an
+    error message for the model, so this does too, as the SDK would."""
     original = tool.on_invoke_tool
 
     async def on_invoke_tool(ctx: ToolContext[Any], args_json: str) -> Any:
@@ -453,6 +491,8 @@ def _recording(tool: FunctionTool) -> Any:
         except muscle_mem.MuscleMemError:
             raise  # misuse or a store failure: not the tool's error to show the model
         except Exception as error:
+            if not handles_errors:
+                raise
             message = await maybe_invoke_function_tool_failure_error_function(
                 function_tool=tool, context=ctx, error=error
             )

@@ -17,6 +17,10 @@ How it maps onto PydanticAI:
   the model produced; the tool runs through PydanticAI's own handler, so other
   capabilities' hooks still run. A call that fails (a ``ModelRetry``, an error) is never
   recorded. Output tools are not steps.
+- **Decorated tools** (``@engine.function`` under ``@agent.tool``, for agents run by
+  ``engine()`` itself) may take ``ctx: RunContext`` without ``inject=``: importing this
+  module registers ``RunContext`` as a context type (:func:`muscle_mem.register_context_type`),
+  so the context is left out of their steps and replay takes it from ``inject=``.
 - **Tools** are registered with ``engine.tool(..., name=<tool name>, version=<hash of the
   description, the JSON schema and the function's source>, inject=[...])``: a changed
   tool never replays old steps. The ``RunContext`` is injected, never recorded: replay
@@ -63,7 +67,15 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Outcome, Session
+from muscle_mem import (
+    Check,
+    ConfigurationError,
+    Engine,
+    ExecutedStep,
+    Outcome,
+    Session,
+    register_context_type,
+)
 
 from ._common import final_option, handoff_note, run_sync, tool_checks
 
@@ -92,6 +104,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 __all__ = ["MuscleMem"]
+
+# A tool decorated with @engine.function that takes ``ctx: RunContext[...]`` records
+# without inject=: the context is left out of its steps, and replay takes it from the
+# run's inject={"ctx": RunContext(...)}.
+register_context_type(RunContext)
 
 # The name the RunContext takes in a registered tool. Passed positionally, so a capture
 # may call it what it likes (``ctx``); chosen so that no tool's own argument is likely to
