@@ -90,6 +90,35 @@ def context_parameters(func: Callable[..., Any], is_method: bool) -> tuple[str, 
     kinds = _context_types
     if not kinds:
         return ()  # nothing registered: no signature to read
+    # Adapters register a closure per tool on every run: the same def, the same
+    # annotations, so the same answer, which resolving annotations makes worth keeping.
+    target = inspect.unwrap(func)
+    try:
+        key: Any = (
+            target.__code__,
+            tuple(target.__annotations__.items()),
+            id(target.__globals__),
+            is_method,
+            kinds,
+        )
+        found = _found_contexts.get(key)
+    except (AttributeError, TypeError):  # not a plain function, or unhashable annotations
+        key = found = None
+    if found is None:
+        found = _context_parameters(func, is_method, kinds)
+        if key is not None:
+            if len(_found_contexts) >= 1024:
+                _found_contexts.clear()
+            _found_contexts[key] = found
+    return found
+
+
+_found_contexts: dict[Any, tuple[str, ...]] = {}
+
+
+def _context_parameters(
+    func: Callable[..., Any], is_method: bool, kinds: tuple[type, ...]
+) -> tuple[str, ...]:
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
