@@ -153,7 +153,9 @@ def test_miss_hit_handoff_hit_with_only_the_missing_model_calls():
             None,  # the task, as a user message
             "function_call",
             "function_call_output",
+            None,  # the note: where and why replay stopped
         ]
+        assert "replay stopped there: step 1" in given[3]["content"]
         assert given[1]["arguments"] == '{"field": "name", "value": "Max"}'
         assert handoff.result.final_output == "Filled the form for Max."
 

@@ -41,7 +41,8 @@ replayed calls and their outputs, and whose ``final_output`` is the answer recor
 the path, params filled in (``final="recorded"``, default). ``final="llm"`` spends one
 model call, the agent with no tools and the replayed calls as its input, on a fresh
 answer. **Handoffs** run the agent with the task and the replayed calls as its input
-items, so the model makes only the missing calls; what it does is recorded after them.
+items, and a note saying where and why replay stopped, so the model makes only the missing
+calls; what it does is recorded after them.
 
 **Usage.** The tokens of every model call the runner makes (``Usage.total_tokens``;
 the SDK knows no cost) are reported into the run, so ``engine.stats()`` counts what hits
@@ -71,7 +72,7 @@ from muscle_mem import Check, Engine, Outcome, register_context_type
 from muscle_mem.errors import ConfigurationError
 from muscle_mem.models import ExecutedStep, Status
 
-from ._common import final_option, run_sync, tool_checks
+from ._common import final_option, handoff_note, run_sync, tool_checks
 
 try:
     from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, Runner
@@ -355,8 +356,11 @@ class CachedRunner:
                 answered = await self._hit(session, input, outcome, context, final, runner_kwargs)
                 return dataclasses.replace(session.commit(), result=answered)
             history = _items(input)
-            if outcome.status is Status.HANDOFF and session.handoff is not None:
-                history += _history(session.handoff.steps)
+            handoff = session.handoff
+            if outcome.status is Status.HANDOFF and handoff is not None and handoff.steps:
+                history += _history(handoff.steps)
+                note = handoff_note(len(handoff.steps), handoff.reason)
+                history.append({"role": "user", "content": note})
             state = _RunState(session)
             hooks = _Hooks(state, self.tool_names, runner_kwargs.pop("hooks", None))
             token = _current.set(state)
