@@ -53,7 +53,9 @@ drives a miss (it runs the model and calls the tools, concurrently), and one eng
 serve several agents with their own ``deps`` and run options; a session per run keeps the
 recording in one object handed to this run's capability, with no global agent to set.
 The hit is decided before ``agent.run`` is called, so it costs no framework machinery
-either. Streaming runs (``run_stream``, ``iter``) are not covered.
+either. **Streaming**: :meth:`MuscleMem.run_stream` stands for ``agent.run_stream``; a
+hit streams the answer in one piece with no model request. ``agent.iter`` is not
+covered.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from muscle_mem import (
@@ -93,6 +95,7 @@ try:
         UserPromptPart,
     )
     from pydantic_ai.models import Model, infer_model
+    from pydantic_ai.result import StreamedRunResult
     from pydantic_ai.run import AgentRunResult
     from pydantic_ai.tools import ToolDefinition
     from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
@@ -103,7 +106,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "pip install 'muscle-mem[pydantic-ai]'"
     ) from error
 
-__all__ = ["MuscleMem"]
+__all__ = ["MuscleMem", "StreamedRun"]
 
 # A tool decorated with @engine.function that takes ``ctx: RunContext[...]`` records
 # without inject=: the context is left out of its steps, and replay takes it from the
@@ -182,6 +185,86 @@ class MuscleMem:
         the other keyword arguments (``toolsets``, ``model``, ``model_settings``,
         ``usage_limits``, ``capabilities``...) go to ``agent.run``.
         """
+        run = await self._start(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        async with run.session as session:
+            # A hit is held open until it is answered: a fresh answer's request is logged
+            # with it, so `muscle-mem stats` counts its tokens.
+            so_far = await session.areplay(commit_hit=False)
+            if so_far:
+                answered = await self._answer(run, so_far)
+                return dataclasses.replace(session.commit(), result=answered)
+            result = await agent.run(**run.agent_input(), deps=deps, **run.recording_options())
+            return run.commit(result.new_messages(), result.output, result)
+
+    def run_stream(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        about: Any = None,
+        mode: str | None = None,
+        deps: Any = None,
+        final: str | Final | None = None,
+        **run_options: Any,
+    ) -> StreamedRun:
+        """:meth:`run` for ``agent.run_stream``: ``async with mm.run_stream(agent, prompt,
+        ...) as result`` gives PydanticAI's own ``StreamedRunResult``, and the returned
+        :class:`StreamedRun`'s ``outcome`` once the block has ended.
+
+        A hit makes no model request: its result streams the answer :meth:`run` would
+        give (the recorded output by default) in one piece, its messages the replayed
+        calls. A miss or a handoff streams the agent's run, recording its tool calls; the
+        run is committed as the block ends, with the output the stream produced (what the
+        block left unread is read first).
+        """
+        return StreamedRun(
+            self._stream(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        )
+
+    async def _stream(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        params: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+        about: Any,
+        mode: str | None,
+        deps: Any,
+        final: str | Final | None,
+        run_options: dict[str, Any],
+    ) -> AsyncGenerator[Any, None]:
+        """:meth:`run_stream`'s steps: yields the stream, then, once the block has read
+        it, the outcome."""
+        run = await self._start(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        async with run.session as session:
+            so_far = await session.areplay(commit_hit=False)
+            if so_far:
+                answered = await self._answer(run, so_far)
+                stream = StreamedRunResult(answered.all_messages(), 0, run_result=answered)
+                yield stream
+                yield dataclasses.replace(session.commit(), result=stream)
+                return
+            streaming = agent.run_stream(**run.agent_input(), deps=deps, **run.recording_options())
+            async with streaming as result:
+                yield result
+                output = await result.get_output()  # what the block left unread
+            yield run.commit(result.new_messages(), output, result)
+
+    async def _start(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        params: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+        about: Any,
+        mode: str | None,
+        deps: Any,
+        final: str | Final | None,
+        run_options: dict[str, Any],
+    ) -> _Run:
+        """Check a run's arguments, register the agent's tools, and open its session."""
         if not isinstance(agent, Agent):
             raise ConfigurationError(
                 f"MuscleMem.run(agent, prompt) takes a pydantic_ai.Agent, got "
@@ -209,29 +292,7 @@ class MuscleMem:
         session = self.engine.session(
             prompt, params=params, tags=tags, about=about, mode=mode, inject={_CTX: ctx}
         )
-        async with session:
-            # A hit is held open until it is answered: a fresh answer's request is logged
-            # with it, so `muscle-mem stats` counts its tokens.
-            so_far = await session.areplay(commit_hit=False)
-            if so_far:
-                answered = await self._answer(
-                    session, agent, prompt, so_far, how, deps, run_options
-                )
-                return dataclasses.replace(session.commit(), result=answered)
-            handoff = session.handoff
-            recorder = _Record(session)
-            options = dict(run_options)
-            options["capabilities"] = [*options.get("capabilities", ()), recorder]
-            if handoff is not None and handoff.steps:
-                note = handoff_note(len(handoff.steps), handoff.reason)
-                history = _history(prompt, handoff.steps, note=note)
-                result = await agent.run(None, message_history=history, deps=deps, **options)
-            else:
-                result = await agent.run(prompt, deps=deps, **options)
-            tokens, cost = _usage(result.new_messages())
-            session.report_usage(tokens=tokens, cost=cost)
-            outcome = session.commit(result.output)
-        return dataclasses.replace(outcome, result=result)
+        return _Run(agent, prompt, session, how, deps, run_options)
 
     def run_sync(self, agent: Agent[Any, Any], prompt: str, **options: Any) -> Outcome:
         """:meth:`run` from synchronous code (not from inside a running event loop)."""
@@ -282,34 +343,84 @@ class MuscleMem:
 
     # -- a hit ---------------------------------------------------------------------
 
-    async def _answer(
-        self,
-        session: Session,
-        agent: Agent[Any, Any],
-        prompt: str,
-        hit: Outcome,
-        how: str | Final,
-        deps: Any,
-        run_options: Mapping[str, Any],
-    ) -> AgentRunResult[Any]:
+    async def _answer(self, run: _Run, hit: Outcome) -> AgentRunResult[Any]:
         """The AgentRunResult the caller expects from a hit, its usage reported."""
         steps = hit.steps
-        if how == "llm":
+        if run.how == "llm":
             # One model request on the replayed history, tools hidden: a fresh answer.
-            options = dict(run_options)
+            options = dict(run.options)
             options["capabilities"] = [*options.get("capabilities", ()), _NoTools()]
-            history = _history(prompt, steps, note=None)
-            result = await agent.run(None, message_history=history, deps=deps, **options)
+            history = _history(run.prompt, steps, note=None)
+            result = await run.agent.run(None, message_history=history, deps=run.deps, **options)
             tokens, cost = _usage(result.new_messages())
-            session.report_usage(tokens=tokens, cost=cost)
+            run.session.report_usage(tokens=tokens, cost=cost)
             return result
-        output = hit.result if how == "recorded" else how(steps)  # type: ignore[operator]
-        messages = _history(prompt, steps, note=None)
+        output = hit.result if run.how == "recorded" else run.how(steps)  # type: ignore[operator]
+        messages = _history(run.prompt, steps, note=None)
         if isinstance(output, str):
             messages.append(ModelResponse(parts=[TextPart(output)], model_name="muscle-mem"))
         return _RESULT.validate_python(
             {"output": output, "messages": messages, "usage": RunUsage()}
         )
+
+
+@dataclasses.dataclass
+class _Run:
+    """One cached run of an agent, between :meth:`MuscleMem._start` and its commit."""
+
+    agent: Agent[Any, Any]
+    prompt: str
+    session: Session
+    how: str | Final
+    deps: Any
+    options: dict[str, Any]
+
+    def agent_input(self) -> dict[str, Any]:
+        """What ``agent.run`` (or ``run_stream``) starts from: the prompt on a miss; after a
+        handoff, no prompt and the replayed calls as ``message_history``."""
+        handoff = self.session.handoff
+        if handoff is None or not handoff.steps:
+            return {"user_prompt": self.prompt}
+        note = handoff_note(len(handoff.steps), handoff.reason)
+        return {"message_history": _history(self.prompt, handoff.steps, note=note)}
+
+    def recording_options(self) -> dict[str, Any]:
+        """The run's options, with the capability that records its tool calls."""
+        options = dict(self.options)
+        options["capabilities"] = [*options.get("capabilities", ()), _Record(self.session)]
+        return options
+
+    def commit(self, new_messages: list[ModelMessage], output: Any, result: Any) -> Outcome:
+        """Report the run's usage, store its path with ``output`` and return the outcome,
+        ``result`` (the framework's) as its result."""
+        tokens, cost = _usage(new_messages)
+        self.session.report_usage(tokens=tokens, cost=cost)
+        return dataclasses.replace(self.session.commit(output), result=result)
+
+
+class StreamedRun:
+    """What :meth:`MuscleMem.run_stream` returns: ``async with`` it for PydanticAI's
+    ``StreamedRunResult``; :attr:`outcome` is the run's :class:`Outcome` once the block
+    has ended (its ``result`` that stream), None before."""
+
+    def __init__(self, steps: AsyncGenerator[Any, None]) -> None:
+        self._steps = steps
+        self.outcome: Outcome | None = None
+
+    async def __aenter__(self) -> StreamedRunResult[Any, Any]:
+        stream: StreamedRunResult[Any, Any] = await anext(self._steps)
+        return stream
+
+    async def __aexit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            self.outcome = await anext(self._steps)
+            await self._steps.aclose()
+            return
+        try:  # the block failed: so does the run (and the agent's stream closes)
+            await self._steps.athrow(error)
+        except BaseException as raised:
+            if raised is not error:
+                raise
 
 
 _RESULT: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[Any])
