@@ -21,7 +21,7 @@ from typing import Any
 from .. import __version__
 from ..errors import DamagedRowWarning, IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from . import bank, cache, demo, mcp
+from . import bank, cache, demo, mcp, ui
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
 from .output import Progress
 
@@ -111,4 +111,5 @@ def _parser() -> argparse.ArgumentParser:
     bank.add_commands(command)
     demo.add_commands(command)
     mcp.add_commands(command)
+    ui.add_commands(command)
     return parser
