@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 import muscle_mem
+from conftest import kinds
 from muscle_mem import Check, Engine, MemoryBank
 from muscle_mem.cli import main
 from muscle_mem.models import RunRecord
@@ -39,14 +39,13 @@ ALERT = f"send the alert {XSS}"
 # -- the recorded store ---------------------------------------------------------------------
 
 
-def record(path: Path) -> dict[str, str]:
-    """A SQLite store at ``path`` with runs of two tasks and a memory bank; the task keys.
+def record(url: str) -> dict[str, str]:
+    """Runs of two tasks and a memory bank in the store at ``url``; the task keys.
 
     The form (param name): a miss, two hits, a handoff at step 1 (the greeting box
     moved), a hit. The alert, whose text and argument are HTML: a miss and a hit.
     """
     world = {"greeting_at": "#greeting", "log": []}
-    url = f"sqlite:///{path}"
     engine = Engine(store=url)
 
     def where(field: str, value: str) -> str:
@@ -102,8 +101,8 @@ def record(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    path = tmp_path_factory.mktemp("ui") / "cache.db"
-    return f"sqlite:///{path}", record(path)
+    url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'cache.db'}"
+    return url, record(url)
 
 
 @pytest.fixture
@@ -264,6 +263,17 @@ def test_the_timeline_ends_at_what_stats_count():
     assert timeline([]).periods == ()
 
 
+def test_an_empty_store_has_pages_that_say_so():
+    from muscle_mem import MemoryStore
+
+    empty = Cache(MemoryStore())
+    html = report(empty)
+    assert "the cache is empty" in html and "no run has diverged" in html
+    assert "<svg" not in html  # no runs, nothing to plot
+    assert '<p id="no-runs" class="empty">no run matches</p>' in html
+    assert "no memory bank in this store" in html
+
+
 # -- the static report --------------------------------------------------------------------------
 
 
@@ -292,6 +302,17 @@ def test_report_command_writes_the_file(recorded, tmp_path, capsys):
     assert "muscle-mem" in out.read_text()
     assert main(["report", "--html", "-", "--store", recorded[0]]) == 0
     assert capsys.readouterr().out.startswith("<!doctype html>")
+
+
+@kinds("sqlite", "postgres")
+def test_report_command_on_each_store_kind_holds_the_cache_and_the_bank(stores, capsys):
+    url = stores.url()
+    keys = record(url)
+    assert main(["report", "--html", "-", "--store", url]) == 0
+    html = capsys.readouterr().out
+    assert f'id="task-{quote(keys["form"], safe="")}"' in html
+    assert html.count("<tr data-status=") == 7
+    assert 'data-scope="brand:acme"' in html and "The greeting box moved" in html
 
 
 def test_report_of_a_store_that_does_not_exist_says_so(tmp_path, capsys):

@@ -55,8 +55,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    path = tmp_path_factory.mktemp("ui-browser") / "cache.db"
-    return f"sqlite:///{path}", record(path)
+    url = f"sqlite:///{tmp_path_factory.mktemp('ui-browser') / 'cache.db'}"
+    return url, record(url)
 
 
 @pytest.fixture(scope="module")

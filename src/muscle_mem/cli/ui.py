@@ -72,15 +72,17 @@ def _cache(args: argparse.Namespace) -> Cache:
         return Cache(store, None, "no memory bank in this store")
     from ..bank import MemoryBank  # loaded only when there is a bank to show
 
-    # The bank opens its tables in a write transaction, which a read-only store refuses:
-    # it gets a handle of its own (and writes nothing: its tables are there).
     try:
-        return Cache(store, MemoryBank(open_for(args)))
+        # The bank opens its tables in a write transaction, which a SQLite file opened
+        # read-only refuses: there it gets a handle of its own (its tables are there
+        # already, so nothing is written).
+        read_only = getattr(store, "read_only", False)
+        return Cache(store, MemoryBank(open_for(args) if read_only else store))
     except (MuscleMemError, UsageError) as error:
         return Cache(store, None, f"the memory bank could not be opened: {error}")
 
 
 def _holds_bank(store: Store) -> bool:
-    if store.in_memory or not isinstance(store, SQLDatabase):
+    if not isinstance(store, SQLDatabase):
         return False
     return store.read(lambda cur: version(cur, "bank_schema_version")) is not None
