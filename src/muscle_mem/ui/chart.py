@@ -7,13 +7,13 @@ from typing import Literal
 
 from .html import Markup, el
 
-WIDTH, HEIGHT = 560, 180
+WIDTH, HEIGHT = 420, 180
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 12, 28  # room for the axes' labels
 
 
 def chart(
     title: str,
-    points: Sequence[tuple[str, float, str]],
+    points: Sequence[tuple[str, float | None, str]],
     *,
     kind: Literal["bars", "line"],
     fmt: Callable[[float], str],
@@ -21,8 +21,9 @@ def chart(
 ) -> Markup:
     """A figure of ``points`` (label, value, note) as bars or a line, the y axis from the
     least of 0 and the values to ``top`` (default: the largest value). Each point has a
-    tooltip: its label, its value and its note."""
-    values = [value for _, value, _ in points]
+    tooltip: its label, its value and its note; a bar whose value is None is not drawn
+    (a period without runs has no rate)."""
+    values = [value for _, value, _ in points if value is not None]
     low = min(0.0, *values) if values else 0.0
     high = max([top if top is not None else 0.0, *values]) if values else 1.0
     if high <= low:
@@ -50,6 +51,8 @@ def chart(
     if kind == "bars":
         zero = y(0.0)
         for i, (label, value, note) in enumerate(points):
+            if value is None:
+                continue
             top_y, bottom_y = sorted((y(value), zero))
             marks.append(
                 el(
@@ -63,11 +66,12 @@ def chart(
                 )
             )
     else:
-        line = " ".join(f"{x(i)},{y(v)}" for i, v in enumerate(values))
+        drawn = [(i, label, v, note) for i, (label, v, note) in enumerate(points) if v is not None]
+        line = " ".join(f"{x(i)},{y(v)}" for i, _, v, _ in drawn)
         marks.append(el("polyline", points=line, class_="line", fill="none"))
         marks.extend(
-            el("circle", el("title", _tip(label, fmt(value), note)), cx=x(i), cy=y(value), r=3)
-            for i, (label, value, note) in enumerate(points)
+            el("circle", el("title", _tip(label, fmt(v), note)), cx=x(i), cy=y(v), r=3)
+            for i, label, v, note in drawn
         )
     ends = [(0, points[0][0])] + ([(len(points) - 1, points[-1][0])] if len(points) > 1 else [])
     axis = [

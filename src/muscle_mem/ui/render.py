@@ -163,7 +163,10 @@ def timeline_charts(timeline: Timeline) -> Markup:
         "div",
         chart(
             "hit rate per period",
-            [(label, p.hit_rate, f"{p.hits} of {p.runs} runs") for label, p in points],
+            [
+                (label, p.hit_rate if p.runs else None, f"{p.hits} of {p.runs} runs")
+                for label, p in points
+            ],
             kind="bars",
             fmt=_percent,
             top=1.0,
