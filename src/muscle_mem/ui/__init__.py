@@ -24,8 +24,13 @@ REPORT_RUNS = 2000
 
 def report(cache: Cache) -> str:
     """The whole view as one self-contained HTML document."""
-    view = cache.overview()
-    trees = [tree for task in view.tasks if (tree := cache.task(task.task_key)) is not None]
+    reading = cache.read()  # once: every section shows the same moment of the store
+    view = cache.overview(reading)
+    trees = [cache.task(task.task_key, reading) for task in view.tasks]
     return render.report(
-        view, trees, cache.runs(RunFilter(), REPORT_RUNS), cache.briefs(), time.time()
+        view,
+        [tree for tree in trees if tree is not None],
+        cache.runs(RunFilter(), REPORT_RUNS, reading),
+        cache.briefs(),
+        time.time(),
     )

@@ -12,7 +12,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import MuscleMemError
 from ..models import TASK_KEY_PREFIX, RunRecord, Status, TaskInfo
@@ -185,11 +185,20 @@ class Overview:
     store: str
 
 
+class Reading(NamedTuple):
+    """One read of the store: the run log, oldest first, and what the cache holds. A
+    page makes one; the report, which shows every task, makes one for all of them."""
+
+    runs: list[RunRecord]
+    infos: dict[str, TaskInfo]
+
+
 class Cache:
     """Reads one store (and the memory bank in it) for the view.
 
-    Each call reads afresh, so a page shows what agents recorded since the last one.
-    Not for several threads at once: the server calls it from one thread.
+    Each call reads afresh unless given a :class:`Reading`, so a page shows what agents
+    recorded since the last one. Not for several threads at once: the server calls it
+    from one thread.
     """
 
     def __init__(self, store: Store, bank: Any = None, bank_note: str = "") -> None:
@@ -197,26 +206,30 @@ class Cache:
         self.bank = bank  # a MemoryBank, or None with bank_note saying why
         self.bank_note = bank_note
 
-    def tasks(self, runs: Sequence[RunRecord] | None = None) -> tuple[list[Task], TaskStats]:
-        """Every task key the cache holds or the run log names, most runs first, and
-        the run log's total."""
-        figures = compute(self.store.runs() if runs is None else runs)
-        by_key = {task.task_key: task for task in figures.tasks}
-        infos = {info.task_key: info for info in self.store.tasks()}
-        keys = list(by_key) + [key for key in infos if key not in by_key]
-        return [_task(key, infos.get(key), by_key.get(key)) for key in keys], figures.total
+    def read(self) -> Reading:
+        return Reading(self.store.runs(), {info.task_key: info for info in self.store.tasks()})
 
-    def overview(self) -> Overview:
-        runs = self.store.runs()
-        tasks, total = self.tasks(runs)
+    def overview(self, reading: Reading | None = None) -> Overview:
+        """Every task key the cache holds or the run log names, most runs first, with
+        the log's total, its timeline, and where runs diverged."""
+        runs, infos = reading or self.read()
+        figures = compute(runs)
+        by_key = {task.task_key: task for task in figures.tasks}
+        keys = list(by_key) + [key for key in infos if key not in by_key]
+        tasks = [_task(key, infos.get(key), by_key.get(key)) for key in keys]
         return Overview(
-            tuple(tasks), total, timeline(runs), _heat_by_task(tasks, runs), self.store.url
+            tuple(tasks),
+            figures.total,
+            timeline(runs),
+            _heat_by_task(tasks, runs),
+            self.store.url,
         )
 
-    def task(self, task_key: str) -> TaskTree | None:
+    def task(self, task_key: str, reading: Reading | None = None) -> TaskTree | None:
         """The task key's tree, or None if neither the cache nor the log knows it."""
-        runs = [run for run in self.store.runs() if run.task_key == task_key]
-        info = next((t for t in self.store.tasks() if t.task_key == task_key), None)
+        log, infos = reading or self.read()
+        runs = [run for run in log if run.task_key == task_key]
+        info = infos.get(task_key)
         if info is None and not runs:
             return None
         figures = compute(runs).tasks
@@ -226,14 +239,13 @@ class Cache:
         steps = tuple(_step(child, 0, numbers) for child in tree.root.children)
         return TaskTree(task, steps, len(numbers), _heat_by_path(tree, numbers, runs))
 
-    def runs(self, wanted: RunFilter, limit: int) -> RunLog:
+    def runs(self, wanted: RunFilter, limit: int, reading: Reading | None = None) -> RunLog:
         """The runs ``wanted`` admits, newest first: ``limit`` of them (0: all)."""
-        log = self.store.runs()
+        log, infos = reading or self.read()
         now = time.time()
         kept = sorted(
             (run for run in log if wanted.admits(run, now)), key=lambda run: -run.started_at
         )
-        infos = {info.task_key: info for info in self.store.tasks()}
         keys = dict.fromkeys([*infos, *(run.task_key for run in log)])
         return RunLog(
             tuple(kept[:limit] if limit else kept),
