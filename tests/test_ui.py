@@ -43,7 +43,8 @@ def record(url: str) -> dict[str, str]:
     """Runs of two tasks and a memory bank in the store at ``url``; the task keys.
 
     The form (param name): a miss, two hits, a handoff at step 1 (the greeting box
-    moved), a hit. The alert, whose text and argument are HTML: a miss and a hit.
+    moved), a hit. The alert, whose text and argument are HTML: a miss and a hit; its
+    path is approved.
     """
     world = {"greeting_at": "#greeting", "log": []}
     engine = Engine(store=url)
@@ -92,6 +93,9 @@ def record(url: str) -> dict[str, str]:
         "alert": engine.task_key(ALERT, tags=["alerts", "x<y"]),
     }
     engine.close()
+    store = open_store(url)
+    assert store.approve(keys["alert"]) == 1
+    store.close()
     with MemoryBank(url) as bank:
         bank.entity("brand", "acme", name=f"Acme {XSS}")
         bank.learn("brand:acme", "page_change", f"The greeting box moved {XSS}")
@@ -197,7 +201,10 @@ def test_the_overview_has_each_task_its_figures_a_plot_and_a_heat_map(cache, key
     assert view.total == figures.total
     form = next(t for t in view.tasks if t.task_key == keys["form"])
     assert form.stats is not None and (form.stats.runs, form.stats.hits) == (5, 3)
-    assert f'href="/task/{quote(keys["form"], safe="")}"' in html
+    assert form.text == FORM
+    assert f'href="/task/{quote(keys["form"], safe="")}"><span class="text">{FORM}' in html
+    assert "send the alert &lt;script&gt;" in html and XSS not in html
+    assert ">1 (1 approved)</td>" in html  # the alert's one path
     assert html.count("<svg") == 3  # hit rate, time saved, tokens saved
     page = Parsed(html)
     cells = [a for a in page.all("td") if a.get("data-step") is not None]
@@ -214,7 +221,10 @@ def test_a_task_page_shows_steps_params_checks_paths_and_divergence(cache, keys)
     text = re.sub(r"<[^>]+>", "", html)
     assert "fill(&#x27;name&#x27;, {name})" in text.replace("tests.test_ui.", "")
     assert "&#x27;Hello {name}!&#x27;" in text
-    assert "path 1 ends here" in text
+    assert "path 1 ends here" in text and "not approved" in text
+    alert = cache.task(keys["alert"])
+    assert alert is not None and alert.steps[0].approved and alert.task.text == ALERT
+    assert "approved</span>" in render.task_page(alert, render.Links())
     assert "pre-check: 2 snapshots" in text  # the greeting box, where it was and is
     assert "&#x27;#greeting-v2&#x27;" in text
     page = Parsed(html)

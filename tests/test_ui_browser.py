@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_ui import XSS, record
+from test_ui import ALERT, FORM, XSS, record
 
 CHROMIUM = os.environ.get("MUSCLE_MEM_CHROMIUM", "/usr/bin/chromium")
 SCRIPT = str(Path(sys.executable).parent / "muscle-mem")
@@ -146,7 +146,9 @@ def test_overview_shows_tasks_figures_plots_and_the_heat_map(served, recorded, v
     rows = page.locator("table.tasks tbody tr")
     assert rows.count() == 2
     form = page.locator(f'table.tasks a[href="/task/{quote(keys["form"], safe="")}"]')
-    assert form.count() == 1
+    assert form.locator(".text").inner_text() == FORM
+    alert = page.locator(f'table.tasks a[href="/task/{quote(keys["alert"], safe="")}"]')
+    assert alert.locator(".text").inner_text() == ALERT  # its HTML, shown as text
     cell = page.locator("table.heatmap td.heat[data-step='1']")
     assert cell.inner_text() == "1" and "heat-5" in (cell.get_attribute("class") or "")
     visit.shoot(shots, "overview")
@@ -165,6 +167,7 @@ def test_task_page_shows_the_tree_its_checks_and_where_runs_diverged(
     assert calls[2].endswith("submit()")
     assert page.locator("li.step .param").first.inner_text() == "{name}"
     assert page.locator(".badge.end").inner_text() == "path 1 ends here"
+    assert page.locator(".badge.unapproved").inner_text() == "not approved"
     page.locator("li.step details.check summary").nth(1).click()  # the greeting's check
     snapshots = page.locator("li.step details.check").nth(1).locator("ul.snapshots li")
     assert snapshots.count() == 2 and "'#greeting-v2'" in snapshots.first.inner_text()
@@ -177,8 +180,11 @@ def test_task_page_shows_the_tree_its_checks_and_where_runs_diverged(
 def test_data_from_the_store_is_shown_as_text_never_run(served, recorded, visit):
     _, keys = recorded
     page = visit.open(f"{served}/task/{quote(keys['alert'], safe='')}")
+    assert page.locator("h2.task").inner_text().startswith(ALERT)
+    assert page.title() == f"{ALERT} · muscle-mem"
     call = page.locator("li.step .call code").first.inner_text()
     assert XSS in call  # the argument, shown as it is
+    assert page.locator(".badge.approved").inner_text() == "approved"
     assert page.locator("main script").count() == 0
     assert page.evaluate("document.querySelectorAll('script').length") == 1  # ui.js alone
 

@@ -33,7 +33,7 @@ def main() -> None:
             url = server.stdout.readline().split()[2]
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-                page = browser.new_page(viewport={"width": 1100, "height": 720})
+                page = browser.new_page(viewport={"width": 1100, "height": 790})
                 page.goto(url)
                 page.screenshot(path=str(OUT))
                 browser.close()

@@ -329,8 +329,7 @@ def timeline(runs: Sequence[RunRecord]) -> Timeline:
 
 def _task(key: str, info: TaskInfo | None, stats: TaskStats | None) -> Task:
     tags = info.tags if info is not None else stats.tags if stats is not None else ()
-    text = getattr(info, "text", "") if info is not None else ""
-    return Task(key, text, tags, info, stats)
+    return Task(key, info.text if info is not None else "", tags, info, stats)
 
 
 def _step(node: Node, index: int, numbers: dict[str, int]) -> StepView:
@@ -352,7 +351,7 @@ def _step(node: Node, index: int, numbers: dict[str, int]) -> StepView:
         failures=node.failures,
         last_used=node.last_used,
         path=numbers.get(node.id),
-        approved=bool(getattr(node, "approved", False)),
+        approved=node.approved,
         children=tuple(_step(child, index + 1, numbers) for child in node.children),
     )
 

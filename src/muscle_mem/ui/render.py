@@ -203,7 +203,7 @@ def tasks_table(tasks: Sequence[Task], links: Links) -> Markup:
                 _number(_diverged(stats)),
                 _number(duration(stats.time_saved_s) if stats else "-"),
                 _number(f"{stats.tokens_saved:,}" if stats else "-"),
-                _number(_paths(info.paths, getattr(info, "approved", 0)) if info else "not cached"),
+                _number(_paths(info.paths, info.approved) if info else "not cached"),
                 el("td", when(info.last_used) if info else "-"),
             )
         )
