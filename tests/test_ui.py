@@ -29,7 +29,9 @@ from muscle_mem.store import open_store
 from muscle_mem.ui import Cache, report, serve
 from muscle_mem.ui.data import MAX_PERIODS, RunFilter, timeline
 from muscle_mem.ui.html import Markup, el
-from muscle_mem.ui.render import markdown, value
+from muscle_mem.ui.page import Links
+from muscle_mem.ui.render import markdown
+from muscle_mem.ui.values import value
 
 XSS = "<script>alert('xss')</script>"
 FORM = "fill the signup form for {name}"
@@ -195,7 +197,7 @@ def test_the_overview_has_each_task_its_figures_a_plot_and_a_heat_map(cache, key
     from muscle_mem.ui import render
 
     view = cache.overview()
-    html = render.overview(view, render.Links())
+    html = render.overview(view, Links())
     figures = compute(cache.store.runs())
     assert [t.task_key for t in view.tasks] == [t.task_key for t in figures.tasks]
     assert view.total == figures.total
@@ -217,14 +219,14 @@ def test_a_task_page_shows_steps_params_checks_paths_and_divergence(cache, keys)
 
     tree = cache.task(keys["form"])
     assert tree is not None and tree.paths == 1  # the handoff took the same steps
-    html = render.task_page(tree, render.Links())
+    html = render.task_page(tree, Links())
     text = re.sub(r"<[^>]+>", "", html)
     assert "fill(&#x27;name&#x27;, {name})" in text.replace("tests.test_ui.", "")
     assert "&#x27;Hello {name}!&#x27;" in text
     assert "path 1 ends here" in text and "not approved" in text
     alert = cache.task(keys["alert"])
     assert alert is not None and alert.steps[0].approved and alert.task.text == ALERT
-    assert "approved</span>" in render.task_page(alert, render.Links())
+    assert "approved</span>" in render.task_page(alert, Links())
     assert "pre-check: 2 snapshots" in text  # the greeting box, where it was and is
     assert "&#x27;#greeting-v2&#x27;" in text
     page = Parsed(html)
@@ -367,6 +369,10 @@ def test_the_server_serves_every_page_on_127_0_0_1(server, keys):
         assert XSS not in body
     _, runs = fetch(server, "/runs?status=hit")
     assert runs.count('data-status="hit"') == 4 and 'data-status="miss"' not in runs
+    _, newest = fetch(server, "/runs?status=hit&limit=2")
+    assert newest.count('data-status="hit"') == 2
+    assert "the newest 2 of 4 runs (7 in the log)" in newest
+    assert 'href="/runs?status=hit&amp;limit=0">show all' in newest
     for name in ("ui.css", "ui.js", "favicon.svg"):
         response, _ = fetch(server, f"/static/{name}")
         assert response.status == 200

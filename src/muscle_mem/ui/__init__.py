@@ -3,8 +3,10 @@ writes it as one file.
 
 :mod:`.data` gathers what a page shows from the store's public API (the figures of
 :mod:`muscle_mem.stats`, the trees, the run log, the memory bank's briefs);
-:mod:`.render` writes it as HTML, escaping everything the store holds; :mod:`.chart`
-draws the plots as SVG; :mod:`.server` serves the pages on 127.0.0.1, read-only.
+:mod:`.render` writes its sections as HTML (:mod:`.values` the recorded arguments,
+:mod:`.chart` the plots as SVG, :mod:`.page` the document around them) through
+:mod:`.html`, which escapes everything the store holds; :mod:`.server` serves the
+pages on 127.0.0.1, read-only.
 Nothing is loaded from the network: the style sheet and the script are in ``static/``.
 """
 

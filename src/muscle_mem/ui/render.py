@@ -1,20 +1,14 @@
-"""The web view's HTML: one function per section, the same for the server's pages and
-the static report, which differ only in how they link (:class:`Links`) and in whether
-the style sheet and the script are files or inline (:func:`page`)."""
+"""The web view's sections as HTML, the same for the server's pages and the one-file
+report, which differ only in how they link (:class:`~.page.Links`)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from ..models import FromResult, Param, Redacted, RunRecord, Text, Traced
+from ..models import RunRecord
 from ..stats import TaskStats
 from .chart import chart
 from .data import (
@@ -22,7 +16,6 @@ from .data import (
     Briefs,
     HeatMap,
     Overview,
-    RunFilter,
     RunLog,
     StepView,
     Task,
@@ -30,98 +23,9 @@ from .data import (
     Timeline,
     Unreadable,
 )
-from .html import Content, Markup, el, escape, joined
-
-TITLE = "muscle-mem"
-
-
-@dataclass(frozen=True)
-class Links:
-    """Where a link goes: a page of the server, or a section of the one-file report."""
-
-    report: bool = False
-
-    def home(self) -> str:
-        return "#tasks" if self.report else "/"
-
-    def task(self, task_key: str) -> str:
-        return f"#{task_anchor(task_key)}" if self.report else f"/task/{quote(task_key, safe='')}"
-
-    def runs(self, **wanted: str) -> str:
-        query = urlencode({name: value for name, value in wanted.items() if value})
-        if self.report:
-            return f"#runs?{query}" if query else "#runs"
-        return f"/runs?{query}" if query else "/runs"
-
-    def bank(self) -> str:
-        return "#bank" if self.report else "/bank"
-
-
-def task_anchor(task_key: str) -> str:
-    return "task-" + quote(task_key, safe="")
-
-
-# -- the page around the sections --------------------------------------------------------
-
-
-def asset(name: str) -> str:
-    """A file of the package's static folder, as text."""
-    return (
-        resources.files(__package__).joinpath("static").joinpath(name).read_text(encoding="utf-8")
-    )
-
-
-def page(title: str, body: Content, links: Links, store: str) -> str:
-    """A whole HTML document. The server's links its style sheet and script; the report
-    holds them, with a policy that lets nothing else run or load."""
-    if links.report:
-        style, script = asset("ui.css"), asset("ui.js")
-        policy = (
-            f"default-src 'none'; style-src '{_sha256(style)}'; "
-            f"script-src '{_sha256(script)}'; img-src data:; form-action 'none'"
-        )
-        head: Content = [
-            el("meta", http_equiv="Content-Security-Policy", content=policy),
-            el("link", rel="icon", href=_data_url("favicon.svg")),
-            el("style", Markup(style)),
-        ]
-        tail: Content = el("script", Markup(script))
-    else:
-        head = [
-            el("link", rel="icon", href="/static/favicon.svg"),
-            el("link", rel="stylesheet", href="/static/ui.css"),
-        ]
-        tail = el("script", src="/static/ui.js", defer=True)
-    nav = el(
-        "nav",
-        el("a", TITLE, href=links.home(), class_="brand"),
-        el("a", "Tasks", href=links.home()),
-        el("a", "Runs", href=links.runs()),
-        el("a", "Memory bank", href=links.bank()),
-        el("span", store, class_="store", title="the store this view reads"),
-    )
-    document = el(
-        "html",
-        el(
-            "head",
-            el("meta", charset="utf-8"),
-            el("meta", name="viewport", content="width=device-width, initial-scale=1"),
-            el("title", f"{title} · {TITLE}"),
-            head,
-        ),
-        el("body", el("header", nav), el("main", body), tail),
-        lang="en",
-    )
-    return "<!doctype html>\n" + document + "\n"
-
-
-def _sha256(text: str) -> str:
-    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-
-
-def _data_url(name: str) -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode(asset(name).encode()).decode()
-
+from .html import Content, Markup, el, joined
+from .page import Links, page, task_anchor
+from .values import call, literal
 
 # -- the overview ------------------------------------------------------------------------
 
@@ -362,76 +266,6 @@ def _step(step: StepView) -> Markup:
     )
 
 
-def call(step: StepView) -> Markup:
-    """The call as ``muscle-mem show`` prints it, params and references marked."""
-    if isinstance(step.call, Unreadable):
-        return el(
-            "code",
-            step.tool,
-            "(",
-            el("span", f"cannot read its arguments: {step.call.reason}", class_="error"),
-            ")",
-        )
-    args, kwargs = step.call
-    shown = [value(a) for a in args] + [
-        Markup(escape(name) + "=" + value(v)) for name, v in kwargs.items()
-    ]
-    return el("code", el("span", step.tool, class_="tool"), "(", _commas(shown), ")")
-
-
-def value(item: Any) -> Markup:
-    """A template value: params as ``{name}``, values from earlier results as where
-    they came from, ``⟨step 1: orders[*]⟩``, after the value chosen there if any."""
-    if isinstance(item, Param):
-        return el("span", "{" + item.name + "}", class_="param", title="a param of the run")
-    if isinstance(item, Text):
-        parts = [value(part) if isinstance(part, Param) else escape(part) for part in item.parts]
-        return el("span", "'", parts, "'", class_="literal")
-    if isinstance(item, Redacted):
-        return el("span", "<sensitive>", class_="redacted", title="never stored")
-    if isinstance(item, Traced):
-        sources = joined(
-            " = ", (value(s) if isinstance(s, Param) else str(s) for s in item.sources)
-        )
-        ref = el(
-            "span",
-            "⟨",
-            sources,
-            "⟩",
-            class_="ref",
-            title=_ref_title(item),
-        )
-        return ref if item.value is None else Markup(value(item.value) + " " + ref)
-    if isinstance(item, list):
-        return Markup("[" + _commas([value(v) for v in item]) + "]")
-    if isinstance(item, tuple):
-        inner = _commas([value(v) for v in item])
-        return Markup(f"({inner}{',' if len(item) == 1 else ''})")
-    if isinstance(item, dict):
-        pairs = [Markup(value(k) + ": " + value(v)) for k, v in item.items()]
-        return Markup("{" + _commas(pairs) + "}")
-    return literal(item, 60)
-
-
-def _ref_title(traced: Traced) -> str:
-    chosen = any(isinstance(s, FromResult) and not s.alone for s in traced.sources)
-    if traced.value is not None and chosen:
-        return "the agent's choice among the values an earlier step returned"
-    return "taken from where it was found when recorded"
-
-
-def literal(item: Any, width: int) -> Markup:
-    """A value as Python writes it, cut at ``width`` characters (all of it on hover)."""
-    text = " ".join(repr(item).split())
-    if len(text) <= width:
-        return el("span", text, class_="literal")
-    return el("span", text[: width - 1] + "…", class_="literal", title=text[:2000])
-
-
-def _commas(items: Sequence[Markup]) -> Markup:
-    return joined(", ", items)
-
-
 def _snapshots(which: str, shown: Sequence[Any], count: int) -> Markup:
     items = [
         el(
@@ -480,15 +314,15 @@ def run_log(log: RunLog, links: Links) -> Markup:
         else f"the newest {shown:,} of {log.matching:,} runs ({log.total:,} in the log)"
     )
     more = None
-    if shown < log.matching and not links.report:
-        query = {
-            "status": wanted.status,
-            "tag": wanted.tag,
-            "task": wanted.task,
-            "since": str(wanted.since_s or ""),
-            "limit": "0",
-        }
-        more = el("a", "show all", href="/runs?" + urlencode({k: v for k, v in query.items() if v}))
+    if shown < log.matching and not links.report:  # the report holds what it holds
+        everything = links.runs(
+            status=wanted.status,
+            tag=wanted.tag,
+            task=wanted.task,
+            since=str(wanted.since_s or ""),
+            limit="0",
+        )
+        more = el("a", "show all", href=everything)
     head = ["when (UTC)", "task", "tags", "status", "replayed", "recorded", "diverged at"]
     head += ["time", "tokens", "reason"]
     rows = [_run_row(run, log, links) for run in log.runs]
@@ -535,21 +369,6 @@ def _run_row(run: RunRecord, log: RunLog, links: Links) -> Markup:
         data_task=run.task_key,
         data_started=f"{run.started_at:.3f}",
     )
-
-
-def run_filter(query: dict[str, list[str]]) -> tuple[RunFilter, int]:
-    """The filter and limit a query string of the run log asks for.
-
-    Raises ValueError naming what is wrong."""
-
-    def one(name: str) -> str:
-        values = query.get(name, [""])
-        return values[-1].strip()
-
-    since, limit = one("since") or "0", one("limit") or "200"
-    if not since.isdigit() or not limit.isdigit():
-        raise ValueError("since and limit must be whole numbers of seconds and runs")
-    return RunFilter(one("status"), one("tag"), one("task"), int(since)), int(limit)
 
 
 # -- the memory bank ---------------------------------------------------------------------

@@ -21,13 +21,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import MuscleMemError
 from . import render
-from .data import Cache
+from .data import Cache, RunFilter
 from .html import el
-from .render import Links
+from .page import Links, asset, page
 
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
+RUNS_SHOWN = 200  # the newest runs a run log page shows unless asked for more
 _LINKS = Links()
 _STATIC = {
     "ui.css": "text/css; charset=utf-8",
@@ -82,22 +83,31 @@ def _page(cache: Cache, path: str, query: dict[str, list[str]]) -> str:
     """The HTML of the page at ``path``."""
     store = cache.store.url
     if path == "/":
-        return render.page("tasks", render.overview(cache.overview(), _LINKS), _LINKS, store)
+        return page("tasks", render.overview(cache.overview(), _LINKS), _LINKS, store)
     if path.startswith("/task/"):
         key = unquote(path.removeprefix("/task/"))
         tree = cache.task(key)
         if tree is None:
             raise Page(HTTPStatus.NOT_FOUND, f"no task key {key!r} in the cache or the run log")
-        return render.page(tree.task.name, render.task_page(tree, _LINKS), _LINKS, store)
+        return page(tree.task.name, render.task_page(tree, _LINKS), _LINKS, store)
     if path == "/runs":
-        try:
-            wanted, limit = render.run_filter(query)
-        except ValueError as error:
-            raise Page(HTTPStatus.BAD_REQUEST, str(error)) from None
-        return render.page("runs", render.run_log(cache.runs(wanted, limit), _LINKS), _LINKS, store)
+        wanted, limit = _run_filter(query)
+        return page("runs", render.run_log(cache.runs(wanted, limit), _LINKS), _LINKS, store)
     if path == "/bank":
-        return render.page("memory bank", render.bank(cache.briefs()), _LINKS, store)
+        return page("memory bank", render.bank(cache.briefs()), _LINKS, store)
     raise Page(HTTPStatus.NOT_FOUND, f"no page {path}")
+
+
+def _run_filter(query: dict[str, list[str]]) -> tuple[RunFilter, int]:
+    """The filter and the number of runs the run log's query string asks for."""
+
+    def one(name: str) -> str:
+        return query.get(name, [""])[-1].strip()
+
+    since, limit = one("since") or "0", one("limit") or str(RUNS_SHOWN)
+    if not since.isdigit() or not limit.isdigit():
+        raise Page(HTTPStatus.BAD_REQUEST, "since and limit must be whole numbers (seconds, runs)")
+    return RunFilter(one("status"), one("tag"), one("task"), int(since)), int(limit)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -140,11 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _static(self, name: str) -> None:
         if name not in _STATIC:
             raise Page(HTTPStatus.NOT_FOUND, f"no file {name}")
-        self._send(HTTPStatus.OK, render.asset(name).encode(), _STATIC[name])
+        self._send(HTTPStatus.OK, asset(name).encode(), _STATIC[name])
 
     def _error(self, status: HTTPStatus, text: str) -> None:
         body = el("section", el("h1", f"{status.value} {status.phrase}"), el("p", text))
-        html = render.page(status.phrase, body, _LINKS, self.server.cache.store.url)
+        html = page(status.phrase, body, _LINKS, self.server.cache.store.url)
         self._send(status, html.encode(), "text/html; charset=utf-8")
 
     def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
