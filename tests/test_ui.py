@@ -257,6 +257,21 @@ def test_the_bank_gives_a_brief_per_scope(cache):
     assert Cache(cache.store).briefs().note == "no memory bank in this store"
 
 
+def test_a_heat_map_has_a_column_per_step_or_only_those_runs_diverged_at():
+    from muscle_mem.ui.data import HEAT_STEPS, Task, _heat_by_task
+
+    def diverged(key: str, step: int) -> RunRecord:
+        return RunRecord(key, (), (), "handoff", step, 1, step, "why", 0.0, 1.0)
+
+    tasks = [Task(key, key, (), None, None) for key in ("a", "b", "c")]
+    near = _heat_by_task(tasks, [diverged("a", 2), diverged("a", 2), diverged("b", 0)])
+    assert near.steps == (0, 1, 2) and near.peak == 2
+    assert [(row.label, row.counts) for row in near.rows] == [("a", (0, 0, 2)), ("b", (1, 0, 0))]
+    far = _heat_by_task(tasks, [diverged("a", 1), diverged("c", HEAT_STEPS + 5)])
+    assert far.steps == (1, HEAT_STEPS + 5)
+    assert [row.counts for row in far.rows] == [(1, 0), (0, 1)]
+
+
 def test_the_timeline_ends_at_what_stats_count():
     start = 1_700_000_000.0
     runs = [

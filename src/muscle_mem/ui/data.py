@@ -24,6 +24,9 @@ from ..trie import Node, SnapshotSet, Tree
 #: production both come out as a few dozen points.
 _WIDTHS = (1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400)
 MAX_PERIODS = 48
+#: Steps a heat map shows each of; a run diverging further in shows only the steps
+#: where runs did.
+HEAT_STEPS = 30
 #: Snapshots a step shows per check, the most recently matched first.
 SHOWN_SNAPSHOTS = 5
 
@@ -367,9 +370,12 @@ def _snapshots(snapshots: SnapshotSet) -> tuple[Any, ...]:
 
 
 def _heat(rows: Iterable[tuple[str, Counter[int], str | None, int | None]]) -> HeatMap:
-    """A heat map of the rows (label, runs by step, task key, path) that have runs."""
+    """A heat map of the rows (label, runs by step, task key, path) that have runs: a
+    column per step up to the last one a run diverged at, or, past
+    :data:`HEAT_STEPS` of them, only those steps."""
     listed = [row for row in rows if row[1]]
-    steps = tuple(range(max((max(row[1]) for row in listed), default=-1) + 1))
+    seen = sorted({step for row in listed for step in row[1]})
+    steps = tuple(range(seen[-1] + 1)) if seen and seen[-1] < HEAT_STEPS else tuple(seen)
     return HeatMap(
         steps,
         tuple(
