@@ -287,16 +287,9 @@ class Cache:
 
 
 def path_numbers(tree: Tree) -> dict[str, int]:
-    """Each recorded end's path number, 1 for the first in the tree's order, as
-    ``muscle-mem show`` numbers them."""
-    numbers: dict[str, int] = {}
-    stack = list(reversed(tree.root.children))
-    while stack:
-        node = stack.pop()
-        if node.terminal:
-            numbers[node.id] = len(numbers) + 1
-        stack.extend(reversed(node.children))
-    return numbers
+    """Each recorded end's path number, as ``muscle-mem show`` and ``approve --path``
+    number them (:meth:`~muscle_mem.trie.Tree.ends`)."""
+    return {end.id: number for number, end in enumerate(tree.ends(), 1)}
 
 
 def timeline(runs: Sequence[RunRecord]) -> Timeline:
