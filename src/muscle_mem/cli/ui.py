@@ -46,6 +46,8 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"muscle-mem ui: {server.url} (read-only; Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:  # how a server is stopped: not a failure
+        print("muscle-mem ui: stopped", file=sys.stderr)
     finally:
         server.server_close()
     return 0
