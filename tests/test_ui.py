@@ -246,6 +246,9 @@ def test_the_run_log_filters_by_status_tag_task_and_age(cache, keys):
     assert cache.runs(RunFilter(tag="x<y"), 0).matching == 2
     assert cache.runs(RunFilter(task=keys["form"], status="hit"), 0).matching == 3
     assert cache.runs(RunFilter(since_s=3600), 0).matching == 7
+    now = time.time()
+    old = everything.runs[0]._replace(started_at=now - 7200)
+    assert RunFilter(since_s=7300).admits(old, now) and not RunFilter(since_s=3600).admits(old, now)
     newest = cache.runs(RunFilter(), 2)
     assert (len(newest.runs), newest.matching) == (2, 7)
 
