@@ -226,6 +226,7 @@ def test_a_task_page_shows_steps_params_checks_paths_and_divergence(cache, keys)
     assert "path 1 ends here" in text and "not approved" in text
     alert = cache.task(keys["alert"])
     assert alert is not None and alert.steps[0].approved and alert.task.text == ALERT
+    assert (tree.approved, alert.approved) == (0, 1)
     assert "approved</span>" in render.task_page(alert, Links())
     assert "pre-check: 2 snapshots" in text  # the greeting box, where it was and is
     assert "&#x27;#greeting-v2&#x27;" in text

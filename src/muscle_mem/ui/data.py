@@ -18,7 +18,7 @@ from ..errors import MuscleMemError
 from ..models import TASK_KEY_PREFIX, RunRecord, Status, TaskInfo
 from ..stats import TaskStats, compute, saved_by_hit
 from ..store import Store
-from ..trie import Node, SnapshotSet, Tree
+from ..trie import Node, SnapshotSet
 
 #: Period widths a timeline may take, so that a few seconds of a demo and a year of
 #: production both come out as a few dozen points.
@@ -127,6 +127,7 @@ class TaskTree:
     task: Task
     steps: tuple[StepView, ...]  # the root's children
     paths: int
+    approved: int  # of the paths
     heat: HeatMap
 
 
@@ -238,9 +239,11 @@ class Cache:
         figures = compute(runs).tasks
         task = _task(task_key, info, figures[0] if figures else None)
         tree = self.store.tree(task_key)
-        numbers = path_numbers(tree)
+        ends = tree.ends()
+        numbers = {end.id: number for number, end in enumerate(ends, 1)}
         steps = tuple(_step(child, 0, numbers) for child in tree.root.children)
-        return TaskTree(task, steps, len(numbers), _heat_by_path(tree, numbers, runs))
+        approved = sum(end.approved for end in ends)
+        return TaskTree(task, steps, len(ends), approved, _heat_by_path(numbers, runs))
 
     def runs(self, wanted: RunFilter, limit: int, reading: Reading | None = None) -> RunLog:
         """The runs ``wanted`` admits, newest first: ``limit`` of them (0: all)."""
@@ -284,12 +287,6 @@ class Cache:
             tuple((scope, self.bank.brief(scope, budget_chars)) for scope in scopes[:limit]),
             note,
         )
-
-
-def path_numbers(tree: Tree) -> dict[str, int]:
-    """Each recorded end's path number, as ``muscle-mem show`` and ``approve --path``
-    number them (:meth:`~muscle_mem.trie.Tree.ends`)."""
-    return {end.id: number for number, end in enumerate(tree.ends(), 1)}
 
 
 def timeline(runs: Sequence[RunRecord]) -> Timeline:
@@ -387,7 +384,7 @@ def _heat_by_task(tasks: Sequence[Task], runs: Iterable[RunRecord]) -> HeatMap:
     return _heat((task.name, by_key[task.task_key], task.task_key, None) for task in tasks)
 
 
-def _heat_by_path(tree: Tree, numbers: dict[str, int], runs: Iterable[RunRecord]) -> HeatMap:
+def _heat_by_path(numbers: dict[str, int], runs: Iterable[RunRecord]) -> HeatMap:
     """Per path a diverged run went on to record (numbered as the tree shows them), how
     many runs diverged at each step; runs whose path is not in the cache in one row."""
     by_path: dict[int | None, Counter[int]] = defaultdict(Counter)

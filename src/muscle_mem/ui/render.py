@@ -185,7 +185,7 @@ def task_page(view: TaskTree, links: Links) -> Markup:
         el("dt", "tags"),
         el("dd", _tags(task.tags) or "-"),
         el("dt", "paths"),
-        el("dd", _paths(view.paths, sum(_approved(s) for s in view.steps))),
+        el("dd", _paths(view.paths, view.approved)),
     ]
     if stats is not None:
         facts += [
@@ -221,10 +221,6 @@ def task_page(view: TaskTree, links: Links) -> Markup:
         else _empty("nothing is cached for this task key")
     )
     return el("section", body, id=task_anchor(task.task_key), class_="task")
-
-
-def _approved(step: StepView) -> int:
-    return int(step.path is not None and step.approved) + sum(_approved(c) for c in step.children)
 
 
 def _step(step: StepView) -> Markup:
