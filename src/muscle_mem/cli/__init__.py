@@ -5,7 +5,7 @@ A thin layer over the store protocol, :mod:`muscle_mem.stats`,
 :mod:`muscle_mem.portable`, :mod:`muscle_mem.prune` and :class:`~muscle_mem.MemoryBank`:
 every figure it prints is one the Python API returns, every step it removes one the
 library chose. Each module here adds its commands: ``cache``, ``review``, ``bank``,
-``demo``, ``mcp``.
+``demo``, ``mcp``, ``ui`` (the web view, :mod:`muscle_mem.ui`).
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
