@@ -497,7 +497,7 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
     assert facts == [
         "snapshots: pre 1, post 0 · hits 4 · failures 0",  # every run replayed it
         "snapshots: pre 2, post 0 · hits 3 · failures 1",  # two greeting boxes, one miss
-        "snapshots: pre 0, post 0 · hits 3 · failures 0 · path ends here",
+        "snapshots: pre 0, post 0 · hits 3 · failures 0 · path 1 ends here (not approved)",
     ]
     for name in ("John", "Jane", "Bob", "Ann", "Zoe"):
         assert name not in out  # params are shown by name, never by value

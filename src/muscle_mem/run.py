@@ -87,6 +87,8 @@ class Run:
         mode: Mode = Mode.AUTO,
         provenance: bool = True,
         inject: Mapping[str, Any] | None = None,
+        text: Callable[[], str] | None = None,
+        approved_only: bool = False,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -109,8 +111,11 @@ class Run:
             context_for,
             provenance=provenance,
             inject=inject,
+            approved_only=approved_only,
         )
         self._agent = agent
+        # The task's words, worked out only by a run that records (hits never need them).
+        self._text = text
         self._over = False  # finished or failed: logged once
         # Usage reported while no agent records: a hit's own model call (a session's
         # fresh answer), logged with the hit when it is finished.
@@ -285,7 +290,7 @@ class Run:
             learned=learned,
             result=self._keep(template, result),
             unused=unused,
-        )
+        )._replace(text=None if self._text is None else self._text())
 
     def _trace(
         self,

@@ -1,30 +1,25 @@
-"""The commands that look after the behavior cache: stats, ls, show, runs, rm, prune,
-export and import."""
+"""The commands that look after the behavior cache: stats, ls, show, runs, rm and prune
+(export, import and approve are in :mod:`.review`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import prune
-from ..errors import ExportFormatError, MuscleMemError
+from ..errors import MuscleMemError
 from ..models import TASK_KEY_PREFIX, Param, Redacted, RunRecord, Status, TaskInfo, Text, Traced
-from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
 from ..trie import Node, Tree
 from .common import (
-    SECRET_VAR,
     Command,
     Failed,
     UsageError,
     age_ago,
     open_for,
-    output,
-    read_input,
     wants_json,
 )
 from .output import Progress, ago, clip, dump, iso, seconds, short, table
@@ -64,23 +59,26 @@ def add_commands(command: Command) -> None:
     )
     _confirm_options(prune)
 
-    export = command("export", _export, "write task keys' trees as JSON lines")
-    export.add_argument("keys", nargs="*", metavar="KEY", help="task keys to export (default: all)")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-
-    load = command("import", _import, "read an export into the store (idempotent)")
-    load.add_argument("file", help="a file written by `muscle-mem export`, or - for stdin")
-
 
 def _resolve(store: Store, prefixes: Iterable[str]) -> list[TaskInfo]:
-    """The task keys the given prefixes name, each exactly one."""
+    """The task keys the given prefixes name, each exactly one: the start of a task key,
+    or of a task's text (any case)."""
     tasks = store.tasks()
     found = []
     for prefix in prefixes:
         bare = prefix.removeprefix(TASK_KEY_PREFIX)
-        matches = [t for t in tasks if t.task_key.removeprefix(TASK_KEY_PREFIX).startswith(bare)]
+        words = prefix.casefold()
+        matches = [
+            t
+            for t in tasks
+            if t.task_key.removeprefix(TASK_KEY_PREFIX).startswith(bare)
+            or (t.text and t.text.casefold().startswith(words))
+        ]
         if not bare or not matches:
-            raise Failed(f"no task key starts with {prefix!r}; `muscle-mem ls` lists them")
+            raise Failed(
+                f"no task key starts with {prefix!r}; `muscle-mem ls` lists them (the start "
+                "of a task's text names one too)"
+            )
         if len(matches) > 1:
             shown = ", ".join(short(t.task_key) for t in matches[:5])
             raise Failed(f"{prefix!r} names {len(matches)} task keys ({shown}); give more of it")
@@ -173,11 +171,11 @@ def _show(args: argparse.Namespace) -> int:
         f"{info.task_key}  tags: {','.join(info.tags) or '-'}  paths: {info.paths}  "
         f"nodes: {info.nodes}  last used: {ago(info.last_used)}"
     )
-    _print_children(tree.root, "")
+    _print_children(tree.root, "", {end.id: n for n, end in enumerate(tree.ends(), 1)})
     return 0
 
 
-def _print_children(node: Node, indent: str) -> None:
+def _print_children(node: Node, indent: str, paths: dict[str, int]) -> None:
     children = node.children
     for i, child in enumerate(children):
         last = i == len(children) - 1
@@ -185,10 +183,15 @@ def _print_children(node: Node, indent: str) -> None:
         more = indent + ("   " if last else "│  ")
         facts = (
             f"snapshots: pre {len(child.pre)}, post {len(child.post)} · hits {child.hits} · "
-            f"failures {child.failures}" + (" · path ends here" if child.terminal else "")
+            f"failures {child.failures}" + (_end_mark(child, paths) if child.terminal else "")
         )
         print(f"{more}{'│  ' if child.children else '   '}{facts}")
-        _print_children(child, more)
+        _print_children(child, more, paths)
+
+
+def _end_mark(end: Node, paths: dict[str, int]) -> str:
+    """Where a path ends, numbered as `muscle-mem approve --path` takes it."""
+    return f" · path {paths[end.id]} ends here ({'approved' if end.approved else 'not approved'})"
 
 
 def _node_json(tree: Tree, node: Node) -> list[dict[str, Any]]:
@@ -403,63 +406,3 @@ def _ask(question: str) -> bool:
 def _confirm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask")
     parser.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
-
-
-def _export(args: argparse.Namespace) -> int:
-    store = open_for(args, read_only=True)
-    tasks = _resolve(store, args.keys) if args.keys else store.tasks()
-    progress = Progress("exporting", len(tasks))
-    secret = os.environ.get(SECRET_VAR) or None
-    with output(args.output) as out:
-        for line in export_lines(store, tasks, secret=secret, progress=progress.update):
-            out.write(line + "\n")
-    progress.done()
-    return 0
-
-
-def _import(args: argparse.Namespace) -> int:
-    secret = os.environ.get(SECRET_VAR) or None
-    try:  # the whole file checks out before any store is opened, let alone written
-        imported = read_export(read_input(args.file).splitlines(), secret=secret)
-    except ExportFormatError as error:
-        raise Failed(f"{args.file}: {error}; nothing was imported") from None
-    store = open_for(args, create=True)
-    progress = Progress("importing", len(imported.trees))
-    nodes, snapshots = import_into(store, imported, progress=progress.update)
-    progress.done()
-    report = {
-        "task_keys": len(imported.trees),
-        "steps": imported.nodes,
-        "snapshots": imported.snapshots,
-        "new_steps": nodes,
-        "new_snapshots": snapshots,
-        "rejected": imported.rejected,
-        "incomplete": imported.incomplete,
-    }
-    if wants_json(args):
-        dump(report)
-    else:
-        print(
-            f"imported {len(imported.trees)} task keys: {nodes} new steps and {snapshots} new "
-            f"snapshots (of {imported.nodes} steps and {imported.snapshots} snapshots accepted)"
-        )
-    if imported.signed and secret is None:
-        print(
-            f"muscle-mem: the file is signed, but ${SECRET_VAR} is not set: its signatures "
-            "were not checked",
-            file=sys.stderr,
-        )
-    if imported.rejected:
-        print(
-            f"muscle-mem: {imported.rejected} rows failed verification with ${SECRET_VAR} and "
-            "were skipped: were they exported with the same secret?",
-            file=sys.stderr,
-        )
-    if imported.incomplete:
-        print(
-            f"muscle-mem: {imported.incomplete} steps were left out: no recorded path in the "
-            "file ends at or below them (a file of an older muscle-mem cut short, or rows "
-            "that failed verification)",
-            file=sys.stderr,
-        )
-    return 1 if imported.rejected or imported.incomplete else 0
