@@ -200,8 +200,11 @@ def add_old_runs(url):
 
 
 @pytest.fixture(autouse=True)
-def no_secret_from_the_shell(monkeypatch):
+def a_plain_shell(monkeypatch):
+    """No secret, and no $COLUMNS (pytest-xdist's workers set one): output not to a
+    terminal is as wide as its text unless a test sets a width."""
     monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture

@@ -7,8 +7,17 @@ import dataclasses
 import json
 from typing import Any
 
-from .common import Command, UsageError, age_ago, open_for, output, read_input, wants_json
-from .output import clip, dump, iso, table
+from .common import (
+    Command,
+    UsageError,
+    age_ago,
+    open_for,
+    output,
+    read_input,
+    wants_json,
+    width,
+)
+from .output import Column, dump, iso, table
 
 
 def add_commands(command: Command) -> None:
@@ -78,8 +87,15 @@ def _recall(args: argparse.Namespace) -> int:
     if not found:
         return _say("nothing found")
     table(
-        ["WHEN", "TYPE", "SCOPE", "KIND", "WHAT"],
-        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", clip(r.text, 80)] for r in found],
+        [
+            Column("WHEN", keep=3),
+            Column("TYPE", keep=4),
+            Column("SCOPE", keep=2),
+            Column("KIND", keep=1),
+            Column("WHAT", flex=True, least=30),
+        ],
+        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", r.text] for r in found],
+        width=width(args),
     )
     return 0
 
