@@ -471,6 +471,7 @@ class Engine:
             mode=run_mode,
             provenance=self.provenance,
             inject=values,
+            text=lambda: keys.task_text(checked_params, args, kwargs),
         )
 
     def clear(self) -> int:

@@ -87,6 +87,7 @@ class Run:
         mode: Mode = Mode.AUTO,
         provenance: bool = True,
         inject: Mapping[str, Any] | None = None,
+        text: Callable[[], str] | None = None,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -111,6 +112,8 @@ class Run:
             inject=inject,
         )
         self._agent = agent
+        # The task's words, worked out only by a run that records (hits never need them).
+        self._text = text
         self._over = False  # finished or failed: logged once
 
     def __enter__(self) -> Run:
@@ -274,7 +277,7 @@ class Run:
             learned=learned,
             result=self._keep(template, result),
             unused=unused,
-        )
+        )._replace(text=None if self._text is None else self._text())
 
     def _trace(
         self,

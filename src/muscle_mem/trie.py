@@ -176,6 +176,10 @@ class Node:
     # (see Changes.unused), so another value for one of them never takes this path.
     ends: SnapshotSet = field(default_factory=SnapshotSet)
     terminal: bool = False  # a recorded trajectory ended here
+    # A person approved the path that ends here (Store.approve): replay with
+    # approved_only ends only at such ends. New ends start unapproved; recording the
+    # path again keeps the mark.
+    approved: bool = False
     hits: int = 0
     failures: int = 0
     last_used: float = 0.0
@@ -348,6 +352,7 @@ class Tree:
                 new_nodes += theirs.id not in self.nodes
                 ours = self.insert(parent, theirs.step)
                 ours.terminal = ours.terminal or theirs.terminal
+                ours.approved = ours.approved or theirs.approved
                 if ours.result is None:  # a result kept here stays, as its signature does
                     ours.result = theirs.result
                 ours.hits = max(ours.hits, theirs.hits)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..errors import StoreError
 from .base import Cursor
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The column types that differ between the dialects a store's database may speak.
 TYPES: dict[str, dict[str, str]] = {
@@ -47,6 +47,16 @@ MIGRATIONS: dict[int, list[str]] = {
     # only keeps an older muscle-mem, which would read those rows as a post-check's
     # snapshots, from opening the store.
     4: [],
+    # A task key keeps its task's own words (templated: "fill the form for {name}"),
+    # NULL for keys recorded before until they record again; a recorded end keeps
+    # whether a person approved it, and with a secret that approval's own HMAC: signed
+    # apart from the node, so node ids and signatures stay as they were, and a writer
+    # without the secret can clear an approval but never forge one.
+    5: [
+        "ALTER TABLE mm_tasks ADD COLUMN text TEXT",
+        "ALTER TABLE mm_nodes ADD COLUMN approved INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE mm_nodes ADD COLUMN approved_sig {blob}",
+    ],
 }
 
 SCHEMA = """
