@@ -319,6 +319,24 @@ def test_recall_table_and_nothing_found(filled, url, capsys):
         assert cli_json(capsys, "bank", "recall", *args, "--store", url) == []
 
 
+@sqlite_only
+def test_recall_fits_80_columns_and_wide_prints_every_word(filled, url, capsys, monkeypatch):
+    texts = [r.text for r in filled.recall(limit=100)]
+    assert max(map(len, texts)) > 80
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = cli(capsys, "bank", "recall", "-n", "100", "--store", url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80 and len(lines) == 1 + len(texts)
+    assert lines[0].split() == ["WHEN", "TYPE", "SCOPE", "WHAT"]  # KIND gives way first
+    assert "…" in out and all(" ".join(t.split())[:20] in out for t in texts)
+    code, wide, _ = cli(capsys, "bank", "recall", "-n", "100", "--wide", "--store", url)
+    assert code == 0 and all(" ".join(t.split()) in wide for t in texts)
+    monkeypatch.setenv("COLUMNS", "40")
+    narrow = cli(capsys, "bank", "recall", "-n", "100", "--store", url)[1].splitlines()
+    assert max(map(len, narrow)) <= 40 and narrow[0].split()[-1] == "WHAT"
+
+
 @both_kinds
 def test_recall_text_with_query_syntax_never_errors(filled, url, capsys):
     hostile = [

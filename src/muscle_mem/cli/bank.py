@@ -90,7 +90,7 @@ def _recall(args: argparse.Namespace) -> int:
         [
             Column("WHEN", keep=3),
             Column("TYPE", keep=4),
-            Column("SCOPE", keep=2),
+            Column("SCOPE", keep=2, flex=True, least=14),
             Column("KIND", keep=1),
             Column("WHAT", flex=True, least=30),
         ],

@@ -73,12 +73,14 @@ def terminal_width() -> int | None:
 class Column:
     """A table's column. When the table is wider than the terminal, the columns with the
     lowest ``keep`` go first (None: never); a ``flex`` column (a task's text, a reason)
-    gives up width before any goes, down to ``least`` characters, its cells cut with "…"."""
+    gives up width before any goes, down to ``least`` characters, its cells cut with "…",
+    or with ``wrap`` continued on the lines below."""
 
     header: str
     keep: int | None = None
     flex: bool = False
     least: int = 20
+    wrap: bool = False
 
 
 def table(
@@ -96,18 +98,26 @@ def table(
     shown, widths = _fit(cols, natural, width)
     numeric = [all(_numeric(r[i]) for r in rows) for i in shown]
 
-    def line(cells: list[str]) -> str:
-        parts = []
-        for i, w, n in zip(shown, widths, numeric, strict=True):
-            cell = clip(cells[i], w)
-            parts.append(cell.rjust(w) if n else cell.ljust(w))
-        return "  ".join(parts).rstrip()
+    def lines(cells: list[str]) -> list[str]:
+        """A row's lines: one, or more where a wrapped cell goes on."""
+        parts = [
+            textwrap.wrap(cells[i], w) or [""] if cols[i].wrap else [clip(cells[i], w)]
+            for i, w in zip(shown, widths, strict=True)
+        ]
+        out = []
+        for k in range(max(map(len, parts))):
+            line = []
+            for part, w, n in zip(parts, widths, numeric, strict=True):
+                cell = part[k] if k < len(part) else ""
+                line.append(cell.rjust(w) if n else cell.ljust(w))
+            out.append("  ".join(line).rstrip())
+        return out
 
-    print(line([c.header for c in cols]))
+    print(*lines([c.header for c in cols]), sep="\n")
     for i, row in enumerate(rows):
         if total and i == len(rows) - 1:
             print("  ".join("-" * w for w in widths))
-        print(line(row))
+        print(*lines(row), sep="\n")
 
 
 def _fit(cols: list[Column], natural: list[int], width: int | None) -> tuple[list[int], list[int]]:
@@ -168,14 +178,13 @@ def cut(line: str, width: int | None) -> str:
     return line if width is None or len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
-def wrap(text: str, width: int | None, indent: str) -> str:
-    """``text`` wrapped to ``width`` (None: one line), each line after ``indent``."""
+def wrap(text: str, width: int | None, first: str, then: str) -> str:
+    """``text`` wrapped to ``width`` (None: on one line), its first line after ``first``
+    and the others after ``then``."""
     if width is None:
-        return indent + " ".join(text.split())
-    lines = textwrap.wrap(
-        text, max(width, len(indent) + 20), initial_indent=indent, subsequent_indent=indent
-    )
-    return "\n".join(lines)
+        return first + " ".join(text.split())
+    room = max(width, len(then) + 20)
+    return "\n".join(textwrap.wrap(text, room, initial_indent=first, subsequent_indent=then))
 
 
 def seconds(value: float) -> str:
