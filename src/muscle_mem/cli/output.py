@@ -137,20 +137,20 @@ def _fit(cols: list[Column], natural: list[int], width: int | None) -> tuple[lis
         droppable = [i for i in shown if cols[i].keep is not None]
         if not droppable:
             break
-        shown.remove(min(reversed(droppable), key=lambda i: cols[i].keep or 0))
+        shown.remove(min(reversed(droppable), key=lambda i: _rank(cols[i])))
     widths = {i: least(i) for i in shown}
-    # What room is left goes to the flex columns, a character at a time to each in turn.
-    room = width - _span(list(widths.values()))
-    growing = [i for i in shown if cols[i].flex and widths[i] < natural[i]]
-    while room > 0 and growing:
-        for i in list(growing):
-            if room == 0:
-                break
-            widths[i] += 1
-            room -= 1
-            if widths[i] == natural[i]:
-                growing.remove(i)
+    # The room left widens the flex columns, the most kept first: a task's text before
+    # a reason that wraps.
+    room = max(width - _span(list(widths.values())), 0)
+    for i in sorted((i for i in shown if cols[i].flex), key=lambda i: -_rank(cols[i])):
+        grow = min(room, natural[i] - widths[i])
+        widths[i] += grow
+        room -= grow
     return shown, [widths[i] for i in shown]
+
+
+def _rank(col: Column) -> float:
+    return float("inf") if col.keep is None else col.keep
 
 
 def _span(widths: list[int]) -> int:
