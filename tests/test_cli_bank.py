@@ -283,7 +283,10 @@ def test_recall_json_carries_the_records(filled, url, capsys):
     ]
     (learning,) = [r for r in found if r["type"] == "learning"]
     assert learning["at"] == "2024-08-26T05:13:37.477823+00:00"
+    assert learning["record"]["at"] == learning["at"]  # one time format, the record's too
     assert learning["record"]["data"] == {"video_ctr": 3.2, "image_ctr": 2.0}
+    (action,) = cli_json(capsys, "bank", "recall", "--type", "action", "--store", url)
+    assert action["record"]["closed_at"] == "2024-08-28T05:13:25.477823+00:00"
     assert learning["record"]["insight"].startswith("Video ads outperform")
 
 
