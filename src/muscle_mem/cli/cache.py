@@ -300,24 +300,24 @@ def _print_children(node: Node, indent: str, w: int | None, limit: int) -> None:
     for i, child in enumerate(children):
         last = i == len(children) - 1
         print(cut(f"{indent}{'└─' if last else '├─'} {_call(child)}", w))
-        more = indent + ("   " if last else "│  ")
+        below = indent + ("   " if last else "│  ")  # what stands left of the child's lines
+        about = below + ("│  " if child.children else "   ")
         facts = (
             f"snapshots: pre {len(child.pre)}, post {len(child.post)} · hits {child.hits} · "
             f"failures {child.failures}" + (" · path ends here" if child.terminal else "")
         )
-        more += "│  " if child.children else "   "
-        print(cut(f"{more}{facts}", w))
+        print(cut(f"{about}{facts}", w))
         for which in CHECKS:
             shown, hidden = _snapshots(child, which, limit)
+            gap = " " * (len(which) + 2)
             for j, (value, when) in enumerate(shown):
-                label = f"{which}: " if j == 0 else " " * (len(which) + 2)
+                label = f"{which}: " if j == 0 else gap
                 after = " (earlier)" if when is None else f" (last matched {ago(when)})"
-                room = None if w is None else max(w - len(more + label + after), 8)
-                print(f"{more}{label}{clip(value, room)}{after}")
+                room = None if w is None else max(w - len(about + label + after), 8)
+                print(f"{about}{label}{clip(value, room)}{after}")
             if hidden:
-                gap = " " * (len(which) + 2)
-                print(cut(f"{more}{gap}… and {hidden} more (--snapshots 0 shows all)", w))
-        _print_children(child, indent + ("   " if last else "│  "), w, limit)
+                print(cut(f"{about}{gap}… and {hidden} more (--snapshots 0 shows all)", w))
+        _print_children(child, below, w, limit)
 
 
 def _snapshots(node: Node, which: Slot, limit: int) -> tuple[list[tuple[str, float | None]], int]:

@@ -101,7 +101,7 @@ def table(
     def lines(cells: list[str]) -> list[str]:
         """A row's lines: one, or more where a wrapped cell goes on."""
         parts = [
-            textwrap.wrap(cells[i], w) or [""] if cols[i].wrap else [clip(cells[i], w)]
+            (textwrap.wrap(cells[i], w) or [""]) if cols[i].wrap else [clip(cells[i], w)]
             for i, w in zip(shown, widths, strict=True)
         ]
         out = []
