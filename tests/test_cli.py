@@ -203,11 +203,8 @@ def add_old_runs(url):
 
 
 @pytest.fixture(autouse=True)
-def a_plain_shell(monkeypatch):
-    """No secret, and no $COLUMNS (pytest-xdist's workers set one): output not to a
-    terminal is as wide as its text unless a test sets a width."""
+def no_secret_from_the_shell(monkeypatch):
     monkeypatch.delenv("MUSCLE_MEM_SECRET", raising=False)
-    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture
