@@ -542,11 +542,12 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
     assert facts == [
         "snapshots: pre 1, post 0 · hits 4 · failures 0",  # every run replayed it
         "snapshots: pre 2, post 0 · hits 3 · failures 1",  # two greeting boxes, one miss
-        "snapshots: pre 0, post 0 · hits 3 · failures 0 · path ends here",
+        "snapshots: pre 0, post 0 · hits 3 · failures 0",
     ]
+    assert lines[-1].strip() == "path 1 ends here (not approved)"  # numbered for approve
     # Each check's snapshots by value, the most recently matched first, with when.
     values = [
-        line.strip(" │") for line in lines[3:] if "─ " not in line and "snapshots:" not in line
+        line.strip(" │") for line in lines[3:-1] if "─ " not in line and "snapshots:" not in line
     ]
     assert values == [
         "pre: 'v1' (last matched just now)",
@@ -557,7 +558,7 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
         assert name not in out  # params are shown by name, never by value
 
     # The full key, with or without its "task1:" prefix, names the same tree; so does
-    # the start of its text, in any case and without its quotes.
+    # the start of its text, in any case.
     for name in (key, hexpart(key), "fill", "FILL  THE", "fill the form"):
         assert cli(capsys, "show", name, "--store", url)[1] == out, name
     assert cli(capsys, "show", "send the", "--store", url)[1].startswith(REPORT_TEXT + "\n")

@@ -88,6 +88,7 @@ class Run:
         provenance: bool = True,
         inject: Mapping[str, Any] | None = None,
         text: Callable[[], str] | None = None,
+        approved_only: bool = False,
     ) -> None:
         self.started_at, self._started = started  # the clock's time, and perf_counter's
         self.store = store
@@ -110,6 +111,7 @@ class Run:
             context_for,
             provenance=provenance,
             inject=inject,
+            approved_only=approved_only,
         )
         self._agent = agent
         # The task's words, worked out only by a run that records (hits never need them).

@@ -364,6 +364,28 @@ class Tree:
                         new_snapshots += mine.add_older(key)
         return new_nodes, new_snapshots
 
+    def ends(self) -> list[Node]:
+        """The recorded ends, in the order a depth-first walk from the root meets them
+        (children oldest first): how ``muscle-mem show`` and ``approve --path`` number
+        a task's paths, path 1 first."""
+        found = []
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            if node.terminal and node.step is not None:
+                found.append(node)
+            stack.extend(reversed(node.children))
+        return found
+
+    def path_to(self, end: Node) -> list[Node]:
+        """The nodes from the root's first child down to ``end``."""
+        path = []
+        at: Node | None = end
+        while at is not None and at.step is not None:
+            path.append(at)
+            at = self.nodes.get(at.parent) if at.parent is not None else None
+        return path[::-1]
+
     def below(self, roots: Iterable[str]) -> set[str]:
         """The ids of the nodes ``roots`` (those in this tree) and every node under them."""
         nodes = self.nodes

@@ -4,7 +4,8 @@ read the memory bank; play the demo.
 A thin layer over the store protocol, :mod:`muscle_mem.stats`,
 :mod:`muscle_mem.portable`, :mod:`muscle_mem.prune` and :class:`~muscle_mem.MemoryBank`:
 every figure it prints is one the Python API returns, every step it removes one the
-library chose. Each module here adds its commands: ``cache``, ``bank``, ``demo``, ``mcp``.
+library chose. Each module here adds its commands: ``cache``, ``review``, ``bank``,
+``demo``, ``mcp``.
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
@@ -21,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..errors import DamagedRowWarning, IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from . import bank, cache, demo, mcp
+from . import bank, cache, demo, mcp, review
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
 from .output import Progress
 
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     cache.add_commands(command)
+    review.add_commands(command)
     bank.add_commands(command)
     demo.add_commands(command)
     mcp.add_commands(command)

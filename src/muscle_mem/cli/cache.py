@@ -1,17 +1,16 @@
-"""The commands that look after the behavior cache: stats, ls, show, runs, rm, prune,
-export and import."""
+"""The commands that look after the behavior cache: stats, ls, show, runs, rm and prune
+(export, import and approve are in :mod:`.review`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import reprlib
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import prune
-from ..errors import ExportFormatError, MuscleMemError
+from ..errors import MuscleMemError
 from ..models import (
     TASK_KEY_PREFIX,
     Param,
@@ -23,19 +22,15 @@ from ..models import (
     Text,
     Traced,
 )
-from ..portable import export_lines, import_into, read_export
 from ..stats import TaskStats, compute
 from ..store import Store
 from ..trie import Node, SnapshotSet
 from .common import (
-    SECRET_VAR,
     Command,
     Failed,
     UsageError,
     age_ago,
     open_for,
-    output,
-    read_input,
     wants_json,
     width,
 )
@@ -90,13 +85,6 @@ def add_commands(command: Command) -> None:
         help="steps whose checks failed more often than they passed",
     )
     _confirm_options(prune)
-
-    export = command("export", _export, "write task keys' trees as JSON lines")
-    export.add_argument("keys", nargs="*", metavar="KEY", help="task keys to export (default: all)")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-
-    load = command("import", _import, "read an export into the store (idempotent)")
-    load.add_argument("file", help="a file written by `muscle-mem export`, or - for stdin")
 
 
 def _resolve(store: Store, names: Iterable[str]) -> list[TaskInfo]:
@@ -278,8 +266,10 @@ def _show(args: argparse.Namespace) -> int:
     store = open_for(args, read_only=True)
     [info] = _resolve(store, [args.key])
     tree = store.tree(info.task_key)
+    paths = {end.id: n for n, end in enumerate(tree.ends(), 1)}  # as approve --path counts
     if wants_json(args):
-        return dump({**_task_json(info), "steps": _node_json(tree.root, args.snapshots)})
+        steps = _node_json(tree.root, paths, args.snapshots)
+        return dump({**_task_json(info), "steps": steps})
     w = width(args)
     print(clip(info.text or "(the task's text is unknown: recorded before muscle-mem kept it)", w))
     print(cut(f"  key: {info.task_key}", w))
@@ -291,11 +281,13 @@ def _show(args: argparse.Namespace) -> int:
             w,
         )
     )
-    _print_children(tree.root, "", w, args.snapshots)
+    _print_children(tree.root, "", paths, w, args.snapshots)
     return 0
 
 
-def _print_children(node: Node, indent: str, w: int | None, limit: int) -> None:
+def _print_children(
+    node: Node, indent: str, paths: dict[str, int], w: int | None, limit: int
+) -> None:
     children = node.children
     for i, child in enumerate(children):
         last = i == len(children) - 1
@@ -304,7 +296,7 @@ def _print_children(node: Node, indent: str, w: int | None, limit: int) -> None:
         about = below + ("│  " if child.children else "   ")
         facts = (
             f"snapshots: pre {len(child.pre)}, post {len(child.post)} · hits {child.hits} · "
-            f"failures {child.failures}" + (" · path ends here" if child.terminal else "")
+            f"failures {child.failures}"
         )
         print(cut(f"{about}{facts}", w))
         for which in CHECKS:
@@ -317,7 +309,14 @@ def _print_children(node: Node, indent: str, w: int | None, limit: int) -> None:
                 print(f"{about}{label}{clip(value, room)}{after}")
             if hidden:
                 print(cut(f"{about}{gap}… and {hidden} more (--snapshots 0 shows all)", w))
-        _print_children(child, below, w, limit)
+        if child.terminal:
+            print(cut(f"{about}{_end_mark(child, paths)}", w))
+        _print_children(child, below, paths, w, limit)
+
+
+def _end_mark(end: Node, paths: dict[str, int]) -> str:
+    """Where a path ends, numbered as `muscle-mem approve --path` takes it."""
+    return f"path {paths[end.id]} ends here ({'approved' if end.approved else 'not approved'})"
 
 
 def _snapshots(node: Node, which: Slot, limit: int) -> tuple[list[tuple[str, float | None]], int]:
@@ -344,7 +343,7 @@ def _snapshot(kept: SnapshotSet, key: bytes) -> str:
         return f"<cannot read it: {error}>"
 
 
-def _node_json(node: Node, limit: int) -> list[dict[str, Any]]:
+def _node_json(node: Node, paths: dict[str, int], limit: int) -> list[dict[str, Any]]:
     return [
         {
             "id": child.id,
@@ -362,8 +361,10 @@ def _node_json(node: Node, limit: int) -> list[dict[str, Any]]:
             "hits": child.hits,
             "failures": child.failures,
             "terminal": child.terminal,
+            "path": paths.get(child.id),  # the number of the path that ends here
+            "approved": child.approved,
             "last_used": iso(child.last_used),
-            "steps": _node_json(child, limit),
+            "steps": _node_json(child, paths, limit),
         }
         for child in node.children
     ]
@@ -571,63 +572,3 @@ def _ask(question: str) -> bool:
 def _confirm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask")
     parser.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
-
-
-def _export(args: argparse.Namespace) -> int:
-    store = open_for(args, read_only=True)
-    tasks = _resolve(store, args.keys) if args.keys else store.tasks()
-    progress = Progress("exporting", len(tasks))
-    secret = os.environ.get(SECRET_VAR) or None
-    with output(args.output) as out:
-        for line in export_lines(store, tasks, secret=secret, progress=progress.update):
-            out.write(line + "\n")
-    progress.done()
-    return 0
-
-
-def _import(args: argparse.Namespace) -> int:
-    secret = os.environ.get(SECRET_VAR) or None
-    try:  # the whole file checks out before any store is opened, let alone written
-        imported = read_export(read_input(args.file).splitlines(), secret=secret)
-    except ExportFormatError as error:
-        raise Failed(f"{args.file}: {error}; nothing was imported") from None
-    store = open_for(args, create=True)
-    progress = Progress("importing", len(imported.trees))
-    nodes, snapshots = import_into(store, imported, progress=progress.update)
-    progress.done()
-    report = {
-        "task_keys": len(imported.trees),
-        "steps": imported.nodes,
-        "snapshots": imported.snapshots,
-        "new_steps": nodes,
-        "new_snapshots": snapshots,
-        "rejected": imported.rejected,
-        "incomplete": imported.incomplete,
-    }
-    if wants_json(args):
-        dump(report)
-    else:
-        print(
-            f"imported {len(imported.trees)} task keys: {nodes} new steps and {snapshots} new "
-            f"snapshots (of {imported.nodes} steps and {imported.snapshots} snapshots accepted)"
-        )
-    if imported.signed and secret is None:
-        print(
-            f"muscle-mem: the file is signed, but ${SECRET_VAR} is not set: its signatures "
-            "were not checked",
-            file=sys.stderr,
-        )
-    if imported.rejected:
-        print(
-            f"muscle-mem: {imported.rejected} rows failed verification with ${SECRET_VAR} and "
-            "were skipped: were they exported with the same secret?",
-            file=sys.stderr,
-        )
-    if imported.incomplete:
-        print(
-            f"muscle-mem: {imported.incomplete} steps were left out: no recorded path in the "
-            "file ends at or below them (a file of an older muscle-mem cut short, or rows "
-            "that failed verification)",
-            file=sys.stderr,
-        )
-    return 1 if imported.rejected or imported.incomplete else 0
