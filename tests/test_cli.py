@@ -612,6 +612,7 @@ def test_show_json_nests_the_steps(recorded, url, capsys):
     assert (greeting["pre_snapshots"], greeting["hits"], greeting["failures"]) == (2, 3, 1)
     assert [s["value"] for s in greeting["pre"]] == ["'#greeting-v2'", "'#greeting'"]
     assert (submit["terminal"], submit["steps"], submit["hits"]) == (True, [], 3)
+    assert (submit["path"], submit["approved"], name["path"]) == (1, False, None)
     assert not name["terminal"] and not greeting["terminal"]
     assert all(iso_time(step["last_used"]) for step in (name, greeting, submit))
     tree = engine.store.tree(key)
