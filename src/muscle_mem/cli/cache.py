@@ -53,7 +53,7 @@ def add_commands(command: Command) -> None:
     command("ls", _ls, "the tasks the cache holds")
 
     show = command("show", _show, "a task's tree of steps, their checks' snapshots and counts")
-    show.add_argument("key", help="the start of the task's text or of its key")
+    show.add_argument("key", metavar="TASK", help="the start of the task's text or of its key")
     show.add_argument(
         "--snapshots",
         type=int,
@@ -68,11 +68,11 @@ def add_commands(command: Command) -> None:
     runs.add_argument("--since", type=age_ago, metavar="AGE", help="only runs of the last AGE")
     runs.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20, 0: all)")
 
-    rm = command("rm", _rm, "forget task keys")
+    rm = command("rm", _rm, "forget tasks: their trees of steps (the run log stays)")
     rm.add_argument(
-        "keys", nargs="*", metavar="KEY", help="the start of a task's text or of its key"
+        "keys", nargs="*", metavar="TASK", help="the start of a task's text or of its key"
     )
-    rm.add_argument("--all", action="store_true", help="every task key the store holds")
+    rm.add_argument("--all", action="store_true", help="every task the store holds")
     _confirm_options(rm)
 
     prune = command("prune", _prune, "forget steps that are unused or failing")
@@ -475,7 +475,7 @@ Listing = list[tuple[str, str, int, str]]
 
 def _rm(args: argparse.Namespace) -> int:
     if args.all == bool(args.keys):
-        raise UsageError("name the task keys to remove, or say --all (not both)")
+        raise UsageError("name the tasks to remove, or say --all (not both)")
     store = open_for(args)
     tasks = store.tasks() if args.all else _resolve(store, args.keys)
     named = {t.task_key: t for t in tasks}  # a key named twice, once
