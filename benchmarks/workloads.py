@@ -359,7 +359,8 @@ def demo_days(make_engine: MakeEngine, latency: float) -> dict[str, float]:
     import io
     import tempfile
 
-    from muscle_mem.demo import configure, run
+    from muscle_mem.cli.demo import configure
+    from muscle_mem.demo import run
 
     parser = argparse.ArgumentParser()
     configure(parser)
