@@ -9,6 +9,7 @@ from typing import Any
 
 from .common import (
     Command,
+    Failed,
     UsageError,
     age_ago,
     open_for,
@@ -47,6 +48,11 @@ def add_commands(command: Command) -> None:
 
     export = bank_command("export", _export, "everything, as campaign and strategic memory JSON")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.add_argument(
+        "--markdown",
+        metavar="DIR",
+        help="write folders of markdown into DIR instead (daily-logs/, conversion-data/, ...)",
+    )
 
     load = bank_command("import", _import, "read an export (or seed-shaped JSON) into the bank")
     load.add_argument("file", help="a JSON file, or - for stdin")
@@ -117,6 +123,17 @@ def _iso_times(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.markdown is not None:
+        if args.output is not None:
+            raise UsageError("write JSON to a file (-o) or markdown to a folder (--markdown)")
+        try:
+            changed, removed = _bank(args).export_markdown(args.markdown)
+        except OSError as error:
+            raise Failed(f"cannot write to {args.markdown}: {error}") from None
+        report = {"dir": args.markdown, "files_changed": changed, "files_removed": removed}
+        if wants_json(args):
+            return dump(report)
+        return _say(f"{args.markdown}: {changed} file(s) written or changed, {removed} removed")
     text = json.dumps(_bank(args).export(), indent=2, ensure_ascii=False)
     with output(args.output) as out:
         out.write(text + "\n")
