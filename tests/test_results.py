@@ -176,6 +176,9 @@ def test_a_version_2_store_is_migrated_and_its_old_ends_return_none(store_url, s
         before_schema_6(cur)
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result")
         cur.execute("ALTER TABLE mm_nodes DROP COLUMN result_sig")
+        cur.execute("ALTER TABLE mm_tasks DROP COLUMN text")  # and schema 5's columns
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN approved")
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN approved_sig")
         cur.execute("UPDATE mm_meta SET value = '2' WHERE key = 'schema_version'")
 
     store._write(downgrade)

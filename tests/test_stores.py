@@ -125,6 +125,9 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(store_url, stores):
         cur.execute("DROP INDEX mm_runs_about")
         cur.execute("ALTER TABLE mm_runs DROP COLUMN path")
         cur.execute("ALTER TABLE mm_runs DROP COLUMN about")
+        cur.execute("ALTER TABLE mm_tasks DROP COLUMN text")  # and schema 5's columns
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN approved")
+        cur.execute("ALTER TABLE mm_nodes DROP COLUMN approved_sig")
         cur.execute("UPDATE mm_meta SET value = '1' WHERE key = 'schema_version'")
 
     old._write(downgrade)

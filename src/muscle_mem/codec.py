@@ -587,6 +587,44 @@ def check(data: Any, *, ordered: bool = False) -> Any:
     return tree
 
 
+def encode_tree(tree: Any, *, ordered: bool = False) -> bytes:
+    """The bytes of a tagged tree as :func:`check` returns it: canonical, or with
+    ``ordered`` (a call's arguments, an end's result) as :func:`encode_call` writes them,
+    the tree's own order after :data:`ORDER_MARK` when some dict in it is out of
+    canonical order. For files that hold values as trees (``muscle-mem export --dir``).
+    """
+    try:
+        canonical = _encoder.encode(_canonical(tree))
+        if not ordered or not _out_of_order(tree):
+            return canonical
+        return canonical + ORDER_MARK + _ordered_encoder.encode(tree)
+    except (RecursionError, TypeError, ValueError, OverflowError) as error:
+        raise EncodeError(f"not a value muscle-mem can encode: {error}") from None
+
+
+def _out_of_order(tree: Any) -> bool:
+    """Whether a dict in ``tree`` is out of canonical order, as :func:`to_tree` tells
+    (walked as :func:`_canonical` walks it: the user's keys are never tags)."""
+    if type(tree) is list:
+        return any(_out_of_order(v) for v in tree)
+    if type(tree) is not dict:
+        return False
+    tag = next((key for key in tree if key in _DECODERS), None)
+    for key, value in tree.items():
+        if key == "d" == tag and type(value) is dict:
+            if list(value) != sorted(value) or any(map(_out_of_order, value.values())):
+                return True
+        elif key == "f" and tag in ("dc", "pd") and type(value) is dict:
+            if any(map(_out_of_order, value.values())):
+                return True
+        elif key == "m" == tag and type(value) is list:
+            if value != sorted(value, key=_sort_key) or _out_of_order(value):
+                return True
+        elif _out_of_order(value):
+            return True
+    return False
+
+
 def check_call(data: Any) -> None:
     """:func:`check` for a step's call: ``(args, kwargs)``, a tuple and a dict by name."""
     tree = check(data, ordered=True)

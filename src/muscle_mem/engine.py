@@ -22,7 +22,7 @@ from .run import Run
 from .session import Session
 from .stats import Stats, compute
 from .store import Store, open_store
-from .tools import Tool
+from .tools import Tool, context_parameters
 
 
 class Engine:
@@ -46,6 +46,12 @@ class Engine:
     safe to replay for another customer. ``provenance=False`` records literals, as
     versions before 0.3 did: a path recorded for one customer then replays that
     customer's ids for every other one whose checks happen to pass.
+    ``approved_only=True`` replays only the paths a person approved (``muscle-mem
+    approve``, :meth:`Store.approve <muscle_mem.store.Store.approve>`, or an edited
+    ``muscle-mem export --dir``); any other path is a miss whose reason says how to
+    approve it. Made for ``mode="replay"`` (a strict replay in production: nothing runs
+    that nobody reviewed), it works with every mode. Paths recorded from then on start
+    unapproved.
     """
 
     def __init__(
@@ -57,12 +63,12 @@ class Engine:
         secret: str | bytes | None = None,
         mode: str | Mode = Mode.AUTO,
         provenance: bool = True,
+        approved_only: bool = False,
     ) -> None:
         self.on_divergence = _policy(on_divergence)  # checked first: a bad one opens nothing
         self.mode = _mode(mode)
-        if not isinstance(provenance, bool):
-            raise ConfigurationError(f"provenance= takes True or False, got {provenance!r}")
-        self.provenance = provenance
+        self.provenance = _flag(provenance, "provenance")
+        self.approved_only = _flag(approved_only, "approved_only")
         self.match_task = match_task
         self.store = open_store(store, secret=secret)
         self._owns_store = not isinstance(store, Store)
@@ -267,6 +273,14 @@ class Engine:
                     f"{label}(sensitive=...) names {', '.join(map(repr, unknown))}, "
                     f"not arguments of {getattr(target, '__qualname__', target)}"
                 )
+            # Parameters annotated with a registered context type are injected too.
+            detected = context_parameters(target, is_method)
+            if set(detected) & set(secret_names):
+                raise ConfigurationError(
+                    f"{label}(sensitive=...) names a framework context argument of "
+                    f"{getattr(target, '__qualname__', target)} ({', '.join(detected)}), "
+                    "which is never stored anyway: leave it out of sensitive="
+                )
             tool = Tool(
                 self,
                 target,
@@ -276,7 +290,7 @@ class Engine:
                 sensitive=secret_names,
                 name=name,
                 version=version,
-                inject=tuple(dict.fromkeys(injected)),
+                inject=tuple(dict.fromkeys((*injected, *detected))),
                 by_name=by_name,
             )
             self._register(tool, kind)
@@ -371,19 +385,21 @@ class Engine:
         about: Any = None,
         mode: str | Mode | None = None,
         inject: Mapping[str, Any] | None = None,
+        approved_only: bool | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """Run a task: replay it from cache if the checks allow, else call the agent.
 
-        Every argument but ``tags``, ``params``, ``about``, ``mode`` and ``inject`` goes
-        to the agent unchanged. ``about`` names what the run was about (a memory bank
-        entity, or a ``"kind:id"`` string): the run log records it, and the bank lists
-        the run among that entity's episodes. ``mode`` overrides the engine's mode for
-        this run. ``inject`` gives, by argument name, the values replay passes to tools'
-        injected arguments (``inject=`` of the tool); they are not part of the task key.
+        Every argument but ``tags``, ``params``, ``about``, ``mode``, ``inject`` and
+        ``approved_only`` goes to the agent unchanged. ``about`` names what the run was
+        about (a memory bank entity, or a ``"kind:id"`` string): the run log records it,
+        and the bank lists the run among that entity's episodes. ``mode`` and
+        ``approved_only`` override the engine's for this run. ``inject`` gives, by
+        argument name, the values replay passes to tools' injected arguments (``inject=``
+        of the tool); they are not part of the task key.
         The result is truthy exactly on a full cache hit.
         """
-        with self._run(args, kwargs, tags, params, about, mode, inject) as run:
+        with self._run(args, kwargs, tags, params, about, mode, inject, approved_only) as run:
             if run.replay_steps():
                 return run.finish()
             with run.agent() as agent:
@@ -405,10 +421,11 @@ class Engine:
         about: Any = None,
         mode: str | Mode | None = None,
         inject: Mapping[str, Any] | None = None,
+        approved_only: bool | None = None,
         **kwargs: Any,
     ) -> Outcome:
         """:meth:`__call__` for async agents and tools: awaits what the agent returns."""
-        with self._run(args, kwargs, tags, params, about, mode, inject) as run:
+        with self._run(args, kwargs, tags, params, about, mode, inject, approved_only) as run:
             if await run.areplay_steps():
                 return run.finish()
             with run.agent() as agent:
@@ -425,6 +442,7 @@ class Engine:
         about: Any = None,
         mode: str | Mode | None = None,
         inject: Mapping[str, Any] | None = None,
+        approved_only: bool | None = None,
         **kwargs: Any,
     ) -> Session:
         """A run of the task that a framework drives, step by step, instead of
@@ -433,9 +451,10 @@ class Engine:
         Takes :meth:`__call__`'s arguments: the task's own (``args`` and ``kwargs``,
         which make the task key as they do there, so ``engine.session(task, params=p)``
         and ``engine(task, params=p)`` share one cache entry), ``tags``, ``params``,
-        ``about``, ``mode`` and ``inject``. The engine needs no agent for it.
+        ``about``, ``mode``, ``inject`` and ``approved_only``. The engine needs no agent
+        for it.
         """
-        run = self._run(args, kwargs, tags, params, about, mode, inject, agent=False)
+        run = self._run(args, kwargs, tags, params, about, mode, inject, approved_only, agent=False)
         return Session(run, self._tools)
 
     def _run(
@@ -447,6 +466,7 @@ class Engine:
         about: Any,
         mode: str | Mode | None = None,
         inject: Mapping[str, Any] | None = None,
+        approved_only: bool | None = None,
         *,
         agent: bool = True,
     ) -> Run:
@@ -471,6 +491,10 @@ class Engine:
             mode=run_mode,
             provenance=self.provenance,
             inject=values,
+            text=lambda: keys.task_text(checked_params, args, kwargs),
+            approved_only=self.approved_only
+            if approved_only is None
+            else _flag(approved_only, "approved_only"),
         )
 
     def clear(self) -> int:
@@ -525,6 +549,12 @@ def _unknown_arguments(func: Callable[..., Any], names: tuple[str, ...]) -> list
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return []
     return [n for n in names if n not in parameters]
+
+
+def _flag(value: Any, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{option}= takes True or False, got {value!r}")
+    return value
 
 
 def _mode(value: str | Mode) -> Mode:

@@ -13,8 +13,10 @@ from typing import Any
 
 from .codec import encode
 from .errors import ConfigurationError, EncodeError
-from .models import TASK_KEY_PREFIX
+from .models import TASK_KEY_PREFIX, Param, Text
 from .templates import Templater
+
+TEXT_LIMIT = 2_000  # characters of a task's text a store keeps: a label, not an archive
 
 TAGS_EXPECTED = "tags must be a list of strings, e.g. tags=['signup']"
 
@@ -77,6 +79,32 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def task_text(params: dict[str, Any], args: Any, kwargs: Any) -> str:
+    """The task's own words as the store keeps them beside its key: the task's first
+    argument when it is a string (else its ``task=`` argument), with param values
+    replaced by ``{name}`` as the key templates them, so ``engine("fill the form for
+    John", params={"name": "John"})`` reads ``"fill the form for {name}"``; "" when the
+    task has no such words.
+
+    Only that argument: the others reach the key as a hash, and may be what no store
+    should keep in clear (a password passed to the agent). Cut at :data:`TEXT_LIMIT`;
+    what no store can hold (a NUL, a lone surrogate) is replaced.
+    """
+    words = args[0] if args else kwargs.get("task")
+    if not isinstance(words, str):
+        return ""
+    templated = Templater(params, words=True).template(words)
+    if isinstance(templated, Param):
+        text = f"{{{templated.name}}}"
+    elif isinstance(templated, Text):
+        text = "".join(p if isinstance(p, str) else f"{{{p.name}}}" for p in templated.parts)
+    else:
+        text = templated
+    if len(text) > TEXT_LIMIT:
+        text = text[: TEXT_LIMIT - 1] + "…"
+    return text.replace("\0", "\ufffd").encode(errors="replace").decode()
 
 
 def task_key(

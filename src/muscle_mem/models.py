@@ -238,6 +238,9 @@ class Changes(NamedTuple):
       later run takes this path only where those params have a value the path was
       recorded with. (The task text or the answer holding a param doesn't count: the
       agent's choices may have depended on it unseen.) None when every param was passed.
+    - ``text``: the task's own words, templated as the task key is (``"fill the form
+      for {name}"``), for the store to keep with the key (:attr:`TaskInfo.text`). Set
+      by runs that record a path; None leaves what the store has.
 
     Counting a hit on a node, or refreshing a snapshot, that another writer removed
     meanwhile is a no-op. When ``graft_at`` is gone, the path hangs from nothing: a
@@ -253,6 +256,7 @@ class Changes(NamedTuple):
     learned: tuple[Learned, ...] = ()
     result: bytes | None = None
     unused: bytes | None = None
+    text: str | None = None
 
     @classmethod
     def of_run(
@@ -390,7 +394,8 @@ class RunRecord(NamedTuple):
 
 
 class TaskInfo(NamedTuple):
-    """What a store holds for one task key: its tags, how much is cached, when it was used."""
+    """What a store holds for one task key: its tags, how much is cached, when it was used,
+    the task's own words and how many of its paths a person approved."""
 
     task_key: str
     tags: tuple[str, ...]
@@ -398,3 +403,5 @@ class TaskInfo(NamedTuple):
     paths: int  # recorded trajectories' ends
     created_at: float
     last_used: float
+    text: str = ""  # the task text, templated ("fill the form for {name}"); "" if unknown
+    approved: int = 0  # how many of its recorded ends are approved

@@ -24,6 +24,10 @@ HMAC (``result_sig``) covers it, and a node whose result fails it is skipped. Th
 counts (hits, failures, last use) and where trajectories end are covered by neither:
 they steer pruning, stats and where a replay may end, never what a replay calls.
 Files written before results were kept have no ``result``: their ends return None.
+A task line carries the task's words (``text``) and a node line whether its path is
+approved (``approved``); neither is signed in the file: an import merges approvals
+into the store, which signs them with its own secret, so only whoever holds it can
+bring an approval in (see :meth:`~muscle_mem.store.Store.approve`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Imported:
     """What an import file holds, checked and ready to merge into a store."""
 
     trees: dict[str, tuple[tuple[str, ...], Tree]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # the tasks' words, where known
     nodes: int = 0
     snapshots: int = 0
     rejected: int = 0  # rows that failed the secret's verification, or hung from one
@@ -78,7 +83,7 @@ def export_lines(
     for done, info in enumerate(tasks, 1):
         task = info.task_key
         tree = store.tree(task)
-        yield json.dumps({"task": task, "tags": list(info.tags)})
+        yield json.dumps({"task": task, "tags": list(info.tags), "text": info.text})
         snapshots = []
         nodes = 0
         for node in tree:
@@ -95,6 +100,7 @@ def export_lines(
                     "code": node.step.code,
                     "call": _b64(node.step.call),
                     "terminal": node.terminal,
+                    "approved": node.approved,
                     "hits": node.hits,
                     "failures": node.failures,
                     "last_used": node.last_used,
@@ -167,7 +173,7 @@ def import_into(
     items = list(imported.trees.values())
     for done, (tags, tree) in enumerate(items, 1):
         if len(tree):
-            nodes, snapshots = store.merge(tree, tags)
+            nodes, snapshots = store.merge(tree, tags, imported.texts.get(tree.task_key))
             new_nodes += nodes
             new_snapshots += snapshots
         if progress is not None:
@@ -206,6 +212,8 @@ class _Reader:
                     raise ExportFormatError(f"{where}: task {task} comes twice")
                 self.open, self.seen = task, [0, 0]
             self.imported.trees.setdefault(task, (tuple(tags), Tree(task)))
+            if row.get("text"):
+                self.imported.texts[task] = _field(row, "text", str, where)
         elif "node" in row:
             self._in_open_task(_field(row, "task", str, where), where)
             self.seen[0] += 1
@@ -323,6 +331,7 @@ class _Reader:
             raise ExportFormatError(f"{where}: node {nid} comes before its parent {parent}")
         node = tree.insert(owner, step)
         node.terminal = _field(row, "terminal", bool, where)
+        node.approved = node.terminal and row.get("approved") is True
         node.hits = _count(row, "hits", where)
         node.failures = _count(row, "failures", where)
         node.last_used = _time(row, "last_used", where)

@@ -20,6 +20,7 @@ from .checks import CompareRaised
 from .codec import encode
 from .errors import DecodeError, EncodeError
 from .models import (
+    TASK_KEY_PREFIX,
     Changes,
     ExecutedStep,
     Handoff,
@@ -46,6 +47,12 @@ _ENDS = LOOKAHEAD_DEPTH + 1  # the reach of a path that holds to a recorded end
 _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
+
+
+def _short_key(task_key: str) -> str:
+    """The start of a task key that names it for the command line (as `muscle-mem ls`
+    shows it)."""
+    return task_key.removeprefix(TASK_KEY_PREFIX)[:12]
 
 
 def _describe(value: Any) -> str:
@@ -79,7 +86,8 @@ class Replay:
     inject as ``self`` into a method tool (None if there is none), ``inject`` the values
     of the arguments tools take from the run (``inject=``), by name. With
     ``provenance``, replay takes a path only if each param is passed to one of its calls
-    or has a value the path was recorded with.
+    or has a value the path was recorded with; with ``approved_only``, only a path a
+    person approved (:meth:`~muscle_mem.store.Store.approve`).
     """
 
     def __init__(
@@ -91,8 +99,10 @@ class Replay:
         *,
         provenance: bool = True,
         inject: Mapping[str, Any] | None = None,
+        approved_only: bool = False,
     ) -> None:
         self.tree = tree
+        self.approved_only = approved_only
         self.params = params
         self.tools = tools
         self.context_for = context_for
@@ -336,8 +346,14 @@ class Replay:
             return self._open
 
     def _end_admits(self, end: Node) -> bool:
-        """Whether this run may take the path recorded to ``end``: every param it has no
-        place for has a value the path was recorded with."""
+        """Whether this run may take the path recorded to ``end``: approved, if the run
+        takes approved paths only, and every param it has no place for has a value the
+        path was recorded with."""
+        return (end.approved or not self.approved_only) and self._params_admit(end)
+
+    def _params_admit(self, end: Node) -> bool:
+        """Whether every param this run has and the path to ``end`` has no place for has
+        a value the path was recorded with."""
         needs = self._needs(end)
         if not needs:
             return True
@@ -351,6 +367,13 @@ class Replay:
         stack = [node]
         while stack:
             below = stack.pop()
+            if below.terminal and self._params_admit(below):  # so it is not approved
+                return (
+                    "the path recorded through it is not approved, and this run replays "
+                    "approved paths only: review it with `muscle-mem show`, then approve it "
+                    f"with `muscle-mem approve {_short_key(self.tree.task_key)}` (or "
+                    "store.approve(task_key))"
+                )
             if below.terminal:
                 names = ", ".join(repr(n) for n in sorted(self._needs(below)))
                 return (

@@ -176,6 +176,10 @@ class Node:
     # (see Changes.unused), so another value for one of them never takes this path.
     ends: SnapshotSet = field(default_factory=SnapshotSet)
     terminal: bool = False  # a recorded trajectory ended here
+    # A person approved the path that ends here (Store.approve): replay with
+    # approved_only ends only at such ends. New ends start unapproved; recording the
+    # path again keeps the mark.
+    approved: bool = False
     hits: int = 0
     failures: int = 0
     last_used: float = 0.0
@@ -348,6 +352,7 @@ class Tree:
                 new_nodes += theirs.id not in self.nodes
                 ours = self.insert(parent, theirs.step)
                 ours.terminal = ours.terminal or theirs.terminal
+                ours.approved = ours.approved or theirs.approved
                 if ours.result is None:  # a result kept here stays, as its signature does
                     ours.result = theirs.result
                 ours.hits = max(ours.hits, theirs.hits)
@@ -358,6 +363,28 @@ class Tree:
                     for key in reversed(theirs.snapshots(which).keys()):
                         new_snapshots += mine.add_older(key)
         return new_nodes, new_snapshots
+
+    def ends(self) -> list[Node]:
+        """The recorded ends, in the order a depth-first walk from the root meets them
+        (children oldest first): how ``muscle-mem show`` and ``approve --path`` number
+        a task's paths, path 1 first."""
+        found = []
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            if node.terminal and node.step is not None:
+                found.append(node)
+            stack.extend(reversed(node.children))
+        return found
+
+    def path_to(self, end: Node) -> list[Node]:
+        """The nodes from the root's first child down to ``end``."""
+        path = []
+        at: Node | None = end
+        while at is not None and at.step is not None:
+            path.append(at)
+            at = self.nodes.get(at.parent) if at.parent is not None else None
+        return path[::-1]
 
     def below(self, roots: Iterable[str]) -> set[str]:
         """The ids of the nodes ``roots`` (those in this tree) and every node under them."""

@@ -76,4 +76,4 @@ def before_schema_6(cur: Any) -> None:
     cur.execute("DROP INDEX mm_runs_uid")
     cur.execute("ALTER TABLE mm_runs DROP COLUMN uid")
     cur.execute("ALTER TABLE mm_nodes DROP COLUMN end_digest")
-    cur.execute("UPDATE mm_meta SET value = '4' WHERE key = 'schema_version'")
+    cur.execute("UPDATE mm_meta SET value = '5' WHERE key = 'schema_version'")

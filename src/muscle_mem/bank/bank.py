@@ -19,7 +19,7 @@ from ..errors import (
 from ..models import RunRecord
 from ..store import Store, open_store
 from ..store.base import SQLDatabase
-from . import ops, seed_json
+from . import markdown, ops, seed_json
 from . import validate as check
 from .backend import Backend, Query, Tx
 from .brief import Brief, render
@@ -378,6 +378,27 @@ class MemoryBank:
         the JSON shapes of campaign_memory.json and strategic_memory.json, with ids,
         times, versions and outcomes: importing it elsewhere makes the same bank."""
         return self._backend.read(seed_json.export)
+
+    def export_markdown(self, directory: str | Path) -> tuple[int, int]:
+        """Write the bank as folders of markdown under ``directory`` (daily logs,
+        conversion data, optimization wins, learnings, decisions: see
+        :mod:`muscle_mem.bank.markdown`); returns how many files were written or
+        changed, and how many stale ones it had written before were removed. One way:
+        :meth:`export` is what imports back."""
+
+        def work(tx: Tx) -> dict[str, str]:
+            latest = sorted(tx.entities(), key=lambda e: (e.kind, e.id))
+            return markdown.render(
+                [(e, tx.versions(e.ref)) for e in latest],
+                tx.snapshots(None),
+                tx.actions(None),
+                tx.learnings(None),
+                tx.decisions(None),
+                runs,
+            )
+
+        runs = self.store.runs()
+        return markdown.write(directory, self._backend.read(work))
 
     def import_json(self, data: Mapping[str, Any] | str | bytes) -> dict[str, int]:
         """Import a document :meth:`export` made, or campaign_memory.json /

@@ -4,7 +4,8 @@ read the memory bank; play the demo.
 A thin layer over the store protocol, :mod:`muscle_mem.stats`,
 :mod:`muscle_mem.portable`, :mod:`muscle_mem.prune` and :class:`~muscle_mem.MemoryBank`:
 every figure it prints is one the Python API returns, every step it removes one the
-library chose. Each module here adds its commands: ``cache``, ``bank``, ``demo``, ``mcp``.
+library chose. Each module here adds its commands: ``cache``, ``review``, ``bank``,
+``demo``, ``mcp``, ``ui`` (the web view, :mod:`muscle_mem.ui`).
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
@@ -21,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..errors import DamagedRowWarning, IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from . import bank, cache, demo, mcp
+from . import bank, cache, demo, mcp, review, ui
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
 from .output import Progress
 
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    # --store and --json are accepted before or after the command.
+    # --store, --json and --wide are accepted before or after the command.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store",
@@ -89,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    common.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print every column and all of each text, however wide (the default when the "
+        "output is not a terminal; else it fits $COLUMNS or the terminal)",
     )
     parser = argparse.ArgumentParser(
         prog="muscle-mem",
@@ -108,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     cache.add_commands(command)
+    review.add_commands(command)
     bank.add_commands(command)
     demo.add_commands(command)
     mcp.add_commands(command)
+    ui.add_commands(command)
     return parser

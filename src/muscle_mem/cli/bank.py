@@ -7,8 +7,18 @@ import dataclasses
 import json
 from typing import Any
 
-from .common import Command, UsageError, age_ago, open_for, output, read_input, wants_json
-from .output import clip, dump, iso, table
+from .common import (
+    Command,
+    Failed,
+    UsageError,
+    age_ago,
+    open_for,
+    output,
+    read_input,
+    wants_json,
+    width,
+)
+from .output import Column, dump, iso, table
 
 
 def add_commands(command: Command) -> None:
@@ -38,6 +48,11 @@ def add_commands(command: Command) -> None:
 
     export = bank_command("export", _export, "everything, as campaign and strategic memory JSON")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.add_argument(
+        "--markdown",
+        metavar="DIR",
+        help="write folders of markdown into DIR instead (daily-logs/, conversion-data/, ...)",
+    )
 
     load = bank_command("import", _import, "read an export (or seed-shaped JSON) into the bank")
     load.add_argument("file", help="a JSON file, or - for stdin")
@@ -74,17 +89,51 @@ def _recall(args: argparse.Namespace) -> int:
         include_superseded=args.all,
     )
     if wants_json(args):
-        return dump([{**dataclasses.asdict(r), "at": iso(r.at)} for r in found])
+        return dump([_iso_times(dataclasses.asdict(r)) for r in found])
     if not found:
         return _say("nothing found")
     table(
-        ["WHEN", "TYPE", "SCOPE", "KIND", "WHAT"],
-        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", clip(r.text, 80)] for r in found],
+        [
+            Column("WHEN", keep=3),
+            Column("TYPE", keep=4),
+            Column("SCOPE", keep=2, flex=True, least=14),
+            Column("KIND", keep=1),
+            Column("WHAT", flex=True, least=30),
+        ],
+        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", r.text] for r in found],
+        width=width(args),
     )
     return 0
 
 
+# The bank's times (epoch seconds), which JSON output spells in ISO 8601 as every
+# command's does.
+_TIMES = {"at", "closed_at", "updated_at"}
+
+
+def _iso_times(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its times, and those of the record inside it, in ISO 8601."""
+    spelled = dict(data)
+    for key, value in data.items():
+        if key in _TIMES and isinstance(value, (int, float)):
+            spelled[key] = iso(value)
+        elif key == "record" and isinstance(value, dict):
+            spelled[key] = _iso_times(value)
+    return spelled
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.markdown is not None:
+        if args.output is not None:
+            raise UsageError("write JSON to a file (-o) or markdown to a folder (--markdown)")
+        try:
+            changed, removed = _bank(args).export_markdown(args.markdown)
+        except OSError as error:
+            raise Failed(f"cannot write to {args.markdown}: {error}") from None
+        report = {"dir": args.markdown, "files_changed": changed, "files_removed": removed}
+        if wants_json(args):
+            return dump(report)
+        return _say(f"{args.markdown}: {changed} file(s) written or changed, {removed} removed")
     text = json.dumps(_bank(args).export(), indent=2, ensure_ascii=False)
     with output(args.output) as out:
         out.write(text + "\n")

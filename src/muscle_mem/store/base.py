@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from ..errors import ConfigurationError
 from ..models import Changes, RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
 
@@ -116,14 +117,30 @@ class Store(ABC):
         return sum(self.remove(task.task_key) for task in self.tasks())
 
     @abstractmethod
-    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+    def merge(self, tree: Tree, tags: tuple[str, ...], text: str | None = None) -> tuple[int, int]:
         """Add what ``tree`` holds that this store's tree of that task key lacks, in one
-        transaction; returns how many nodes and snapshots were new.
+        transaction; returns how many nodes and snapshots were new. ``text`` is the
+        task's words (:attr:`TaskInfo.text`), kept if the store has none for the key.
 
         Idempotent: merging the same tree again adds nothing. Counts take the larger of
-        the two, and a node that ends a trajectory in either stays an end. Nodes already
-        here keep their signatures. New snapshots rank below those already here (in
-        their own order), so a full node's cap drops them first.
+        the two, a node that ends a trajectory in either stays an end, and an end
+        approved in either stays approved. Nodes already here keep their signatures.
+        New snapshots rank below those already here (in their own order), so a full
+        node's cap drops them first.
+        """
+
+    @abstractmethod
+    def approve(
+        self, task_key: str, ends: Collection[str] | None = None, approved: bool = True
+    ) -> int:
+        """Mark the recorded ends ``ends`` (node ids; every end of the task key when None)
+        of the task key's tree approved, or not; returns how many changed.
+
+        Replay with ``approved_only`` ends only at approved ends. Approval changes no
+        node's id, and a store with a secret signs it apart from the node (so a writer
+        without the secret can revoke an approval but never make one). Raises
+        :class:`~muscle_mem.errors.ConfigurationError` naming an id that is not a
+        recorded end of the task key.
         """
 
     def use_secret(self, secret: str | bytes | None) -> None:  # noqa: B027 - see below
@@ -134,3 +151,21 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - a store without resources needs no override
         """Release connections and files; the default has none."""
+
+
+def to_approve(
+    task_key: str, ends: Mapping[str, bool], chosen: Collection[str] | None, approved: bool
+) -> list[str]:
+    """The ends among ``chosen`` (all when None) whose approval changes to ``approved``,
+    given the task key's recorded ``ends`` (id -> approved now); for :meth:`Store.approve`."""
+    if chosen is None:
+        chosen = list(ends)
+    elif isinstance(chosen, str):
+        raise ConfigurationError(f"ends= takes a collection of node ids, e.g. [{chosen!r}]")
+    for nid in chosen:
+        if nid not in ends:
+            raise ConfigurationError(
+                f"{nid!r} is not a recorded end of task {task_key}; `muscle-mem show` "
+                "lists its paths and where each ends"
+            )
+    return sorted({nid for nid in chosen if ends[nid] != approved})

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from ..errors import ConfigurationError
 from ..models import Changes, RunRecord, TaskInfo
 from ..trie import DEFAULT_SNAPSHOT_CAP, Tree
-from .base import Store
+from .base import Store, to_approve
 
 
 class MemoryStore(Store):
@@ -32,6 +32,7 @@ class MemoryStore(Store):
         self._trees: dict[str, Tree] = {}
         self._tasks: dict[str, tuple[tuple[str, ...], float]] = {}  # tags, created at
         self._used: dict[str, float] = {}
+        self._texts: dict[str, str] = {}
         self._runs: deque[RunRecord] = deque(maxlen=keep_runs)
         self._lock = threading.Lock()
 
@@ -52,10 +53,15 @@ class MemoryStore(Store):
             self._runs.append(run)
             self._tasks.setdefault(changes.task_key, (run.tags, now))
             self._used[changes.task_key] = now
+            if changes.text is not None:
+                self._texts[changes.task_key] = changes.text
 
     def tasks(self) -> list[TaskInfo]:
         with self._lock:
-            known = [(key, self._trees[key], *info) for key, info in self._tasks.items()]
+            known = [
+                (key, self._trees[key], info, self._texts.get(key, ""))
+                for key, info in self._tasks.items()
+            ]
         infos = [
             TaskInfo(
                 key,
@@ -64,8 +70,10 @@ class MemoryStore(Store):
                 sum(node.terminal for node in tree),
                 created,
                 self._used.get(key, created),
+                text,
+                sum(node.terminal and node.approved for node in tree),
             )
-            for key, tree, tags, created in known
+            for key, tree, (tags, created), text in known
             if len(tree)
         ]
         return sorted(infos, key=lambda info: info.last_used, reverse=True)
@@ -81,10 +89,23 @@ class MemoryStore(Store):
             self._trees[task_key] = kept  # replays under way keep the tree they started on
             return len(tree) - len(kept)
 
-    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+    def approve(
+        self, task_key: str, ends: Collection[str] | None = None, approved: bool = True
+    ) -> int:
+        with self._lock:
+            tree = self._trees.get(task_key) or Tree(task_key)
+            recorded = {node.id: node.approved for node in tree if node.terminal}
+            changed = to_approve(task_key, recorded, ends, approved)
+            for nid in changed:
+                tree.nodes[nid].approved = approved
+        return len(changed)
+
+    def merge(self, tree: Tree, tags: tuple[str, ...], text: str | None = None) -> tuple[int, int]:
         now = time.time()
         added = self.tree(tree.task_key).merge(tree)
         with self._lock:
+            if text is not None:
+                self._texts.setdefault(tree.task_key, text)
             self._tasks.setdefault(tree.task_key, (tags, now))
             self._used.setdefault(tree.task_key, max((n.last_used for n in tree), default=now))
         return added

@@ -344,9 +344,9 @@ class PostgresStore(SQLStore):
         self._behind.settle()
         return super().remove(task_key, nodes)
 
-    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+    def merge(self, tree: Tree, tags: tuple[str, ...], text: str | None = None) -> tuple[int, int]:
         self._behind.settle()
-        return super().merge(tree, tags)
+        return super().merge(tree, tags, text)
 
     def close(self) -> None:
         self._behind.close()

@@ -48,8 +48,16 @@ MIGRATIONS: dict[int, list[str]] = {
     # only keeps an older muscle-mem, which would read those rows as a post-check's
     # snapshots, from opening the store.
     4: [],
-    # (5: issue #18's, on its own branch.)
-    5: [],
+    # A task key keeps its task's own words (templated: "fill the form for {name}"),
+    # NULL for keys recorded before until they record again; a recorded end keeps
+    # whether a person approved it, and with a secret that approval's own HMAC: signed
+    # apart from the node, so node ids and signatures stay as they were, and a writer
+    # without the secret can clear an approval but never forge one.
+    5: [
+        "ALTER TABLE mm_tasks ADD COLUMN text TEXT",
+        "ALTER TABLE mm_nodes ADD COLUMN approved INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE mm_nodes ADD COLUMN approved_sig {blob}",
+    ],
     # What a store's own retries and checks need (issue #16). ``end_digest``: a digest
     # of a recorded end's id and result (see :func:`.rows.end_digest`), so that a result
     # or a terminal flag damaged into something else is caught without a secret; ends

@@ -38,6 +38,15 @@ def sign_result(key: bytes | None, nid: str, task_key: str, result: bytes) -> by
     return _mac(key, b"result", nid, task_key, result)
 
 
+def sign_approval(key: bytes | None, nid: str, task_key: str) -> bytes | None:
+    """A person's approval of the path ending at ``nid``, signed apart from its node:
+    approving changes no node's id or signature, and an approval nobody with the secret
+    made fails on its own (replay with ``approved_only`` then refuses the path)."""
+    if key is None:
+        return None
+    return _mac(key, b"approved", nid, task_key)
+
+
 def sign_snapshot(key: bytes | None, nid: str, which: str, data: bytes) -> bytes | None:
     if key is None:
         return None

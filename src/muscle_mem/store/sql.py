@@ -59,8 +59,16 @@ from ..models import (
 )
 from ..trie import DEFAULT_SNAPSHOT_CAP, Node, SnapshotSet, Tree, descendants
 from . import rows, schema
-from .base import Cursor, SQLDatabase, Store
-from .signing import secret_key, sign_node, sign_result, sign_snapshot, signer, valid
+from .base import Cursor, SQLDatabase, Store, to_approve
+from .signing import (
+    secret_key,
+    sign_approval,
+    sign_node,
+    sign_result,
+    sign_snapshot,
+    signer,
+    valid,
+)
 
 TREES_KEPT = 1_000  # task keys' trees a process keeps in memory
 _SIGNED_BY = "signed_by"  # the mm_meta key naming the secret the store's rows are signed with
@@ -227,15 +235,16 @@ class SQLStore(Store, SQLDatabase):
         def work(cur: Cursor) -> list[Any]:
             cur.execute(
                 "SELECT t.task_key, t.tags, COUNT(n.id), SUM(n.terminal), t.created_at, "
-                "t.last_used FROM mm_tasks t JOIN mm_nodes n ON n.task_key = t.task_key "
-                "GROUP BY t.task_key, t.tags, t.created_at, t.last_used "
+                "t.last_used, t.text, SUM(n.terminal * n.approved) FROM mm_tasks t "
+                "JOIN mm_nodes n ON n.task_key = t.task_key "
+                "GROUP BY t.task_key, t.tags, t.created_at, t.last_used, t.text "
                 "ORDER BY t.last_used DESC, t.task_key"
             )
             return cur.fetchall()
 
         infos = []
         damage = rows.Damage(f"the task list of {self.url}")
-        for key, tags, nodes, ends, created, used in self._read(work):
+        for key, tags, nodes, ends, created, used, text, approved in self._read(work):
             # A task's row only describes its tree (which is read on its own), so a
             # damaged column is shown empty rather than hiding the task from `ls`,
             # `export` and `rm`, which work on its nodes.
@@ -251,7 +260,14 @@ class SQLStore(Store, SQLDatabase):
                 except rows.Damaged as problem:
                     damage.add("mm_tasks", rows.name(key), problem)
                     times.append(0.0)
-            infos.append(TaskInfo(str(key), tags, int(nodes), int(ends or 0), *times))
+            try:
+                text = rows.optional_text(text, "text") or ""
+            except rows.Damaged as problem:
+                damage.add("mm_tasks", rows.name(key), problem)
+                text = ""
+            created, used = times
+            paths, approved = int(ends or 0), int(approved or 0)
+            infos.append(TaskInfo(str(key), tags, int(nodes), paths, created, used, text, approved))
         damage.warn()
         return infos
 
@@ -290,7 +306,7 @@ class SQLStore(Store, SQLDatabase):
             self._trees.pop(task_key, None)
         return removed
 
-    def merge(self, tree: Tree, tags: tuple[str, ...]) -> tuple[int, int]:
+    def merge(self, tree: Tree, tags: tuple[str, ...], text: str | None = None) -> tuple[int, int]:
         key = tree.task_key
         # Rows are written with the ids the tree gives (a tree built by insert() has them
         # right): one that does not hash its content would be left out by every reader.
@@ -305,23 +321,25 @@ class SQLStore(Store, SQLDatabase):
                         "build the tree with Tree.insert, which names each node"
                     ) from None
 
-        def count(cur: Cursor) -> tuple[int, int, int]:
+        def count(cur: Cursor) -> tuple[int, int, int, int]:
             cur.execute(
-                "SELECT COUNT(*), COALESCE(SUM(terminal), 0) FROM mm_nodes WHERE task_key = ?",
+                "SELECT COUNT(*), COALESCE(SUM(terminal), 0), COALESCE(SUM(approved), 0) "
+                "FROM mm_nodes WHERE task_key = ?",
                 (key,),
             )
-            nodes, ends = cur.fetchone()
+            nodes, ends, approved = cur.fetchone()
             cur.execute("SELECT COUNT(*) FROM mm_snapshots WHERE task_key = ?", (key,))
-            return int(nodes), int(cur.fetchone()[0]), int(ends)
+            return int(nodes), int(cur.fetchone()[0]), int(ends), int(approved)
 
         def work(cur: Cursor) -> tuple[int, int]:
             used = max((node.last_used for node in tree), default=time.time())
             # Takes the task's row first, as a commit does (see the module docstring).
+            # The store's own words for the task stay; a file's fill in where it has none.
             cur.execute(
-                "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
-                "VALUES (?, ?, 0, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
-                "generation = mm_tasks.generation",
-                (key, json.dumps(list(tags)), used, used),
+                "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used, text) "
+                "VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+                "generation = mm_tasks.generation, text = COALESCE(mm_tasks.text, excluded.text)",
+                (key, json.dumps(list(tags)), used, used, text),
             )
             before = count(cur)
             for node in tree:
@@ -342,16 +360,56 @@ class SQLStore(Store, SQLDatabase):
             self._trees.pop(key, None)
         return added
 
+    def approve(
+        self, task_key: str, ends: Collection[str] | None = None, approved: bool = True
+    ) -> int:
+        def work(cur: Cursor) -> int:
+            # The task's row first, as every writer takes it (see the module docstring).
+            cur.execute(
+                "UPDATE mm_tasks SET generation = generation + 1 WHERE task_key = ?",
+                (task_key,),
+            )
+            cur.execute(
+                "SELECT id, approved, approved_sig FROM mm_nodes "
+                "WHERE task_key = ? AND terminal = 1",
+                (task_key,),
+            )
+            recorded = {
+                str(nid): bool(mark) and self._approval_holds(str(nid), task_key, sig)
+                for nid, mark, sig in cur.fetchall()
+            }
+            changed = to_approve(task_key, recorded, ends, approved)
+            if changed and approved:  # it signs: with the secret the store's rows carry
+                self._check_signer(cur)
+            for nid in changed:
+                sig = self._sign_approval(nid, task_key) if approved else None
+                cur.execute(
+                    "UPDATE mm_nodes SET approved = ?, approved_sig = ? WHERE id = ?",
+                    (int(approved), sig, nid),
+                )
+            return len(changed)
+
+        changed = self._write(work)
+        with self._lock:
+            self._trees.pop(task_key, None)
+        return changed
+
     def _merge_node(self, cur: Cursor, key: str, node: Node) -> None:
         assert node.step is not None and node.parent is not None
         # A node already here keeps its row and signature: an import, maybe without the
         # secret, must not unsign what the store's writers signed.
         cur.execute(
             "INSERT INTO mm_nodes (id, task_key, parent, tool, code, call, terminal, "
-            "hits, failures, created_at, last_used, sig, result, result_sig, end_digest) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "hits, failures, created_at, last_used, sig, result, result_sig, approved, "
+            "approved_sig, end_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET "
             "terminal = CASE WHEN excluded.terminal > mm_nodes.terminal "
             "THEN excluded.terminal ELSE mm_nodes.terminal END, "
+            # Approved in either stays approved; an approval here keeps its signature.
+            "approved_sig = CASE WHEN mm_nodes.approved = 0 "
+            "THEN excluded.approved_sig ELSE mm_nodes.approved_sig END, "
+            "approved = CASE WHEN excluded.approved > mm_nodes.approved "
+            "THEN excluded.approved ELSE mm_nodes.approved END, "
             # A result kept here stays, with its signature and digest; one is taken only
             # where none is (an end without one, or a step that becomes an end).
             "result_sig = CASE WHEN mm_nodes.result IS NULL "
@@ -380,6 +438,8 @@ class SQLStore(Store, SQLDatabase):
                 self._sign_node(node.id, node.parent, key, node.step),
                 node.result,
                 self._sign_result(node.id, key, node.result),
+                int(node.approved),
+                self._sign_approval(node.id, key) if node.approved else None,
                 rows.end_digest(node.id, node.result) if node.terminal else None,
             ),
         )
@@ -425,11 +485,19 @@ class SQLStore(Store, SQLDatabase):
             kept = changes.graft_at is not None and _present(cur, key, changes.graft_at)
             return _generation(cur, key), kept
         cur.execute(
-            "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
-            "generation = mm_tasks.generation + ?, last_used = excluded.last_used "
-            "RETURNING generation",
-            (key, json.dumps(list(run.tags)), int(structural), now, now, int(structural)),
+            "INSERT INTO mm_tasks (task_key, tags, generation, created_at, last_used, text) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_key) DO UPDATE SET "
+            "generation = mm_tasks.generation + ?, last_used = excluded.last_used, "
+            "text = COALESCE(excluded.text, mm_tasks.text) RETURNING generation",
+            (
+                key,
+                json.dumps(list(run.tags)),
+                int(structural),
+                now,
+                now,
+                changes.text,
+                int(structural),
+            ),
         )
         generation = int(cur.fetchone()[0])
         if structural:  # it writes signed rows (nodes, snapshots)
@@ -594,7 +662,8 @@ class SQLStore(Store, SQLDatabase):
         tree = Tree(task_key, self.snapshot_cap)
         cur.execute(
             "SELECT id, parent, tool, code, call, terminal, hits, failures, last_used, sig, "
-            "result, result_sig, end_digest FROM mm_nodes WHERE task_key = ? "
+            "result, result_sig, approved, approved_sig, end_digest FROM mm_nodes "
+            "WHERE task_key = ? "
             "ORDER BY created_at, id",
             (task_key,),
         )
@@ -688,6 +757,10 @@ class SQLStore(Store, SQLDatabase):
         sig = rows.optional_blob(row[9], "sig")
         result = rows.optional_blob(row[10], "result")
         result_sig = rows.optional_blob(row[11], "result_sig")
+        approved = rows.count(row[12], "approved")
+        if approved > 1:
+            raise rows.Damaged(f"approved is {approved}, not 0 or 1")
+        approved_sig = rows.optional_blob(row[13], "approved_sig")
         if self._key and not (
             valid(sig, self._sign_node(nid, parent, task_key, step))
             # A forged result is refused with its node, which a run then records
@@ -702,7 +775,7 @@ class SQLStore(Store, SQLDatabase):
         if result is not None and (before is None or before.result != result):
             rows.checked_value(result, "result", ordered=True)
         if terminal:
-            rows.checked_end(nid, result, row[12])
+            rows.checked_end(nid, result, row[14])
         cap = self.snapshot_cap
         return Node(
             nid,
@@ -712,6 +785,8 @@ class SQLStore(Store, SQLDatabase):
             _StoredSnapshots(cap, where, nid, "post"),
             _StoredSnapshots(cap, where, nid, "end"),
             terminal=bool(terminal),
+            # An approval the secret did not sign is no approval (see sign_approval).
+            approved=bool(approved) and self._approval_holds(nid, task_key, approved_sig),
             hits=hits,
             failures=failures,
             last_used=last_used,
@@ -795,6 +870,13 @@ class SQLStore(Store, SQLDatabase):
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
+
+    def _sign_approval(self, nid: str, task_key: str) -> bytes | None:
+        return sign_approval(self._key, nid, task_key)
+
+    def _approval_holds(self, nid: str, task_key: str, sig: bytes | None) -> bool:
+        """Whether an approval's signature holds (any does in a store without a secret)."""
+        return self._key is None or valid(sig, self._sign_approval(nid, task_key))
 
 
 class _StoredSnapshots(SnapshotSet):
