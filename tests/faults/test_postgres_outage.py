@@ -50,14 +50,20 @@ def timed(call):
         return error, time.monotonic() - start
 
 
-@pytest.mark.parametrize("outage_s", [0.2, 2 * TIMEOUT + 1], ids=["short", "long"])
-def test_a_run_fails_within_the_timeout_and_the_first_after_the_outage_succeeds(proxied, outage_s):
-    proxy, url = proxied
+def paying(url):
+    """A store at ``url`` holding ann's payment, its world and its engine."""
     store = PostgresStore(url, timeout=TIMEOUT)
     world = new_world()
     engine = pay_engine(store, world)
+    assert pay(engine, "ann").status == "miss"
+    return store, world, engine
+
+
+@pytest.mark.parametrize("outage_s", [0.2, 2 * TIMEOUT + 1], ids=["short", "long"])
+def test_a_run_fails_within_the_timeout_and_the_first_after_the_outage_succeeds(proxied, outage_s):
+    proxy, url = proxied
+    store, _, engine = paying(url)
     try:
-        assert pay(engine, "ann").status == "miss"
         proxy.cut()
         down_since = time.monotonic()
         for payee in ("bob", "cy"):
@@ -77,10 +83,8 @@ def test_a_run_fails_within_the_timeout_and_the_first_after_the_outage_succeeds(
 
 def test_an_unreachable_server_fails_a_run_within_the_timeout(proxied):
     proxy, url = proxied
-    store = PostgresStore(url, timeout=TIMEOUT)
-    engine = pay_engine(store, new_world())
+    store, _, engine = paying(url)
     try:
-        pay(engine, "ann")
         proxy.cut()
         proxy.restore(stalled=True)  # connections accepted, never answered
         error, took = timed(lambda: pay(engine, "bob"))
@@ -167,11 +171,8 @@ def test_a_server_that_stops_answering_fails_a_run_within_the_timeout(proxied):
     wait: a StoreError within about the timeout, and the bookkeeping written behind
     stays pending, is written once the server answers again, and is written once."""
     proxy, url = proxied
-    store = PostgresStore(url, timeout=TIMEOUT)
-    world = new_world()
-    engine = pay_engine(store, world)
+    store, _, engine = paying(url)
     try:
-        assert pay(engine, "ann").status == "miss"
         assert pay(engine, "bob").hit  # its bookkeeping is written behind...
         proxy.stall()  # ...maybe before the server stops answering, maybe after
         waits = []
@@ -204,11 +205,8 @@ def test_a_run_whose_commit_acknowledgement_is_lost_is_logged_once(proxied):
     """The server commits a run and the connection drops before the client hears so:
     the store retries, and the retry finds the run's log line and writes nothing."""
     proxy, url = proxied
-    store = PostgresStore(url, timeout=TIMEOUT)
-    world = new_world()
-    engine = pay_engine(store, world)
+    store, world, engine = paying(url)
     try:
-        assert pay(engine, "ann").status == "miss"
         assert pay(engine, "bob").hit
         world["page"] = "v2"  # a new environment: the next run records a path
         proxy.lose_reply_to(b"COMMIT")
@@ -226,11 +224,8 @@ def test_a_run_whose_commit_acknowledgement_is_lost_is_logged_once(proxied):
 
 def test_a_batch_written_behind_whose_acknowledgement_is_lost_counts_once(proxied):
     proxy, url = proxied
-    store = PostgresStore(url, timeout=TIMEOUT)
-    world = new_world()
-    engine = pay_engine(store, world)
+    store, _, engine = paying(url)
     try:
-        assert pay(engine, "ann").status == "miss"
         for payee in ("bob", "cy"):
             # ("about" is in the hits' log lines alone: the trap springs on their batch.)
             outcome = engine("pay", payee, "200", params={"payee": payee}, about="person:trap")
