@@ -17,7 +17,7 @@ import pytest
 from muscle_mem import Check, Engine, ReplayMissError
 from muscle_mem.cli import main
 from muscle_mem.errors import ExportFormatError
-from muscle_mem.portable import import_into
+from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.portable_dir import export_dir, file_name, read_dir
 from muscle_mem.store import open_store
 
@@ -194,6 +194,21 @@ def test_a_folder_round_trips_every_row_exactly(stores, tmp_path):
         for which in ("pre", "post", "end"):
             assert sorted(other.snapshots(which)) == sorted(node.snapshots(which))
     assert target.tasks()[0].text == info.text
+    # Exported again from where it landed: the very same files.
+    export_dir(target, tmp_path / "again")
+    assert the_file(tmp_path / "again").read_bytes() == the_file(tmp_path / "out").read_bytes()
+
+
+def test_json_lines_carry_the_task_words_and_approvals(stores):
+    source = stores.fresh()
+    record_two_paths(source)
+    [info] = source.tasks()
+    source.approve(info.task_key, [source.tree(info.task_key).ends()[0].id])
+    target = stores.fresh()
+    import_into(target, read_export(list(export_lines(source))))
+    [landed] = target.tasks()
+    assert (landed.text, landed.approved) == (info.text, 1)
+    assert [e.approved for e in target.tree(info.task_key).ends()] == [True, False]
 
 
 def test_tags_name_the_folder():
