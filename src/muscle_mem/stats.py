@@ -10,7 +10,7 @@ mean of the task key's misses stands in. A hit with neither saves nothing we can
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -92,23 +92,59 @@ def compute(runs: Iterable[RunRecord], *, tags: Iterable[str] = ()) -> Stats:
     return Stats(tuple(tasks), _figures(TOTAL, every, saved))
 
 
-def _savings(runs: list[RunRecord]) -> tuple[float, int, float]:
-    """Time, tokens and cost the hits among one task key's ``runs`` saved."""
+def saved_by_hit(runs: Iterable[RunRecord]) -> list[Saved]:
+    """Each hit among ``runs`` with what it saved, the first started first: what
+    :func:`compute` adds up, for a caller that spreads it over time."""
+    by_task: dict[str, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        by_task[run.task_key].append(run)
+    saved = [hit for kept in by_task.values() for hit in _saved(kept)]
+    return sorted(saved, key=lambda hit: hit.run.started_at)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What one hit saved: the time, tokens and cost its path took the agent, less its own."""
+
+    run: RunRecord
+    time_s: float
+    tokens: int
+    cost: float
+
+
+def _saved(runs: list[RunRecord]) -> Iterator[Saved]:
+    """What each hit among one task key's ``runs`` saved."""
     # A miss that recorded nothing (the agent called no tool) is never replayed.
     misses = [run for run in runs if run.status == Status.MISS and run.path is not None]
     by_path: dict[str | None, list[RunRecord]] = defaultdict(list)
     for run in misses:
         by_path[run.path].append(run)
-    time_saved = cost_saved = 0.0
-    tokens_saved = 0
+    means: dict[str | None, tuple[float, float, float]] = {}  # per baseline, once
     for run in runs:
-        baseline = by_path.get(run.path) or misses
-        if run.status != Status.HIT or not baseline:
+        if run.status != Status.HIT:
             continue
-        time_saved += _mean(r.duration_s for r in baseline) - run.duration_s
-        tokens_saved += round(_mean(r.tokens for r in baseline)) - run.tokens
-        cost_saved += _mean(r.cost for r in baseline) - run.cost
-    return time_saved, tokens_saved, cost_saved
+        path = run.path if run.path in by_path else None
+        if path not in means:
+            baseline = by_path[path] if path is not None else misses
+            if not baseline:
+                continue
+            means[path] = (
+                _mean(r.duration_s for r in baseline),
+                _mean(r.tokens for r in baseline),
+                _mean(r.cost for r in baseline),
+            )
+        duration, tokens, cost = means[path]
+        yield Saved(run, duration - run.duration_s, round(tokens) - run.tokens, cost - run.cost)
+
+
+def _savings(runs: list[RunRecord]) -> tuple[float, int, float]:
+    """Time, tokens and cost the hits among one task key's ``runs`` saved."""
+    hits = list(_saved(runs))
+    return (
+        sum((hit.time_s for hit in hits), 0.0),
+        sum(hit.tokens for hit in hits),
+        sum((hit.cost for hit in hits), 0.0),
+    )
 
 
 def _figures(task_key: str, runs: list[RunRecord], saved: tuple[float, int, float]) -> TaskStats:

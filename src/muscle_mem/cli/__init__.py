@@ -5,7 +5,7 @@ A thin layer over the store protocol, :mod:`muscle_mem.stats`,
 :mod:`muscle_mem.portable`, :mod:`muscle_mem.prune` and :class:`~muscle_mem.MemoryBank`:
 every figure it prints is one the Python API returns, every step it removes one the
 library chose. Each module here adds its commands: ``cache``, ``review``, ``bank``,
-``demo``, ``mcp``.
+``demo``, ``mcp``, ``ui`` (the web view, :mod:`muscle_mem.ui`).
 Exit codes: 0 done, 1 done but not all of it (nothing matched, rows rejected, the
 user said no), 2 the command could not start (bad arguments, no store).
 """
@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..errors import DamagedRowWarning, IntegrityWarning, MuscleMemError
 from ..store import ENV_VAR
-from . import bank, cache, demo, mcp, review
+from . import bank, cache, demo, mcp, review, ui
 from .common import DEFAULT_STORE, SECRET_VAR, Failed, UsageError
 from .output import Progress
 
@@ -113,4 +113,5 @@ def _parser() -> argparse.ArgumentParser:
     bank.add_commands(command)
     demo.add_commands(command)
     mcp.add_commands(command)
+    ui.add_commands(command)
     return parser
