@@ -313,3 +313,18 @@ def test_approve_by_text_and_path_number_and_revoke(tmp_path, capsys):
     assert [e.approved for e in open_store(url).tree(key).ends()] == [False, True]
     code, _, err = cli(capsys, "approve", key[6:12], "--path", 3, "--store", url)
     assert code == 1 and "has 2 path(s), numbered 1 to 2" in err and "no path 3" in err
+
+
+def test_two_keys_that_would_share_a_file_name_get_one_each(tmp_path):
+    from muscle_mem import MemoryStore
+    from muscle_mem.models import TaskInfo
+
+    twins = [
+        TaskInfo(f"task1:3f2a9c1b{end * 24}", ("signup",), 0, 0, 0.0, 0.0, "fill it")
+        for end in "0f"
+    ]
+    assert export_dir(MemoryStore(), tmp_path, twins) == (2, 0)
+    assert sorted(p.name for p in (tmp_path / "signup").iterdir()) == [
+        "fill-it.3f2a9c1b.json",
+        f"fill-it.3f2a9c1b{'f' * 24}.json",
+    ]
