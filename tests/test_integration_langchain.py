@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
@@ -31,7 +31,7 @@ from langchain.agents.middleware import AgentMiddleware
 from langchain.tools import ToolRuntime
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import ToolException, tool
+from langchain_core.tools import InjectedToolCallId, ToolException, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -144,7 +144,7 @@ def test_miss_hit_handoff_hit_with_create_agent():
     assert len(model.seen) == 2 and handoff.tokens == 200  # only the missing call, and the answer
     history = model.seen[0]
     assert history[1].tool_calls[0]["args"] == {"selector": "#name", "text": "Ann"}
-    assert isinstance(history[2], ToolMessage) and "stopped at step 1" in history[3].content
+    assert isinstance(history[2], ToolMessage) and "stopped there: step 1" in history[3].content
     assert page["fields"]["#welcome"] == "Hello Ann!"
 
     model = scripted()
@@ -277,11 +277,53 @@ def test_a_hand_built_langgraph_with_tool_node_hooks_is_cached():
     assert hit.result["messages"][-1].content == "Done, Lee."
 
 
+def test_a_decorated_tool_taking_what_langchain_injects_records_without_inject():
+    """@engine.function under @tool, the agent run by engine() itself: the adapter
+    registered ToolRuntime and InjectedToolArg, so the runtime and the call id are left
+    out of the steps with no inject=, and replay takes them from the run's inject=."""
+    page, engine = new_page(), Engine()
+
+    @tool
+    @engine.function(pre_check=Check(capture=lambda selector, text, **_: selector))
+    def type_into(
+        selector: str,
+        text: str,
+        runtime: ToolRuntime,
+        call_id: Annotated[str, InjectedToolCallId],
+    ) -> str:
+        """Type text into the form field at the CSS selector."""
+        page["fields"][selector] = text
+        page.setdefault("seen", []).append((runtime.context, call_id))
+        return f"typed into {selector}"
+
+    assert set(type_into.tool_call_schema.model_fields) == {"selector", "text"}
+    model = scripted(calls(("type_into", {"selector": "#name", "text": "Alice"})), answer("ok"))
+    agent = create_agent(model, [type_into])
+
+    def run_agent(task: str) -> str:
+        result = agent.invoke({"messages": [HumanMessage(task)]})
+        return result["messages"][-1].content
+
+    engine.set_agent(run_agent)
+    assert engine("type Alice", params={"name": "Alice"}).status == "miss"
+    [(live_context, live_id)] = page["seen"]  # what LangChain injected, never recorded
+    assert live_context is None and live_id.startswith("call_0_")
+
+    runtime = ToolRuntime(
+        state={}, context="replayed", config={}, stream_writer=None, tool_call_id="r1", store=None
+    )
+    inject = {"runtime": runtime, "call_id": "r1"}
+    hit = engine("type Bobby", params={"name": "Bobby"}, inject=inject)
+    assert hit.status == "hit" and len(model.seen) == 2  # no model call
+    assert page["fields"]["#name"] == "Bobby" and page["seen"][-1] == ("replayed", "r1")
+    assert [s.arguments for s in hit.steps] == [{"selector": "#name", "text": "Bobby"}]
+
+
 def test_final_model_spends_one_model_call_on_a_fresh_answer():
     page = new_page()
     tools = form_tools(page)
     engine = Engine()
-    fresh = scripted(answer("A fresh answer.", usage=40))
+    fresh = scripted(answer("A fresh answer.", usage=40), answer("Again.", usage=40))
     mm = MuscleMemMiddleware(engine, tools, final="model", model=fresh)
     model = scripted(calls(("type_into", {"selector": "#name", "text": "Ida"})), answer("Done."))
     mm.invoke(create_agent(model, tools, middleware=[mm]), "type Ida", params={"n": "Ida"})
@@ -291,6 +333,17 @@ def test_final_model_spends_one_model_call_on_a_fresh_answer():
     assert hit and len(fresh.seen) == 1 and hit.tokens == 40
     assert hit.result["messages"][-1].content == "A fresh answer."
     assert isinstance(fresh.seen[0][2], ToolMessage)  # it answered from the replayed history
+    # Logged with the hit: stats set the miss's two calls (200 tokens) against its 40.
+    assert engine.store.runs()[-1].tokens == 40
+    assert engine.stats().total.tokens_saved == 200 - 40
+
+    async def fresh_async() -> object:  # the async path logs it the same way
+        graph = create_agent(scripted(), tools, middleware=[mm])
+        return await mm.ainvoke(graph, "type Ida", params={"n": "Ida"})
+
+    again = asyncio.run(fresh_async())
+    assert again and again.tokens == 40 and engine.store.runs()[-1].tokens == 40
+    assert again.result["messages"][-1].content == "Again."
 
 
 def test_an_erroring_tool_call_is_not_recorded():
@@ -315,7 +368,7 @@ def test_an_erroring_tool_call_is_not_recorded():
 def test_misuse_is_a_configuration_error():
     engine = Engine()
     tools = form_tools(new_page())
-    with pytest.raises(ConfigurationError, match="not one of the tools given"):
+    with pytest.raises(ConfigurationError, match="not among the tools given"):
         MuscleMemMiddleware(engine, tools, checks={"typo": Check(capture=lambda **kw: 1)})
     with pytest.raises(ConfigurationError, match="pass the chat model"):
         MuscleMemMiddleware(engine, tools, final="model")

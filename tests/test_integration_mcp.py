@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -24,9 +25,12 @@ else:
 from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
 
+from muscle_mem.cli import main as cli_main
+from muscle_mem.cli.mcp import load_checks
 from muscle_mem.integrations.mcp import (
     DONE_TOOL,
     REPLAY_TOOL,
+    RUN_ARGUMENT,
     CachedClient,
     McpTask,
     as_messages,
@@ -220,8 +224,10 @@ def test_miss_hit_handoff_hit() -> None:
             finally:
                 LAYOUT["email"] = "#email"
 
-        stats = engine.stats()
-        assert stats.total.hits == 2
+        # What the agent reported (task.report_usage) is in the run log: stats count the
+        # miss's 400 tokens and the handoff's 300, and what the two hits saved.
+        stats = engine.stats().total
+        assert (stats.hits, stats.tokens, stats.tokens_saved) == (2, 700, 800)
 
     asyncio.run(main())
 
@@ -235,15 +241,23 @@ def test_a_hit_can_spend_one_model_call_on_a_fresh_answer() -> None:
             await cached.run(TASK, agent_with(signup_model("John", "john@x.io")), params=params)
             seen: list[list[types.SamplingMessage]] = []
 
-            async def answer(messages: list[types.SamplingMessage]) -> str:
-                seen.append(messages)
-                return f"fresh answer after {len(messages)} messages"
+            async def answer(task: McpTask) -> str:
+                seen.append(task.messages)
+                task.report_usage(tokens=30, cost=0.001)  # the host's model call
+                with pytest.raises(ConfigurationError, match="held open"):
+                    await task.call_tool("submit")  # the task is done
+                return f"fresh answer after {len(task.messages)} messages"
 
             params = {"name": "Jane", "email": "jane@x.io"}
             model = signup_model("Jane", "jane@x.io")
             hit = await cached.run(TASK, agent_with(model), params=params, answer=answer)
             assert hit.hit and model.calls == 0 and len(seen) == 1
             assert hit.result == "fresh answer after 9 messages"
+            assert (hit.tokens, hit.cost) == (30, 0.001)
+
+        # Logged with the hit: stats set the miss's four model calls against this one.
+        assert engine.store.runs()[-1].tokens == 30
+        assert engine.stats().total.tokens_saved == 400 - 30
 
     asyncio.run(main())
 
@@ -310,9 +324,9 @@ def test_misuse_is_a_configuration_error() -> None:
     async def main() -> None:
         engine = Engine()
         async with mcp.Client(signup_server(new_world())) as client:
-            with pytest.raises(ConfigurationError, match=r"names .typo.*does not list"):
+            with pytest.raises(ConfigurationError, match=r"names .typo., not among the tools"):
                 await CachedClient(engine, client, checks={"typo": layout_check()}).load_tools()
-            with pytest.raises(ConfigurationError, match="dict of MCP tool name to Check"):
+            with pytest.raises(ConfigurationError, match="dict of tool name to Check"):
                 CachedClient(engine, client, checks={"open_form": lambda: 1})  # type: ignore[dict-item]
             with pytest.raises(ConfigurationError, match=r"takes a muscle_mem\.Engine"):
                 CachedClient(client, client)  # type: ignore[arg-type]
@@ -361,9 +375,142 @@ def test_proxy_in_memory_learns_then_replays_the_whole_task() -> None:
     asyncio.run(main())
 
 
-def test_mcp_proxy_command_over_stdio(tmp_path: Path) -> None:
-    """``muscle-mem mcp-proxy -- <server>`` as a host starts it: a subprocess on stdio."""
+def _text(result: types.CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def test_the_proxy_learns_concurrent_tasks_each_in_its_own_run() -> None:
+    async def main() -> None:
+        world = new_world()
+        engine = Engine()
+
+        async def replay(host: Any, task: str, **params: Any) -> dict[str, Any]:
+            reply = await host.call_tool(REPLAY_TOOL, {"task": task, "params": params})
+            return reply.structured_content
+
+        async with mcp.Client(signup_server(world)) as upstream:
+            server, close = await make_proxy(engine, upstream)
+            async with mcp.Client(server) as a, mcp.Client(server) as b:
+                listed = {t.name: t for t in (await a.list_tools()).tools}
+                assert RUN_ARGUMENT in listed["type_into"].input_schema["properties"]
+
+                # Two hosts, a task each, their calls interleaved: each call is its own
+                # host's task's, with no id needed.
+                assert (await replay(a, "open the form"))["status"] == "miss"
+                assert (await replay(b, "type the name", name="Jo"))["status"] == "miss"
+                await asyncio.gather(
+                    a.call_tool("open_form", {"form": "signup"}),
+                    b.call_tool("type_into", {"field": "name", "text": "Jo"}),
+                )
+                assert not (await b.call_tool(DONE_TOOL, {"answer": "typed"})).is_error
+                assert not (await a.call_tool(DONE_TOOL, {"answer": "opened"})).is_error
+
+                # One host, two tasks at once: a call says which task it is for.
+                first = (await replay(a, "submit the form"))["run"]
+                second = (await replay(a, "check the service"))["run"]
+                ambiguous = await a.call_tool("submit", {})
+                assert ambiguous.is_error and "2 tasks are in progress" in _text(ambiguous)
+                assert world["submitted"] == []  # refused, not forwarded
+                await a.call_tool("flaky", {"n": 7, RUN_ARGUMENT: second})
+                await a.call_tool("submit", {RUN_ARGUMENT: first})
+                unknown = await a.call_tool("submit", {RUN_ARGUMENT: "nope"})
+                assert unknown.is_error and "not a task in progress" in _text(unknown)
+                # b can't name a's task: a host's tasks are its own.
+                assert (await b.call_tool(DONE_TOOL, {"answer": "x", RUN_ARGUMENT: first})).is_error
+                assert (await a.call_tool(DONE_TOOL, {"answer": "x"})).is_error  # which one?
+                for run in (first, second):
+                    done = await a.call_tool(DONE_TOOL, {"answer": "done", RUN_ARGUMENT: run})
+                    assert not done.is_error, done
+
+                # Each task learned its own calls only: each replays as one step.
+                for host, task, params in [
+                    (a, "open the form", {}),
+                    (b, "type the name", {"name": "Al"}),
+                    (b, "submit the form", {}),
+                    (a, "check the service", {}),
+                ]:
+                    hit = await replay(host, task, **params)
+                    assert hit["status"] == "hit" and len(hit["steps"]) == 1, (task, hit)
+                assert world["fields"]["name"] == "Al"
+            close()
+        stats = engine.stats().total
+        assert (stats.misses, stats.hits, stats.errors) == (4, 4, 0)  # the proxy's hits count
+
+    asyncio.run(main())
+
+
+def test_close_fails_the_tasks_left_in_progress() -> None:
+    async def main() -> None:
+        engine = Engine()
+        async with mcp.Client(signup_server(new_world())) as upstream:
+            server, close = await make_proxy(engine, upstream)
+            async with mcp.Client(server) as host:
+                await host.call_tool(REPLAY_TOOL, {"task": "open the form"})
+                await host.call_tool("open_form", {"form": "signup"})
+            close()
+        assert [r.status for r in engine.store.runs()] == ["error"]
+        assert engine.store.tasks() == []
+
+    asyncio.run(main())
+
+
+CHECKS_MODULE = """
+from muscle_mem import Check
+from pathlib import Path
+
+def _layout(arguments, client):
+    return Path(__file__).with_name("layout.txt").read_text()
+
+LAYOUT = Check(capture=_layout)
+CHECKS = {"add_note": LAYOUT, "other": (None, LAYOUT)}
+NOTES = {"add_note": LAYOUT}
+NOT_A_DICT = [LAYOUT]
+BAD_ENTRY = {"add_note": "a check"}
+BAD_PAIR = {"add_note": (LAYOUT, LAYOUT, LAYOUT)}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("mm_checks", "write MODULE:NAME"),
+        ("mm_no_such_module:CHECKS", "cannot import 'mm_no_such_module'"),
+        ("mm_checks:MISSING", "'mm_checks' has no 'MISSING'"),
+        ("mm_checks:NOT_A_DICT", "is a list, not a dict of MCP tool name"),
+        ("mm_checks:BAD_ENTRY", "'add_note' maps to 'a check', not a Check"),
+        ("mm_checks:BAD_PAIR", "not a Check or a \\(pre_check, post_check\\) pair"),
+    ],
+)
+def test_mcp_proxy_checks_from_the_command_line_say_what_is_wrong(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    spec: str,
+    message: str,
+) -> None:
+    (tmp_path / "mm_checks.py").write_text(CHECKS_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
     store = f"sqlite:///{tmp_path / 'cache.db'}"
+    code = cli_main(["mcp-proxy", "--store", store, "--checks", spec, "--", "never-started"])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_load_checks_splits_pre_and_post_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "mm_checks_ok.py").write_text(CHECKS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pre, post = load_checks("mm_checks_ok:CHECKS")
+    assert set(pre) == {"add_note"} and set(post) == {"other"}
+
+
+def test_mcp_proxy_command_over_stdio(tmp_path: Path) -> None:
+    """``muscle-mem mcp-proxy --checks ... -- <server>`` as a host starts it: a subprocess
+    on stdio, its checks imported from the directory it runs in."""
+    store = f"sqlite:///{tmp_path / 'cache.db'}"
+    (tmp_path / "notes_checks.py").write_text(CHECKS_MODULE)
+    layout = tmp_path / "layout.txt"
+    layout.write_text("v1")
     upstream = tmp_path / "upstream.py"
     upstream.write_text(
         "from mcp.server.mcpserver import MCPServer\n"
@@ -383,28 +530,34 @@ def test_mcp_proxy_command_over_stdio(tmp_path: Path) -> None:
             "mcp-proxy",
             "--store",
             store,
+            "--checks",
+            "notes_checks:NOTES",
             "--",
             sys.executable,
             str(upstream),
         ],
-        cwd=str(ROOT),
+        cwd=str(tmp_path),
     )
 
-    async def host() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def host() -> list[str]:
         # One connection (each costs two interpreters starting): learn, then replay.
         async with mcp.Client(proxy) as client:
-            first = await client.call_tool(
-                REPLAY_TOOL, {"task": "note", "params": {"text": "milk"}}
-            )
+
+            async def replay(text: str) -> str:
+                reply = await client.call_tool(
+                    REPLAY_TOOL, {"task": "note", "params": {"text": text}}
+                )
+                return reply.structured_content["status"]
+
+            first = await replay("milk")
             await client.call_tool("add_note", {"text": "milk"})
             await client.call_tool(DONE_TOOL, {"answer": "noted"})
-            second = await client.call_tool(
-                REPLAY_TOOL, {"task": "note", "params": {"text": "tea"}}
-            )
-            return first.structured_content, second.structured_content
+            second = await replay("tea")
+            layout.write_text("v2")  # the pre-check from --checks no longer passes
+            third = await replay("jam")
+            return [first, second, third]
 
-    first, second = asyncio.run(host())
-    assert first["status"] == "miss" and second["status"] == "hit"
+    assert asyncio.run(host()) == ["miss", "hit", "miss"]
     assert Path(f"{upstream}.log").read_text().splitlines() == ["milk", "tea"]
 
 

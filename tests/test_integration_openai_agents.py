@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
+import logging
 import os
 import re
 import runpy
@@ -28,7 +30,7 @@ else:
         "agents", reason="the OpenAI Agents SDK: pip install -e '.[openai-agents]'"
     )
 
-from agents import Agent, RunContextWrapper, RunHooks, function_tool
+from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, Runner, function_tool
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.usage import Usage
 
@@ -151,7 +153,9 @@ def test_miss_hit_handoff_hit_with_only_the_missing_model_calls():
             None,  # the task, as a user message
             "function_call",
             "function_call_output",
+            None,  # the note: where and why replay stopped
         ]
+        assert "replay stopped there: step 1" in given[3]["content"]
         assert given[1]["arguments"] == '{"field": "name", "value": "Max"}'
         assert handoff.result.final_output == "Filled the form for Max."
 
@@ -183,6 +187,9 @@ def test_a_hit_may_spend_one_model_call_on_a_fresh_answer():
         "function_call_output",
     ] * 2
     assert fresh.tokens == 90
+    # Logged with the hit: stats set the miss's 280 tokens against the 90 it spent.
+    assert runner.engine.store.runs()[-1].tokens == 90
+    assert runner.engine.stats().total.tokens_saved == 280 - 90
 
 
 def test_parallel_calls_are_recorded_in_the_models_order_whatever_starts_first():
@@ -234,10 +241,107 @@ def test_a_tool_that_fails_is_not_recorded_and_the_model_sees_the_error():
     assert calls == ["nope", "plan", "plan"]
 
 
+def test_a_hand_made_tool_without_the_sdks_error_handling_fails_as_without_the_cache(caplog):
+    """The fallback of a tool whose invoker wraps no ``_invoke_tool_impl``: a hand-made
+    FunctionTool. Its exception propagates as the SDK lets it (the run fails) and the call
+    is never recorded; what it returns is recorded and replayed."""
+    calls: list[str] = []
+
+    async def invoke(ctx: RunContextWrapper[dict], args_json: str) -> str:
+        key = json.loads(args_json)["key"]
+        calls.append(key)
+        return ctx.context[key]  # a KeyError for a key the context lacks
+
+    schema = {
+        "type": "object",
+        "properties": {"key": {"type": "string"}},
+        "required": ["key"],
+        "additionalProperties": False,
+    }
+    lookup = FunctionTool("lookup", "Look a key up.", schema, on_invoke_tool=invoke)
+
+    def runner_for(key: str) -> CachedRunner:
+        model = ScriptedModel(
+            [
+                ModelStep(output=[function_call("lookup", {"key": key}, call_id="x")]),
+                ModelStep(output=[assistant_message("done")]),
+            ]
+        )
+        return CachedRunner(engine, Agent(name="reader", model=model, tools=[lookup]))
+
+    engine = Engine()
+    with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+        failing = runner_for("nope")
+    assert "_invoke_tool_impl" not in caplog.text  # hand-made: nothing to warn about
+    with pytest.raises(agents.exceptions.UserError, match="nope"):
+        failing.run_sync("read the plan", context={"plan": "pro"})
+    assert [r.status for r in engine.store.runs()] == ["error"] and engine.store.tasks() == []
+
+    miss = runner_for("plan").run_sync("read the plan", context={"plan": "pro"})
+    hit = runner_for("plan").run_sync("read the plan", context={"plan": "team"})
+    assert (miss.status, hit.status) == ("miss", "hit")
+    assert hit.steps[0].result == "team" and calls == ["nope", "plan", "plan"]
+
+
+def test_a_function_tool_whose_invoker_changed_is_run_publicly_with_a_warning(caplog):
+    """If the SDK stops wrapping _invoke_tool_impl, the public invoker runs the tool and
+    the runner says that failing calls may then be recorded."""
+
+    async def public_only(ctx, args_json):  # an SDK invoker with no _invoke_tool_impl
+        return await type_into.on_invoke_tool(ctx, args_json)
+
+    public_only.__module__ = "agents.tool"
+
+    changed = type_into.__class__.__new__(type_into.__class__)
+    changed.__dict__.update(type_into.__dict__, on_invoke_tool=public_only)
+    agent = Agent(name="filler", model=ScriptedModel(fill("Max")), tools=[changed])
+    with caplog.at_level(logging.WARNING, logger="muscle_mem"):
+        runner = CachedRunner(Engine(), agent)
+    assert "wraps no _invoke_tool_impl" in caplog.text
+    miss = runner.run_sync("fill the signup form", params={"name": "Max"}, context=Page())
+    assert miss.status == "miss" and len(miss.result.new_items) == 5
+
+
+def test_a_decorated_tool_taking_the_context_records_without_inject():
+    """@engine.function under @function_tool, the agent run by engine itself: the adapter
+    registered RunContextWrapper, so the context is left out of the steps with no
+    inject=, and replay takes it from the run's inject=."""
+    engine = Engine()
+
+    @function_tool
+    @engine.function(pre_check=Check(capture=where))
+    def fill_in(ctx: RunContextWrapper[Page], field: str, value: str) -> str:
+        """Type a value into a field of the form."""
+        ctx.context.fields[field] = value
+        return f"typed into {ctx.context.selectors[field]}"
+
+    page = Page()
+    model = ScriptedModel(
+        [
+            ModelStep(
+                output=[function_call("fill_in", {"field": "name", "value": "Alice"}, call_id="a")]
+            ),
+            ModelStep(output=[assistant_message("Filled.")]),
+        ]
+    )
+    agent = Agent(name="filler", model=model, tools=[fill_in])
+
+    async def run_agent(task: str) -> str:
+        return (await Runner.run(agent, task, context=page)).final_output
+
+    engine.set_agent(run_agent)
+    miss = asyncio.run(engine.arun("fill in Alice", params={"name": "Alice"}))
+    assert miss.status == "miss" and len(model.calls) == 2
+    hit = engine("fill in Bobby", params={"name": "Bobby"}, inject={"ctx": RunContextWrapper(page)})
+    assert hit.status == "hit" and len(model.calls) == 2  # no model call
+    assert page.fields == {"name": "Bobby"}
+    assert [s.arguments for s in hit.steps] == [{"field": "name", "value": "Bobby"}]
+
+
 def test_misuse_fails_with_what_to_do():
     model = ScriptedModel([])
     agent = Agent(name="filler", model=model, tools=[type_into])
-    with pytest.raises(ConfigurationError, match="not a function tool of agent 'filler'"):
+    with pytest.raises(ConfigurationError, match="not among the function tools of agent 'filler'"):
         CachedRunner(Engine(), agent, checks={"type": Check(capture=where)})
     with pytest.raises(ConfigurationError, match="final='cached' is not"):
         CachedRunner(Engine(), agent, final="cached")

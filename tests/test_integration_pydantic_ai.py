@@ -9,6 +9,7 @@ package fails.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import runpy
 import subprocess
@@ -34,9 +35,9 @@ from pydantic_ai.messages import (
     ToolCallPart,
     ToolReturnPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.usage import RequestUsage
+from pydantic_ai.usage import RequestUsage, RunUsage
 
 from muscle_mem import Check, ConfigurationError, Engine
 from muscle_mem.integrations.pydantic_ai import MuscleMem
@@ -133,7 +134,7 @@ def test_miss_hit_handoff_hit_with_a_tool_taking_ctx() -> None:
     history = handoff.result.all_messages()
     assert isinstance(history[1], ModelResponse)
     assert history[1].parts[0].args == {"field": "name", "value": "Ann"}
-    assert "Replay stopped before step 1" in str(history[2].parts[-1].content)
+    assert "replay stopped there" in str(history[2].parts[-1].content)
 
     again = run("Bob")
     assert (again.status, again.replayed, script.requests) == ("hit", 2, 0)
@@ -247,6 +248,99 @@ def test_a_failed_call_is_not_recorded() -> None:
     assert [s.result for s in hit.steps] == ["done"]
 
 
+def test_a_decorated_tool_taking_ctx_records_without_inject() -> None:
+    """@engine.function under @agent.tool, the agent run by engine() itself: the adapter
+    registered RunContext, so ctx is left out of the steps with no inject=, and replay
+    takes it from the run's inject=."""
+    script, form, engine = Script(), Form(), Engine()
+    agent = Agent(FunctionModel(script), deps_type=Form)
+
+    @agent.tool
+    @engine.function(pre_check=Check(capture=where))
+    def type_into(ctx: RunContext[Form], field: str, value: str) -> str:
+        """Type a value into a form field."""
+        ctx.deps.fields[field] = value
+        return f"typed into {ctx.deps.selectors[field]}"
+
+    async def run_agent(prompt: str) -> str:
+        return (await agent.run(prompt, deps=form)).output
+
+    engine.set_agent(run_agent)
+    miss = asyncio.run(engine.arun("sign up Alice", params={"name": "Alice"}))
+    assert (miss.status, script.requests) == ("miss", 3)
+
+    script.requests = 0
+    ctx = RunContext(deps=form, model=TestModel(), usage=RunUsage())
+    hit = engine("sign up Bobby", params={"name": "Bobby"}, inject={"ctx": ctx})
+    assert (hit.status, script.requests) == ("hit", 0)
+    assert form.fields == {"name": "Bobby", "greeting": "Hi Bobby!"}
+    assert [s.arguments for s in hit.steps] == [
+        {"field": "name", "value": "Bobby"},
+        {"field": "greeting", "value": "Hi Bobby!"},
+    ]
+
+
+STREAMED: list[int] = []  # one entry per streamed model request
+
+
+async def streamed_script(messages: list[Any], info: AgentInfo) -> Any:
+    """Script's plan, streamed: a tool call per response, then the answer in two chunks."""
+    STREAMED.append(1)  # a model request
+    name = messages[0].parts[-1].content.rsplit(" ", 1)[-1]
+    done = sum(isinstance(p, ToolReturnPart) for m in messages for p in m.parts)
+    plan = [{"field": "name", "value": name}, {"field": "greeting", "value": f"Hi {name}!"}]
+    if done < len(plan):
+        yield {0: DeltaToolCall("type_into", json.dumps(plan[done]), tool_call_id=f"c{done}")}
+        return
+    yield "Signed up "
+    yield f"{name}."
+
+
+def test_run_stream_records_a_miss_and_streams_a_hit_with_no_model_request() -> None:
+    form, engine = Form(), Engine()
+    agent = Agent(FunctionModel(stream_function=streamed_script), deps_type=Form)
+
+    @agent.tool
+    def type_into(ctx: RunContext[Form], field: str, value: str) -> str:
+        """Type a value into a form field."""
+        ctx.deps.fields[field] = value
+        return f"typed into {ctx.deps.selectors[field]}"
+
+    mm = MuscleMem(engine, checks={"type_into": Check(capture=where)})
+
+    async def stream(name: str, read: bool = True, **options: Any) -> tuple[Any, list[str]]:
+        STREAMED.clear()
+        run = mm.run_stream(agent, f"sign up {name}", params={"name": name}, deps=form, **options)
+        async with run as result:
+            texts = [text async for text in result.stream_text()] if read else []
+        return run.outcome, texts
+
+    miss, texts = asyncio.run(stream("Alice"))
+    assert (miss.status, len(STREAMED), texts[-1]) == ("miss", 3, "Signed up Alice.")
+    assert miss.tokens > 0 and engine.store.runs()[-1].tokens == miss.tokens
+
+    hit, texts = asyncio.run(stream("Bobby"))  # the recorded answer, one chunk, no model
+    assert (hit.status, STREAMED, texts) == ("hit", [], ["Signed up Bobby."])
+    assert form.fields == {"name": "Bobby", "greeting": "Hi Bobby!"}
+    calls = [p for m in hit.result.all_messages() for p in m.parts if isinstance(p, ToolCallPart)]
+    assert [c.args for c in calls] == [
+        {"field": "name", "value": "Bobby"},
+        {"field": "greeting", "value": "Hi Bobby!"},
+    ]
+
+    # A block that reads nothing still commits the run, with the output read for it.
+    unread, _ = asyncio.run(stream("Cyril", read=False, mode="record"))
+    assert unread.status == "miss" and engine.store.runs()[-1].status == "miss"
+
+    async def failing() -> None:
+        async with mm.run_stream(agent, "sign up Dora", params={"name": "Dora"}, deps=form):
+            raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        asyncio.run(failing())
+    assert engine.store.runs()[-1].status == "error"  # a hit held open, failed with it
+
+
 def test_final_llm_spends_one_request_on_a_fresh_answer() -> None:
     script, form = Script(), Form()
     agent = form_agent(script)
@@ -257,6 +351,10 @@ def test_final_llm_spends_one_request_on_a_fresh_answer() -> None:
     assert (hit.status, script.requests, hit.tokens) == ("hit", 1, 120)
     assert hit.result.output == "Signed up Bo."
     assert script.calls == []  # tools hidden: no call, only the answer
+    # The request is logged with the hit, so stats count it: the miss's three requests
+    # (360 tokens) less the one the hit spent.
+    assert mm.engine.store.runs()[-1].tokens == 120
+    assert mm.engine.stats().total.tokens_saved == 360 - 120
 
     by_steps = MuscleMem(mm.engine, final=lambda steps: f"{len(steps)} fields filled")
     script.requests = 0
@@ -268,7 +366,7 @@ def test_misuse_is_a_configuration_error() -> None:
     engine = Engine()
     with pytest.raises(ConfigurationError, match="dict of tool name to Check"):
         MuscleMem(engine, checks={"type_into": lambda: 1})  # type: ignore[dict-item]
-    with pytest.raises(ConfigurationError, match="final= takes"):
+    with pytest.raises(ConfigurationError, match="final='fresh' is not a way to answer"):
         MuscleMem(engine, final="fresh")
     with pytest.raises(ConfigurationError, match=r"muscle_mem\.Engine"):
         MuscleMem("engine")  # type: ignore[arg-type]

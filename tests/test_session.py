@@ -255,6 +255,56 @@ def test_a_hit_needs_no_commit_and_commit_returns_it(engine):
     assert [r.status for r in engine.store.runs()] == ["miss", "hit"]
 
 
+def test_a_hit_held_open_is_logged_at_commit_with_the_usage_of_its_answer(engine):
+    Framework(engine).run("John")  # a miss of 300 tokens
+    with engine.session(TASK, params={"name": "Jo"}) as session:
+        held = session.replay(commit_hit=False)
+        assert (held.status, held.result, held.tokens) == ("hit", "signed up Jo", 0)
+        assert [r.status for r in engine.store.runs()] == ["miss"]  # not logged yet
+        with pytest.raises(ConfigurationError, match="held open"):
+            session.call("type_into", "name", "Jo")
+        session.report_usage(tokens=40, cost=0.002)  # e.g. one model call, a fresh answer
+        hit = session.commit("a fresh answer")
+        assert (hit.status, hit.result) == ("hit", "a fresh answer")
+        assert (hit.tokens, hit.cost) == (40, 0.002)
+        assert session.commit() is hit  # over: commit returns it, fail is a no-op
+        session.fail(RuntimeError("too late"))
+    [_, logged] = engine.store.runs()
+    assert (logged.status, logged.tokens, logged.cost) == ("hit", 40, 0.002)
+    assert engine.stats().total.tokens_saved == 300 - 40  # every token counted
+
+
+def test_a_hit_held_open_fails_as_an_error_run_and_must_be_ended(engine):
+    Framework(engine).run("John")
+    with engine.session(TASK, params={"name": "Jo"}) as session:
+        assert session.replay(commit_hit=False)
+        session.report_usage(tokens=7)
+        session.fail(TimeoutError("the model did not answer"))
+    left = pytest.raises(ConfigurationError, match="held open with commit_hit=False")
+    with left, engine.session(TASK, params={"name": "Jo"}) as session:
+        assert session.replay(commit_hit=False)
+    with pytest.raises(ConfigurationError, match=r"commit_hit=\.\.\.\) takes True or False"):
+        engine.session(TASK).replay(commit_hit="no")
+    failed, left_open = [r for r in engine.store.runs() if r.status == "error"]
+    assert (failed.reason, failed.tokens) == ("TimeoutError('the model did not answer')", 7)
+    assert "commit_hit=False" in left_open.reason and engine.stats().total.hits == 0
+
+
+def test_a_held_hit_in_async_code(engine):
+    Framework(engine).run("John")
+
+    async def run() -> muscle_mem.Outcome:
+        async with engine.session(TASK, params={"name": "Al"}) as session:
+            held = await session.areplay(commit_hit=False)
+            assert held.hit and held.replayed == 2
+            session.report_usage(tokens=5)
+            return session.commit()
+
+    hit = asyncio.run(run())
+    assert (hit.result, hit.tokens) == ("signed up Al", 5)
+    assert engine.store.runs()[-1].tokens == 5
+
+
 # -- modes and divergence policies ------------------------------------------------------
 
 

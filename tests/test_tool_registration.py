@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from typing import Annotated, Generic, Optional, TypeVar
 
 import pytest
 
-from muscle_mem import Check, ConfigurationError
+from muscle_mem import Check, ConfigurationError, register_context_type
+from muscle_mem.tools import context_parameters
 
 
 class Browser:
@@ -355,3 +357,91 @@ def test_a_call_with_too_many_arguments_fails_as_python_says_and_records_nothing
 
     engine.set_agent(agent).finalize()
     assert "nothing was recorded" in engine("sign up").reason
+
+
+# -- context types: injected without inject= ---------------------------------------------
+
+Deps = TypeVar("Deps")
+
+
+class RunCtx(Generic[Deps]):
+    """A framework's context type, as PydanticAI's RunContext[Deps]: what adapters register."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+
+class ToolCtx(RunCtx[Deps]):
+    """A subclass, as the Agents SDK's ToolContext is of RunContextWrapper."""
+
+
+class InjectedArg:
+    """A marker in Annotated[...], as LangChain's InjectedToolArg."""
+
+
+class InjectedId(InjectedArg):
+    pass
+
+
+register_context_type(RunCtx, InjectedArg)
+
+
+def test_parameters_annotated_with_a_registered_type_are_detected_in_every_form():
+    def tool(
+        ctx: RunCtx[Browser],
+        field: str,
+        sub: ToolCtx[int],
+        maybe: RunCtx[int] | None = None,
+        old: Optional[RunCtx[int]] = None,  # noqa: UP045 - the typing spelling, on purpose
+        call_id: Annotated[str, InjectedId] = "",
+        state: Annotated[dict | None, InjectedArg()] = None,
+        *args: RunCtx[int],
+        **kwargs: RunCtx[int],
+    ) -> None: ...
+
+    assert context_parameters(tool, False) == (
+        "ctx", "sub", "maybe", "old", "call_id", "state"
+    )  # fmt: skip
+
+    class Page:
+        def click(self: RunCtx, ctx: RunCtx[int], button: str) -> None: ...
+
+    assert context_parameters(Page.click, True) == ("ctx",)  # self is the method's own
+    assert context_parameters(lambda ctx, x: x, False) == ()  # no annotation, no guess
+    assert context_parameters(len, False) == ()
+
+
+def test_a_tool_taking_a_registered_context_records_without_inject_and_replays(engine):
+    @engine.function
+    def type_into(ctx: RunCtx[Browser], field: str, value: str) -> str:
+        ctx.deps.typed.append((field, value))
+        return f"{field}={value}"
+
+    def agent(task, name):
+        ctx = RunCtx(Browser())
+        type_into(ctx, "name", name)
+        type_into(field="greeting", value=f"Hello {name}!", ctx=ctx)
+        return "done"
+
+    engine.set_agent(agent).finalize()
+    assert engine("sign up", "John", params={"name": "John"}).status == "miss"  # recorded
+
+    jane = RunCtx(Browser())
+    hit = engine("sign up", "Jane", params={"name": "Jane"}, inject={"ctx": jane})
+    assert hit.status == "hit"
+    assert jane.deps.typed == [("name", "Jane"), ("greeting", "Hello Jane!")]
+    assert [s.arguments for s in hit.steps] == [
+        {"field": "name", "value": "Jane"},
+        {"field": "greeting", "value": "Hello Jane!"},
+    ]
+    missed = engine("sign up", "Jo", params={"name": "Jo"})  # no context for replay to pass
+    assert "inject={'ctx': ...}" in missed.reason
+
+
+def test_context_types_misuse_says_what_to_do(memory_engine):
+    with pytest.raises(ConfigurationError, match="takes classes"):
+        register_context_type("RunContext")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="never stored anyway"):
+
+        @memory_engine.function(sensitive=["ctx"])
+        def login(ctx: RunCtx[int], password: str) -> None: ...

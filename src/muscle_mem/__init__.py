@@ -36,6 +36,7 @@ from .models import ExecutedStep, Handoff, Mode, OnDivergence, Outcome, Status
 from .recording import handoff, report_usage
 from .session import Session
 from .store import MemoryStore, Store
+from .tools import register_context_type
 
 __version__ = "0.2.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "UnrecordedCallWarning",
     "__version__",
     "handoff",
+    "register_context_type",
     "report_usage",
 ]
 

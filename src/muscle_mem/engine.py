@@ -22,7 +22,7 @@ from .run import Run
 from .session import Session
 from .stats import Stats, compute
 from .store import Store, open_store
-from .tools import Tool
+from .tools import Tool, context_parameters
 
 
 class Engine:
@@ -273,6 +273,14 @@ class Engine:
                     f"{label}(sensitive=...) names {', '.join(map(repr, unknown))}, "
                     f"not arguments of {getattr(target, '__qualname__', target)}"
                 )
+            # Parameters annotated with a registered context type are injected too.
+            detected = context_parameters(target, is_method)
+            if set(detected) & set(secret_names):
+                raise ConfigurationError(
+                    f"{label}(sensitive=...) names a framework context argument of "
+                    f"{getattr(target, '__qualname__', target)} ({', '.join(detected)}), "
+                    "which is never stored anyway: leave it out of sensitive="
+                )
             tool = Tool(
                 self,
                 target,
@@ -282,7 +290,7 @@ class Engine:
                 sensitive=secret_names,
                 name=name,
                 version=version,
-                inject=tuple(dict.fromkeys(injected)),
+                inject=tuple(dict.fromkeys((*injected, *detected))),
                 by_name=by_name,
             )
             self._register(tool, kind)

@@ -117,6 +117,9 @@ class Run:
         # The task's words, worked out only by a run that records (hits never need them).
         self._text = text
         self._over = False  # finished or failed: logged once
+        # Usage reported while no agent records: a hit's own model call (a session's
+        # fresh answer), logged with the hit when it is finished.
+        self.tokens, self.cost = 0, 0.0
 
     def __enter__(self) -> Run:
         return self
@@ -176,11 +179,14 @@ class Run:
         return replay.handoff() if handed_over else None
 
     def replay_outcome(self) -> Outcome:
-        """The outcome of replay alone, when it did not hit and the agent is to run:
-        a miss, or a handoff with the steps replay ran and why it stopped."""
+        """The outcome of replay alone, before the run is finished: a hit (with the
+        recorded result), or, when the agent is to run, a miss or a handoff with the
+        steps replay ran and why it stopped."""
         replay = self.replay
+        status = Status.HIT if replay.hit else Status.HANDOFF if replay.diverged else Status.MISS
         return Outcome(
-            status=Status.HANDOFF if replay.diverged else Status.MISS,
+            status=status,
+            result=replay.result if replay.hit else None,
             replayed=replay.replayed,
             diverged_at=replay.at if replay.diverged else None,
             reason=replay.reason,
@@ -212,6 +218,11 @@ class Run:
             current_handoff.reset(handoff_token)
             inside_tool.reset(inside_token)
             current_recorder.reset(run_token)
+
+    def add_usage(self, tokens: int, cost: float) -> None:
+        """Count usage (checked by the caller) that no agent's recorder holds: a hit's."""
+        self.tokens += tokens
+        self.cost += cost
 
     def finish(self, result: Any = None) -> Outcome:
         """Commit what the run changed and log it: replay hit, or the agent succeeded."""
@@ -368,8 +379,8 @@ class Run:
             reason=reason,
             started_at=self.started_at,
             duration_s=time.perf_counter() - self._started,
-            tokens=recorder.tokens if recorder is not None else 0,
-            cost=recorder.cost if recorder is not None else 0.0,
+            tokens=self.tokens + (recorder.tokens if recorder is not None else 0),
+            cost=self.cost + (recorder.cost if recorder is not None else 0.0),
             path=path,
             about=self.about,
         )

@@ -7,8 +7,11 @@ whose tool calls arrive as separate requests) cannot hand the engine its agent, 
 (the same replay, recording, commit and run log line), with each phase a call:
 
 1. :meth:`Session.replay` (or :meth:`Session.areplay`) replays while the checks pass.
-   A hit is committed there and then; otherwise it returns the outcome so far (a miss,
-   or a handoff with the steps replay ran and why it stopped) and the session records.
+   A hit is committed there and then, unless ``commit_hit=False`` holds it open for
+   the framework to answer it (one model call for a fresh answer, say) and
+   :meth:`Session.commit` it with that call's usage; otherwise it returns the outcome
+   so far (a miss, or a handoff with the steps replay ran and why it stopped) and the
+   session records.
 2. :meth:`Session.call` (or :meth:`Session.acall`) runs one of the engine's tools by
    name and records it, from any thread or asyncio task; calls take their places in the
    order they started, as a run's parallel tool calls do.
@@ -19,11 +22,13 @@ whose tool calls arrive as separate requests) cannot hand the engine its agent, 
 A session's states, guarded by one lock, so misuse from any thread fails the same way::
 
     new --replay()--> recording --commit()/fail()--> over
+      |--replay(commit_hit=False) hits--> held --commit()/fail()--> over
       \\--replay() hits, or raises; fail()--> over
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +40,7 @@ from .run import Run
 from .tools import Tool
 
 _NEW, _REPLAYING, _RECORDING, _OVER = "new", "replaying", "recording", "over"
+_HELD = "a cache hit held open (commit_hit=False)"
 _HIT = "it was a cache hit"
 
 
@@ -49,7 +55,10 @@ class Session:
 
     On a hit, :meth:`replay` has committed the run: :meth:`commit` is then a no-op that
     returns the hit's outcome (so a hook may call it either way), :meth:`fail` a no-op,
-    and :meth:`call` an error, since the task is done.
+    and :meth:`call` an error, since the task is done. With ``replay(commit_hit=False)``
+    the hit is held open instead: :meth:`report_usage` adds the usage of what the
+    framework spends answering it, and :meth:`commit` logs the hit with that usage (or
+    :meth:`fail` logs an error), so ``muscle-mem stats`` counts every token.
 
     Only calls made through :meth:`call` are recorded: the session is named, never set
     in a context variable, so a decorated tool the framework calls directly records
@@ -84,10 +93,12 @@ class Session:
 
     # -- replay --------------------------------------------------------------------
 
-    def replay(self) -> Outcome:
+    def replay(self, *, commit_hit: bool = True) -> Outcome:
         """Replay the recorded steps while their checks pass; the outcome so far.
 
-        A hit (truthy) is committed and ends the session. Otherwise the outcome is a
+        A hit (truthy) is committed and ends the session; with ``commit_hit=False`` it
+        is held open until :meth:`commit` (or :meth:`fail`), which must follow, so that
+        usage reported in between is logged with it. Otherwise the outcome is a
         miss, or a handoff whose ``steps``, ``diverged_at`` and ``reason`` say what
         replay did and why it stopped; the session then records calls. Raises as
         ``engine()`` does: :class:`ReplayMissError` in mode ``"replay"`` and
@@ -95,25 +106,29 @@ class Session:
         error, the session over). Async tools are run to completion; in async code use
         :meth:`areplay`.
         """
-        self._start_replay()
+        self._start_replay(commit_hit)
         try:
             hit = self._run.replay_steps()
         except BaseException as error:
             self._end_failed(error)
             raise
-        return self._replayed(hit)
+        return self._replayed(hit, commit_hit)
 
-    async def areplay(self) -> Outcome:
+    async def areplay(self, *, commit_hit: bool = True) -> Outcome:
         """:meth:`replay` with async tools awaited."""
-        self._start_replay()
+        self._start_replay(commit_hit)
         try:
             hit = await self._run.areplay_steps()
         except BaseException as error:
             self._end_failed(error)
             raise
-        return self._replayed(hit)
+        return self._replayed(hit, commit_hit)
 
-    def _start_replay(self) -> None:
+    def _start_replay(self, commit_hit: object) -> None:
+        if not isinstance(commit_hit, bool):
+            raise ConfigurationError(
+                f"replay(commit_hit=...) takes True or False, got {commit_hit!r}"
+            )
         with self._lock:
             if self._state is not _NEW:
                 raise ConfigurationError(
@@ -122,8 +137,13 @@ class Session:
                 )
             self._state = _REPLAYING
 
-    def _replayed(self, hit: bool) -> Outcome:
+    def _replayed(self, hit: bool, commit_hit: bool) -> Outcome:
         run = self._run
+        if hit and not commit_hit:
+            self._outcome = run.replay_outcome()
+            with self._lock:
+                self._state = _HELD
+            return self._outcome
         if hit:
             try:
                 outcome = run.finish()
@@ -206,13 +226,18 @@ class Session:
     def report_usage(self, tokens: int = 0, cost: float = 0.0) -> None:
         """Add a model call's tokens and cost to this session's run, as
         :func:`muscle_mem.report_usage` does inside an agent; while the session records
-        (after a :meth:`replay` that did not hit, before :meth:`commit`)."""
+        (after a :meth:`replay` that did not hit) or holds a hit (``commit_hit=False``),
+        before :meth:`commit`."""
         check_usage(tokens, cost)
         with self._lock:
+            if self._state is _HELD:
+                self._run.add_usage(tokens, cost)
+                return
             if self._state is not _RECORDING:
                 raise ConfigurationError(
                     f"session.report_usage(): the session is {self._where()}; usage counts "
-                    "toward a run the framework is doing, after replay() and before commit()"
+                    "toward a run the framework is doing, after replay() and before commit() "
+                    "(on a hit, only one held open with replay(commit_hit=False))"
                 )
             assert self._recorder is not None
             self._recorder.add_usage(tokens, cost)
@@ -222,11 +247,24 @@ class Session:
     def commit(self, result: Any = None) -> Outcome:
         """The framework finished the task with ``result``: store the recorded path (its
         end keeps ``result``, templated, for hits to return) and log the run; the final
-        :class:`Outcome`. After a hit, the hit's outcome, unchanged."""
+        :class:`Outcome`. After a committed hit, the hit's outcome, unchanged. A hit held
+        open (``commit_hit=False``) is logged now, with the usage reported since; a hit
+        learns nothing, so ``result`` is stored nowhere, but it is the outcome's result
+        when it is not None (the framework's answer; else the recorded one)."""
         with self._lock:
             if self._state is _OVER and self._ended == _HIT:
                 assert self._outcome is not None
                 return self._outcome
+            if self._state is _HELD:
+                # Over before the store is written: if it fails, nothing is logged (as
+                # for a hit replay() commits), and the session does not end twice.
+                self._state, self._ended = _OVER, "failed"
+                outcome = self._run.finish()
+                self._ended = _HIT
+                if result is not None:
+                    outcome = dataclasses.replace(outcome, result=result)
+                self._outcome = outcome
+                return outcome
             if self._state is not _RECORDING:
                 raise ConfigurationError(
                     f"session.commit(): the session is {self._where()}; commit() ends a "
@@ -243,7 +281,8 @@ class Session:
 
     def fail(self, error: BaseException) -> None:
         """The framework failed the task: log an error run with ``error`` as its reason
-        and keep nothing the session recorded. A no-op after a hit, which stands."""
+        and keep nothing the session recorded. A no-op after a committed hit, which
+        stands; a hit held open (``commit_hit=False``) is logged as an error instead."""
         if not isinstance(error, BaseException):
             raise ConfigurationError(
                 f"session.fail(error) takes the exception that ended the task, got {error!r}"
@@ -285,11 +324,12 @@ class Session:
             if state is not _OVER:
                 self._end_failed(error)
             return
-        if state is _RECORDING or state is _REPLAYING:
+        if state is _RECORDING or state is _REPLAYING or state is _HELD:
             left = ConfigurationError(
                 "the session's with-block ended without session.commit(result) or "
                 "session.fail(error): nothing it recorded was kept, and the run is logged "
-                "as an error; commit (or fail) the session before leaving the block"
+                "as an error (a hit held open with commit_hit=False too); commit (or fail) "
+                "the session before leaving the block"
             )
             self._end_failed(left)
             raise left

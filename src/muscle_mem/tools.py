@@ -18,7 +18,9 @@ its run's agent runs: such calls are not part of it.
 Arguments named in ``inject=`` (a framework's run context, a client) are the run's, not
 the call's: they are left out of the step, so never encoded and never part of a node's
 identity, and whoever replays supplies them again (:meth:`Tool.supply`). Checks'
-captures still receive them.
+captures still receive them. So are, without ``inject=``, the parameters annotated with
+a type given to :func:`register_context_type` (each framework adapter gives its
+framework's context types when it is imported): the core knows no framework's names.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import contextvars
 import functools
 import inspect
 import threading
+import types
 import warnings
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from .checks import Check
 from .codec import encode, encode_call
@@ -50,6 +53,112 @@ def _guarded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         return func(*args, **kwargs)
     finally:
         inside_tool.reset(token)
+
+
+# The types whose parameters are a run's context, not a call's data (register_context_type).
+_context_types: tuple[type, ...] = ()
+_context_lock = threading.Lock()
+
+
+def register_context_type(*kinds: type) -> None:
+    """Treat every tool parameter annotated with one of ``kinds`` as injected, as if the
+    tool named it in ``inject=``: left out of the recorded step, and supplied at replay
+    by the run's ``inject={name: value}``.
+
+    A parameter matches when its annotation is one of ``kinds`` or a subclass, a
+    parameterized form of one (``RunContext[Deps]``), an optional one
+    (``RunContext | None``), or an ``Annotated[..., marker]`` whose marker is one or an
+    instance of one (LangChain's ``InjectedToolArg``). Framework adapters register their
+    framework's context types when imported, so ``@engine.function`` on a tool taking
+    ``ctx: RunContext`` records without ``inject=``. Tools decorated before a type is
+    registered keep what they were decorated with: register first.
+    """
+    global _context_types
+    for kind in kinds:
+        if not isinstance(kind, type):
+            raise ConfigurationError(
+                f"register_context_type() takes classes (a framework's context type, "
+                f"e.g. RunContext), got {kind!r}"
+            )
+    with _context_lock:
+        _context_types = tuple(dict.fromkeys((*_context_types, *kinds)))
+
+
+def context_parameters(func: Callable[..., Any], is_method: bool) -> tuple[str, ...]:
+    """The parameters of ``func`` (``self`` aside) annotated with a registered context
+    type (:func:`register_context_type`), in signature order."""
+    kinds = _context_types
+    if not kinds:
+        return ()  # nothing registered: no signature to read
+    # Adapters register a closure per tool on every run: the same def, the same
+    # annotations, so the same answer, which resolving annotations makes worth keeping.
+    target = inspect.unwrap(func)
+    try:
+        key: Any = (
+            target.__code__,
+            tuple(target.__annotations__.items()),
+            id(target.__globals__),
+            is_method,
+            kinds,
+        )
+        found = _found_contexts.get(key)
+    except (AttributeError, TypeError):  # not a plain function, or unhashable annotations
+        key = found = None
+    if found is None:
+        found = _context_parameters(func, is_method, kinds)
+        if key is not None:
+            if len(_found_contexts) >= 1024:
+                _found_contexts.clear()
+            _found_contexts[key] = found
+    return found
+
+
+_found_contexts: dict[Any, tuple[str, ...]] = {}
+
+
+def _context_parameters(
+    func: Callable[..., Any], is_method: bool, kinds: tuple[type, ...]
+) -> tuple[str, ...]:
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return ()  # a builtin: no annotations
+    if is_method:
+        parameters = parameters[1:]
+    try:  # string annotations (from __future__ import annotations) resolved
+        hints = get_type_hints(inspect.unwrap(func), include_extras=True)
+    except Exception:  # a name only a type checker sees: the annotations as written
+        hints = {}
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and _is_context(hints.get(p.name, p.annotation), kinds)
+    )
+
+
+def _is_context(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *marks = get_args(annotation)
+        # A marker is a registered class, or an instance of one (InjectedState("x")).
+        return _is_context(base, kinds) or any(
+            _subclass(mark, kinds) or _subclass(type(mark), kinds) for mark in marks
+        )
+    if origin is Union or origin is types.UnionType:  # Optional[X], X | None
+        return any(_is_context(arg, kinds) for arg in get_args(annotation))
+    return _subclass(origin or annotation, kinds)
+
+
+def _subclass(value: Any, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, type) and any(_is_subclass(value, kind) for kind in kinds)
+
+
+def _is_subclass(value: type, kind: type) -> bool:
+    try:
+        return issubclass(value, kind)
+    except TypeError:  # a TypedDict (LangChain's RunnableConfig) refuses class checks
+        return value is kind
 
 
 class NotInjected(LookupError):
@@ -417,10 +526,17 @@ class Tool:
             pass
         # Encode again argument by argument, only to name the culprit in the error.
         args, kwargs = template
-        for i, value in enumerate(args):
-            encode(value, f"argument {self.argument_name(i)!r} of tool {self.name}")
-        for key, value in kwargs.items():
-            encode(value, f"argument {key!r} of tool {self.name}")
+        try:
+            for i, value in enumerate(args):
+                encode(value, f"argument {self.argument_name(i)!r} of tool {self.name}")
+            for key, value in kwargs.items():
+                encode(value, f"argument {key!r} of tool {self.name}")
+        except EncodeError as error:
+            raise EncodeError(
+                f"{error} If the argument is the run's context (a framework's ctx, a "
+                "client) rather than data, name it in inject=[...] or register its type "
+                "with muscle_mem.register_context_type()."
+            ) from None
         raise AssertionError("unreachable: some argument failed to encode")
 
     def argument_name(self, position: int) -> str:

@@ -37,7 +37,7 @@ graph needs no middleware support: ``ToolNode``'s ``wrap_tool_call`` is enough.
 AIMessage(answer)]}``, grouped into the model turns they were recorded in (the parallel
 calls of one turn in one ``AIMessage``). The answer is the recorded one with this run's
 params (and values from this run's results) filled in; ``final="model"`` spends one model
-call on a fresh answer from the replayed history instead.
+call on a fresh answer from the replayed history instead, its tokens logged with the hit.
 
 **A handoff** invokes the graph with the replayed calls as its history (each an
 ``AIMessage`` with its tool call and the ``ToolMessage`` of its live result) and a note
@@ -47,6 +47,11 @@ recorded after the replayed ones.
 **Parallel tool calls** (one ``AIMessage`` with several tool calls, run concurrently by
 the graph) are recorded in the order the model listed them: a call starts its step only
 once the call before it in that message has started its own, then runs concurrently.
+
+**Decorated tools.** A function decorated with ``@engine.function`` under ``@tool`` may
+take what LangChain injects (a ``ToolRuntime``, an ``InjectedToolArg``-marked argument, a
+``RunnableConfig``) without ``inject=``: importing this module registers those types
+(:func:`muscle_mem.register_context_type`), so they are left out of its steps.
 
 **Checks** are given per LangChain tool name: ``checks={name: Check}`` are pre-checks
 (what must hold before the call is safe to repeat), ``post_checks={name: Check}`` are
@@ -61,6 +66,7 @@ hit saved. LangChain's messages carry no cost, so none is reported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -69,11 +75,13 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from muscle_mem import Check, ConfigurationError, Engine, Outcome, Session
+from muscle_mem import Check, ConfigurationError, Engine, Outcome, Session, register_context_type
+
+from ._common import final_option, handoff_note, tool_checks
 
 try:
     from langchain.agents.middleware import AgentMiddleware
@@ -85,7 +93,13 @@ try:
         ToolMessage,
     )
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool, Tool
+    from langchain_core.tools import (
+        BaseTool,
+        InjectedToolArg,
+        InjectedToolCallId,
+        StructuredTool,
+        Tool,
+    )
     from langgraph.prebuilt.tool_node import (
         InjectedState,
         InjectedStore,
@@ -100,6 +114,12 @@ except ImportError as error:  # pragma: no cover - the message is the point
 
 __all__ = ["MuscleMemMiddleware"]
 
+# What LangChain injects into a tool, never the model: a ToolRuntime, an argument marked
+# Annotated[..., InjectedToolArg] (InjectedState, InjectedStore, InjectedToolCallId...)
+# and a RunnableConfig. A tool decorated with @engine.function that takes one records
+# without inject=: it is left out of its steps, and replay takes it from inject=.
+register_context_type(ToolRuntime, InjectedToolArg, RunnableConfig)
+
 log = logging.getLogger("muscle_mem")
 
 # The name under which each proxy takes the framework's context (inject=): never part of
@@ -109,7 +129,10 @@ CALL = "langchain_call"
 # step. Only an outer middleware that answers that call without running it can make it
 # wait so long; the order is then the order the calls came, and a warning says so.
 ORDER_TIMEOUT_S = 10.0
-FINALS = ("recorded", "model")
+FINALS = {
+    "recorded": "the recorded answer, no model call",
+    "model": "one model call on the replayed history",
+}
 # Tools whose code is their func/coroutine; any other BaseTool's is its class's _run.
 _SOURCE_TOOLS = (StructuredTool, Tool)
 
@@ -145,11 +168,7 @@ class MuscleMemMiddleware(AgentMiddleware):
                 f"MuscleMemMiddleware(engine, tools) takes a muscle_mem.Engine first, "
                 f"got {type(engine).__qualname__}"
             )
-        if final not in FINALS:
-            raise ConfigurationError(
-                f"final={final!r} is not an option; use 'recorded' (the recorded answer, "
-                "no model call) or 'model' (one model call on the replayed history)"
-            )
+        final_option(final, FINALS)
         if final == "model" and model is None:
             raise ConfigurationError(
                 "final='model' answers a hit with one model call: pass the chat model, "
@@ -171,8 +190,9 @@ class MuscleMemMiddleware(AgentMiddleware):
             self._specs[tool.name] = _Spec.of(tool)
         if not self._specs:
             raise ConfigurationError("MuscleMemMiddleware needs the agent's tools, got none")
-        pre = _by_tool_name(checks, "checks", self._specs)
-        post = _by_tool_name(post_checks, "post_checks", self._specs)
+        call, among = "MuscleMemMiddleware", "the tools given"
+        pre = tool_checks(checks, "checks", call=call, known=self._specs, among=among)
+        post = tool_checks(post_checks, "post_checks", call=call, known=self._specs, among=among)
         for name, spec in self._specs.items():
             engine.tool(
                 _proxy(name),
@@ -234,14 +254,13 @@ class MuscleMemMiddleware(AgentMiddleware):
         with self._session(task, params, tags, about, mode, replaying) as session:
             outcome = _replay(session)
             if outcome.hit:
-                return self._answer_hit(outcome, replaying, self._fresh_answer_sync)
+                messages = replaying.turns(_recorded_turns(outcome.result))
+                if self.final == "model":
+                    return _answered(session, messages, self.model.invoke(messages))
+                return _answered(session, messages, _recorded_answer(outcome.result))
             messages = _start(task, session, replaying)
-            recording = _Recording(self, session, sync=True)
-            token = _recording.set(recording)
-            try:
+            with self._record_into(session, sync=True) as recording:
                 result = graph.invoke({"messages": messages}, config, **_context(context))
-            finally:
-                _recording.reset(token)
             return _commit(session, recording, messages, result)
 
     async def ainvoke(
@@ -260,17 +279,27 @@ class MuscleMemMiddleware(AgentMiddleware):
         _check_task(task)
         replaying = _Replaying(self, task, context, config, sync=False)
         with self._session(task, params, tags, about, mode, replaying) as session:
-            outcome = await session.areplay()
+            outcome = await session.areplay(commit_hit=False)
             if outcome.hit:
-                return await self._aanswer_hit(outcome, replaying)
+                messages = replaying.turns(_recorded_turns(outcome.result))
+                if self.final == "model":
+                    return _answered(session, messages, await self.model.ainvoke(messages))
+                return _answered(session, messages, _recorded_answer(outcome.result))
             messages = _start(task, session, replaying)
-            recording = _Recording(self, session, sync=False)
-            token = _recording.set(recording)
-            try:
+            with self._record_into(session, sync=False) as recording:
                 result = await graph.ainvoke({"messages": messages}, config, **_context(context))
-            finally:
-                _recording.reset(token)
             return _commit(session, recording, messages, result)
+
+    @contextlib.contextmanager
+    def _record_into(self, session: Session, *, sync: bool) -> Iterator[_Recording]:
+        """While the graph runs: its tool calls (in its threads and tasks, which inherit
+        the context) record into ``session``."""
+        recording = _Recording(self, session, sync=sync)
+        token = _recording.set(recording)
+        try:
+            yield recording
+        finally:
+            _recording.reset(token)
 
     def _session(
         self,
@@ -284,30 +313,6 @@ class MuscleMemMiddleware(AgentMiddleware):
         return self.engine.session(
             task, params=params, tags=tags, about=about, mode=mode, inject={CALL: replaying}
         )
-
-    # -- what a hit answers ----------------------------------------------------------
-
-    def _answer_hit(
-        self,
-        outcome: Outcome,
-        replaying: _Replaying,
-        fresh: Callable[[list[AnyMessage]], AIMessage],
-    ) -> Outcome:
-        messages = replaying.turns(_recorded_turns(outcome.result))
-        answer = fresh(messages) if self.final == "model" else _recorded_answer(outcome.result)
-        return _with_answer(outcome, messages, answer)
-
-    async def _aanswer_hit(self, outcome: Outcome, replaying: _Replaying) -> Outcome:
-        messages = replaying.turns(_recorded_turns(outcome.result))
-        if self.final == "model":
-            answer = await self.model.ainvoke(messages)
-        else:
-            answer = _recorded_answer(outcome.result)
-        return _with_answer(outcome, messages, answer)
-
-    def _fresh_answer_sync(self, messages: list[AnyMessage]) -> AIMessage:
-        answer: AIMessage = self.model.invoke(messages)
-        return answer
 
 
 # -- one tool ------------------------------------------------------------------------
@@ -417,29 +422,6 @@ def _adapted(check: Check | None) -> Check | None:
         return capture(**arguments)
 
     return Check(by_arguments, check.compare, check.threshold, check.learn)
-
-
-def _by_tool_name(
-    checks: Mapping[str, Check] | None, option: str, specs: Mapping[str, _Spec]
-) -> dict[str, Check]:
-    if checks is None:
-        return {}
-    if not isinstance(checks, Mapping):
-        raise ConfigurationError(
-            f"{option}= maps a tool's name to a Check, e.g. {option}={{'search': "
-            f"Check(capture=...)}}; got {type(checks).__qualname__}"
-        )
-    for name, check in checks.items():
-        if name not in specs:
-            known = ", ".join(repr(n) for n in sorted(specs))
-            raise ConfigurationError(
-                f"{option}= names {name!r}, not one of the tools given ({known})"
-            )
-        if not isinstance(check, Check):
-            raise ConfigurationError(
-                f"{option}[{name!r}] must be a muscle_mem.Check, got {type(check).__qualname__}"
-            )
-    return dict(checks)
 
 
 def _result_of(message: ToolMessage) -> Any:
@@ -719,12 +701,13 @@ def _check_task(task: Any) -> None:
 def _replay(session: Session) -> Outcome:
     """``session.replay()`` on one event loop for all its steps: the proxies are async
     (an async graph's handler must be awaited), and ``replay()`` would start a loop per
-    step for them, a third of a hit's time."""
+    step for them, a third of a hit's time. A hit is held open until it is answered, so
+    a ``final="model"`` call is logged with it."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(session.areplay())
-    return session.replay()  # a loop runs in this thread already: one per step, then
+        return asyncio.run(session.areplay(commit_hit=False))
+    return session.replay(commit_hit=False)  # a loop runs in this thread already
 
 
 def _context(context: Any) -> dict[str, Any]:
@@ -738,13 +721,7 @@ def _start(task: str, session: Session, replaying: _Replaying) -> list[AnyMessag
     handoff = session.handoff
     if handoff is not None and handoff.steps:
         messages += replaying.handed_over(len(handoff.steps))
-        messages.append(
-            HumanMessage(
-                f"(muscle-mem) The tool calls above were replayed from an earlier run of "
-                f"this task. Replay stopped at step {handoff.at}: {handoff.reason}. "
-                "Carry on from here; don't repeat those calls."
-            )
-        )
+        messages.append(HumanMessage(handoff_note(len(handoff.steps), handoff.reason)))
     return messages
 
 
@@ -781,6 +758,11 @@ def _recorded_answer(recorded: Any) -> AIMessage:
     return AIMessage(answer if isinstance(answer, (str, list)) else "")
 
 
-def _with_answer(outcome: Outcome, messages: list[AnyMessage], answer: BaseMessage) -> Outcome:
-    tokens = outcome.tokens + _tokens(answer)
-    return dataclasses.replace(outcome, result={"messages": [*messages, answer]}, tokens=tokens)
+def _answered(session: Session, messages: list[AnyMessage], answer: BaseMessage) -> Outcome:
+    """Log the hit held open, with the answer's tokens (a fresh one's), and return it with
+    the graph's result: the task, the replayed calls and the answer."""
+    tokens = _tokens(answer)
+    if tokens:
+        session.report_usage(tokens=tokens)
+    outcome = session.commit()
+    return dataclasses.replace(outcome, result={"messages": [*messages, answer]})

@@ -33,21 +33,30 @@ the replayed calls with their live :class:`mcp.types.CallToolResult`, and
 :func:`as_messages` turns them into MCP's own conversation type
 (:class:`mcp.types.SamplingMessage` with ``tool_use``/``tool_result`` content, what MCP
 sampling with tools speaks). ``answer=`` spends one model call on a fresh answer from
-those messages instead. On a miss or a handoff the agent is called with an
+those messages instead: it gets an :class:`McpTask` as the agent does, whose
+``report_usage`` adds that call's tokens to the hit before it is logged. On a miss or a
+handoff the agent is called with an
 :class:`McpTask`: ``task.messages`` holds the replayed calls and a note saying where and
 why replay stopped, so the model makes only the missing calls, through
 ``task.call_tool`` / ``task.call_tools`` (parallel calls of one model turn, recorded in
 the order given, whatever order they finish in).
 
 **Proxy** (:func:`make_proxy`, :func:`serve_stdio`): forwards the upstream server's tools
-unchanged and adds ``muscle_mem_replay(task, params)``, which a host's model calls first:
-a hit performs the whole task upstream and says so; a miss or a handoff says what was
-done and asks the model to carry on with the tools (its calls are recorded) and to call
-``muscle_mem_done(answer)`` at the end, which stores the path.
+and adds ``muscle_mem_replay(task, params)``, which a host's model calls first: a hit
+performs the whole task upstream and says so; a miss or a handoff says what was done and
+asks the model to carry on with the tools (its calls are recorded) and to call
+``muscle_mem_done(answer)`` at the end, which stores the path. Each task is a run of its
+own, with an id: the forwarded tools take an optional ``muscle_mem_run`` argument (taken
+out before the call goes upstream) that says which task a call is for when a host does
+several at once; one task in progress on a connection needs none.
 
-**Usage.** MCP carries no token usage (a ``CallToolResult`` or a sampling result has
-none): the tokens are the host model's. An agent reports them with
-:meth:`McpTask.report_usage`, and ``muscle-mem stats`` counts what later hits saved.
+**Usage.** MCP carries no token usage: a ``CallToolResult``, a sampling
+``CreateMessageResult`` (role, content, model, stop reason) and a request's ``_meta``
+(progress token, free-form keys no host fills with usage) have no field for it. The
+tokens are the host model's, so the host reports them: an agent (and an ``answer=``)
+with :meth:`McpTask.report_usage`, and ``muscle-mem stats`` counts what later hits saved.
+The proxy's host can't: its runs log no tokens, and its hits are counted as hits, with
+no tokens saved to show.
 """
 
 from __future__ import annotations
@@ -56,11 +65,14 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from muscle_mem import Check, Engine, ExecutedStep, Handoff, Outcome, Session
 from muscle_mem.errors import ConfigurationError, MuscleMemError
+
+from ._common import handoff_note, tool_checks
 
 try:  # the framework is imported with this module only, never by `import muscle_mem`
     import mcp
@@ -77,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DONE_TOOL",
     "REPLAY_TOOL",
+    "RUN_ARGUMENT",
     "CachedClient",
     "McpTask",
     "ToolCallError",
@@ -88,9 +101,10 @@ __all__ = [
 
 REPLAY_TOOL = "muscle_mem_replay"
 DONE_TOOL = "muscle_mem_done"
+# The argument the proxy adds to every tool (its own included): which task a call is for.
+RUN_ARGUMENT = "muscle_mem_run"
 
 Agent = Callable[["McpTask"], Awaitable[Any]]
-Answer = Callable[[list[types.SamplingMessage]], Awaitable[Any]]
 
 
 class ToolCallError(Exception):
@@ -167,8 +181,8 @@ class CachedClient:
         self.engine = engine
         self.client = client
         self._server = server
-        self._checks = _check_map(checks, "checks")
-        self._post_checks = _check_map(post_checks, "post_checks")
+        self._checks = tool_checks(checks, "checks", call="CachedClient")
+        self._post_checks = tool_checks(post_checks, "post_checks", call="CachedClient")
         self._tools: dict[str, types.Tool] = {}  # by MCP name, as the server listed them
 
     @property
@@ -194,14 +208,9 @@ class CachedClient:
             if not cursor:
                 break
         names = {tool.name for tool in listed}
+        among = f"the tools server {self.server!r} lists"
         for option, given in (("checks", self._checks), ("post_checks", self._post_checks)):
-            unknown = sorted(set(given) - names)
-            if unknown:
-                raise ConfigurationError(
-                    f"CachedClient({option}=...) names {', '.join(map(repr, unknown))}, which "
-                    f"server {self.server!r} does not list; it lists "
-                    f"{', '.join(map(repr, sorted(names))) or 'no tools'}"
-                )
+            tool_checks(given, option, call="CachedClient", known=names, among=among)
         for tool in listed:
             self.engine.tool(
                 _Call(tool.name),
@@ -242,14 +251,16 @@ class CachedClient:
         tags: Iterable[str] | None = None,
         about: Any = None,
         mode: str | None = None,
-        answer: Answer | None = None,
+        answer: Agent | None = None,
     ) -> Outcome:
         """Do ``task``: replay it if the checks allow, else ``await agent(McpTask)``.
 
         On a hit no agent (no model) runs; the outcome's ``result`` is the answer
-        recorded with the path, or, with ``answer=``, what ``await answer(messages)``
-        returns: one model call on the replayed calls (:func:`as_messages`). On a miss
-        or a handoff the agent's return value is the answer, stored with its path.
+        recorded with the path, or, with ``answer=``, what ``await answer(McpTask)``
+        returns: one model call on ``task.messages``, the replayed calls
+        (:func:`as_messages`), whose usage it reports with ``task.report_usage`` (the
+        hit is logged after it, with that usage). On a miss or a handoff the agent's
+        return value is the answer, stored with its path.
         """
         if not callable(agent):
             raise ConfigurationError(
@@ -258,29 +269,32 @@ class CachedClient:
             )
         if answer is not None and not callable(answer):
             raise ConfigurationError(
-                f"answer= takes an async callable(messages) -> answer, got {answer!r}"
+                f"answer= takes an async callable(task: McpTask) -> answer, got {answer!r}"
             )
         if not self._tools:
             await self.load_tools()
         async with self.session(task, params=params, tags=tags, about=about, mode=mode) as s:
-            outcome = await s.areplay()
+            # A hit is held open until answered: a fresh answer's usage is logged with it.
+            outcome = await s.areplay(commit_hit=answer is None)
             if outcome:
                 if answer is None:
                     return outcome
-                fresh = await answer(as_messages(outcome.steps, task=task))
-                return dataclasses.replace(outcome, result=fresh)
+                return s.commit(await answer(McpTask(self, s, task, outcome)))
             result = await agent(McpTask(self, s, task, outcome))
             return s.commit(result)
 
 
 class McpTask:
     """What the agent gets on a miss or a handoff: the task, the conversation so far and
-    the tools, whose calls are recorded into the run.
+    the tools, whose calls are recorded into the run. An ``answer=`` gets one on a hit,
+    to answer from the replayed calls and report that model call's usage (its
+    ``call_tool`` refuses: the task is done).
 
     ``messages`` are MCP sampling messages: the task as a user message, then, after a
-    handoff, each replayed call as an assistant ``tool_use`` and a user ``tool_result``,
-    and a user note saying where replay stopped and why. ``handoff`` is the engine's
-    :class:`~muscle_mem.Handoff` (None on a miss).
+    handoff or a hit, each replayed call as an assistant ``tool_use`` and a user
+    ``tool_result``, and after a handoff a user note saying where replay stopped and
+    why. ``handoff`` is the engine's :class:`~muscle_mem.Handoff` (None on a miss or a
+    hit); ``outcome`` is replay's.
     """
 
     def __init__(self, cached: CachedClient, session: Session, task: Any, outcome: Outcome):
@@ -289,8 +303,11 @@ class McpTask:
         self.task = task
         self.outcome = outcome
         self.handoff: Handoff | None = session.handoff
-        steps = self.handoff.steps if self.handoff else ()
-        reason = self.handoff.reason if self.handoff else None
+        if outcome.hit:
+            steps, reason = outcome.steps, None
+        else:
+            steps = self.handoff.steps if self.handoff else ()
+            reason = self.handoff.reason if self.handoff else None
         self.messages: list[types.SamplingMessage] = as_messages(steps, task=task, reason=reason)
 
     @property
@@ -366,12 +383,7 @@ def as_messages(
         )
         done += 1
     if reason is not None:
-        messages.append(
-            _user(
-                f"The first {done} tool call(s) above were replayed from cache; replay stopped "
-                f"there: {reason}. Carry on from there: make only the calls still missing."
-            )
-        )
+        messages.append(_user(handoff_note(done, reason)))
     return messages
 
 
@@ -385,20 +397,13 @@ def _text(result: Any) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _check_map(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        type(k) is str and isinstance(v, Check) for k, v in value.items()
-    ):
-        raise ConfigurationError(
-            f"{option}= takes a dict of MCP tool name to Check, e.g. "
-            f"{option}={{'write': Check(capture=...)}}; got {value!r}"
-        )
-    return dict(value)
-
-
 # -- the proxy -------------------------------------------------------------------------
+
+_RUN_PROPERTY = {
+    "type": "string",
+    "description": f"the task id {REPLAY_TOOL} gave; needed only while you do several "
+    "tasks through this server at once",
+}
 
 _REPLAY_SPEC = types.Tool(
     name=REPLAY_TOOL,
@@ -431,50 +436,85 @@ _DONE_SPEC = types.Tool(
     ),
     input_schema={
         "type": "object",
-        "properties": {"answer": {"type": "string", "description": "your final answer"}},
+        "properties": {
+            "answer": {"type": "string", "description": "your final answer"},
+            RUN_ARGUMENT: _RUN_PROPERTY,
+        },
         "required": ["answer"],
     },
 )
 
 
+@dataclasses.dataclass
+class _Learning:
+    """A task the proxy is learning: the host's calls on ``host`` record into it."""
+
+    task: McpTask
+    host: object  # the server run (its lifespan context) the task was started on
+
+
 class _Proxy:
-    """The proxy's state: the upstream's cached client and the task in progress (one
-    per proxy: a stdio proxy serves one host conversation)."""
+    """The proxy's state: the upstream's cached client and the tasks being learned, each
+    its own run (its own session), by run id.
+
+    A call is part of the task whose id it passes (``muscle_mem_run``, an argument the
+    proxy adds to every forwarded tool and takes out before forwarding), else of the one
+    task in progress for its host; with none it passes through unrecorded, and with
+    several it is refused, since it can't be known whose it is. MCP 2's requests carry
+    no connection (its newest protocol is stateless), so a host is a run of the server:
+    each stdio proxy process, each in-process client, has its own lifespan context. One
+    server run serving many hosts (over HTTP) keeps their tasks apart by id alone.
+    """
 
     def __init__(self, cached: CachedClient) -> None:
         self.cached = cached
-        self.task: McpTask | None = None
-        self._lock = asyncio.Lock()  # replay and done do not interleave with each other
+        self.learning: dict[str, _Learning] = {}
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[_REPLAY_SPEC, _DONE_SPEC, *self.cached.tools])
+        forwarded = [_with_run_argument(tool) for tool in self.cached.tools]
+        return types.ListToolsResult(tools=[_REPLAY_SPEC, _DONE_SPEC, *forwarded])
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         arguments = dict(params.arguments or {})
+        run = arguments.pop(RUN_ARGUMENT, None)
         if params.name == REPLAY_TOOL:
-            async with self._lock:
-                return await self._replay(arguments)
+            return await self._replay(ctx.lifespan_context, arguments)
+        found = self._find(ctx.lifespan_context, run)
+        if isinstance(found, types.CallToolResult):  # an error to show the model
+            return found
         if params.name == DONE_TOOL:
-            async with self._lock:
-                return self._done(arguments)
-        task = self.task
-        if task is not None:  # a task is being learned: the call is part of it
-            return await task.call_tool(params.name, arguments)
+            return self._done(found, arguments)
+        if found is not None:  # a task is being learned: the call is part of it
+            return await self.learning[found].task.call_tool(params.name, arguments)
         result: types.CallToolResult = await self.cached.client.call_tool(params.name, arguments)
         return result
 
-    async def _replay(self, arguments: dict[str, Any]) -> types.CallToolResult:
+    def _find(self, host: object, run: Any) -> str | types.CallToolResult | None:
+        """The id of the task a call belongs to, None for none, or an error result."""
+        mine = [rid for rid, learning in self.learning.items() if learning.host is host]
+        if run is not None:
+            if run not in mine:
+                known = ", ".join(map(repr, mine)) or "none"
+                return _error(
+                    f"{RUN_ARGUMENT}={run!r} is not a task in progress here "
+                    f"(those are: {known}); {REPLAY_TOOL} gives a task's id"
+                )
+            return str(run)
+        if len(mine) > 1:
+            return _error(
+                f"{len(mine)} tasks are in progress ({', '.join(map(repr, mine))}): pass "
+                f"{RUN_ARGUMENT} with the id {REPLAY_TOOL} gave the task this call is for"
+            )
+        return mine[0] if mine else None
+
+    async def _replay(self, host: object, arguments: dict[str, Any]) -> types.CallToolResult:
         task, params = arguments.get("task"), arguments.get("params") or {}
         if type(task) is not str or not task.strip() or not isinstance(params, dict):
             return _error(f"{REPLAY_TOOL} takes a task (text) and params (an object)")
-        if self.task is not None:
-            return _error(
-                f"a task is in progress ({self.task.task!r}): finish it and call {DONE_TOOL} first"
-            )
         session = self.cached.session(task, params=params)
         try:
             outcome = await session.areplay()
@@ -488,35 +528,53 @@ class _Proxy:
                 text += f"\nAnswer: {outcome.result}"
             data = {"status": "hit", "steps": steps, "answer": outcome.result}
             return types.CallToolResult(content=[_block(text)], structured_content=data)
-        self.task = McpTask(self.cached, session, task, outcome)
+        run = secrets.token_hex(4)
+        self.learning[run] = _Learning(McpTask(self.cached, session, task, outcome), host)
+        then = (
+            f"then call {DONE_TOOL}(answer). This task's id is {run!r}: while you do another "
+            f"task through this server at the same time, pass {RUN_ARGUMENT}={run!r} to "
+            f"each tool call of this one and to {DONE_TOOL}."
+        )
         if session.handoff is not None:
             text = (
                 f"Replayed {len(lines)} step(s) from cache:\n" + "\n".join(lines) + "\n"
                 f"Then replay stopped: {session.handoff.reason}.\nCarry on from there with "
-                f"the tools (don't repeat these steps), then call {DONE_TOOL}(answer)."
+                f"the tools (don't repeat these steps), {then}"
             )
         else:
             text = (
                 "Nothing cached fits this task: do it with the tools (your calls are "
-                f"recorded), then call {DONE_TOOL}(answer)."
+                f"recorded), {then}"
             )
-        data = {"status": str(outcome.status), "steps": steps, "reason": outcome.reason}
+        data = {"status": str(outcome.status), "steps": steps, "reason": outcome.reason, "run": run}
         return types.CallToolResult(content=[_block(text)], structured_content=data)
 
-    def _done(self, arguments: dict[str, Any]) -> types.CallToolResult:
-        task = self.task
-        if task is None:
+    def _done(self, run: str | None, arguments: dict[str, Any]) -> types.CallToolResult:
+        if run is None:
             return _error(f"no task in progress: call {REPLAY_TOOL} first")
-        self.task = None
-        outcome = task._session.commit(arguments.get("answer"))
+        try:
+            outcome = self.learning[run].task._session.commit(arguments.get("answer"))
+        except ConfigurationError as error:  # a call of the task is still running
+            return _error(f"{DONE_TOOL}: {error}")
+        del self.learning[run]
         text = f"Learned: the next {REPLAY_TOOL} of this task replays it ({outcome.status})."
         return types.CallToolResult(content=[_block(text)])
 
     def close(self) -> None:
-        """The host went away mid-task: nothing it did is kept, the run is an error."""
-        task, self.task = self.task, None
-        if task is not None:
-            task._session.fail(ConnectionError("the MCP host disconnected before it was done"))
+        """The host went away mid-task: nothing it did is kept, each run is an error."""
+        learning, self.learning = self.learning, {}
+        for each in learning.values():
+            each.task._session.fail(ConnectionError("the MCP host disconnected before it was done"))
+
+
+def _with_run_argument(tool: types.Tool) -> types.Tool:
+    """A forwarded tool as the host sees it: its input schema takes ``muscle_mem_run``
+    too (optional), which says which task in progress a call is for."""
+    schema = dict(tool.input_schema)
+    properties = dict(schema.get("properties") or {})
+    properties[RUN_ARGUMENT] = _RUN_PROPERTY
+    schema["properties"] = properties
+    return tool.model_copy(update={"input_schema": schema})
 
 
 async def make_proxy(
@@ -530,7 +588,8 @@ async def make_proxy(
     """A caching MCP server in front of ``upstream`` (an entered :class:`mcp.Client`):
     the upstream's tools, forwarded, plus ``muscle_mem_replay`` and ``muscle_mem_done``.
     Returns the low-level server and a ``close()`` to call when its host has gone, which
-    fails a task left in progress."""
+    fails the tasks left in progress. Several tasks may be learned at once, each its own
+    run: see :class:`_Proxy` for how a call finds its task."""
     cached = CachedClient(engine, upstream, server=server, checks=checks, post_checks=post_checks)
     await cached.load_tools()
     clash = {REPLAY_TOOL, DONE_TOOL} & {tool.name for tool in cached.tools}
@@ -538,6 +597,17 @@ async def make_proxy(
         raise ConfigurationError(
             f"server {cached.server!r} has a tool named {sorted(clash)[0]!r}, which the "
             "proxy adds itself; it cannot stand in front of it"
+        )
+    taking = sorted(
+        tool.name
+        for tool in cached.tools
+        if RUN_ARGUMENT in (tool.input_schema.get("properties") or {})
+    )
+    if taking:
+        raise ConfigurationError(
+            f"server {cached.server!r} has tools taking an argument named {RUN_ARGUMENT!r} "
+            f"({', '.join(taking)}), which the proxy adds to every tool itself; it cannot "
+            "stand in front of them"
         )
     proxy = _Proxy(cached)
     lowlevel: Server[Any] = Server(
@@ -549,16 +619,26 @@ async def make_proxy(
     return lowlevel, proxy.close
 
 
-async def serve_stdio(engine: Engine, command: Sequence[str], *, server: str | None = None) -> None:
+async def serve_stdio(
+    engine: Engine,
+    command: Sequence[str],
+    *,
+    server: str | None = None,
+    checks: Mapping[str, Check] | None = None,
+    post_checks: Mapping[str, Check] | None = None,
+) -> None:
     """Run ``command`` as the upstream MCP server (over its stdin/stdout) and serve the
-    caching proxy on this process's stdin/stdout until the host disconnects."""
+    caching proxy on this process's stdin/stdout until the host disconnects. ``checks``
+    and ``post_checks`` are :func:`make_proxy`'s."""
     from mcp.server.stdio import stdio_server
 
     if not command:
         raise ConfigurationError("mcp-proxy needs the upstream server's command after --")
     upstream_params = mcp.StdioServerParameters(command=command[0], args=list(command[1:]))
     async with mcp.Client(upstream_params) as upstream:
-        lowlevel, close = await make_proxy(engine, upstream, server=server)
+        lowlevel, close = await make_proxy(
+            engine, upstream, server=server, checks=checks, post_checks=post_checks
+        )
         try:
             async with stdio_server() as (read, write):
                 await lowlevel.run(read, write, lowlevel.create_initialization_options())

@@ -26,7 +26,10 @@ arguments the model produced as the step's arguments by name. The SDK's
 a ``ToolContext`` is built around the ``context=`` of the run, so tools taking the
 context replay like any other. A check's capture receives that context first, then
 the model's arguments by name: ``Check(capture=lambda ctx, field, value:
-ctx.context.selectors[field])``.
+ctx.context.selectors[field])``. Importing this module also registers
+``RunContextWrapper`` as a context type (:func:`muscle_mem.register_context_type`), so a
+function decorated with ``@engine.function`` under ``@function_tool`` may take the
+context without ``inject=``.
 
 **Parallel tool calls.** The SDK runs one model turn's calls as concurrent tasks. A
 step's place is the order its call started, so each call waits until the calls the
@@ -38,12 +41,12 @@ replayed calls and their outputs, and whose ``final_output`` is the answer recor
 the path, params filled in (``final="recorded"``, default). ``final="llm"`` spends one
 model call, the agent with no tools and the replayed calls as its input, on a fresh
 answer. **Handoffs** run the agent with the task and the replayed calls as its input
-items, so the model makes only the missing calls; what it does is recorded after them.
+items, and a note saying where and why replay stopped, so the model makes only the missing
+calls; what it does is recorded after them.
 
 **Usage.** The tokens of every model call the runner makes (``Usage.total_tokens``;
 the SDK knows no cost) are reported into the run, so ``engine.stats()`` counts what hits
-saved. On a hit with ``final="llm"``, the one call's tokens are in the returned
-``Outcome.tokens`` only: the hit was logged before that call.
+saved; a hit's ``final="llm"`` call too (the hit is logged once it is answered).
 
 Refused at construction: hosted tools (web search, file search, computer use run at
 OpenAI: not replayable), handoffs to other agents (their tools would not be recorded)
@@ -65,9 +68,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import muscle_mem
-from muscle_mem import Check, Engine, Outcome
+from muscle_mem import Check, Engine, Outcome, register_context_type
 from muscle_mem.errors import ConfigurationError
 from muscle_mem.models import ExecutedStep, Status
+
+from ._common import final_option, handoff_note, run_sync, tool_checks
 
 try:
     from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, Runner
@@ -88,9 +93,17 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 __all__ = ["FINALS", "CachedRunner"]
 
+# A tool decorated with @engine.function that takes the SDK's context (a
+# RunContextWrapper, or its ToolContext subclass) records without inject=: the context is
+# left out of its steps, and replay takes it from the run's inject=.
+register_context_type(RunContextWrapper)
+
 log = logging.getLogger("muscle_mem")
 
-FINALS = ("recorded", "llm")
+FINALS = {
+    "recorded": "the answer recorded with the path, params filled in; no model call",
+    "llm": "one model call, tools disabled, on the replayed calls",
+}
 # The name a tool's SDK context is injected under: one no JSON schema property can take,
 # since the model's arguments are passed by name next to it.
 _CONTEXT = "_muscle_mem_tool_context"
@@ -257,7 +270,7 @@ class CachedRunner:
             raise ConfigurationError(
                 f"CachedRunner(engine, agent) takes an agents.Agent, got {type(agent).__qualname__}"
             )
-        self.final = _final(final)
+        self.final: str = final_option(final, FINALS)
         self.engine = engine
         other = [t for t in agent.tools if not isinstance(t, FunctionTool)]
         if other:
@@ -281,27 +294,25 @@ class CachedRunner:
                 "task; give the runner an agent whose tools run without approval"
             )
         names = {t.name for t in tools}
-        pre, post = dict(checks or {}), dict(post_checks or {})
-        for option, given in (("checks", pre), ("post_checks", post)):
-            unknown = sorted(set(given) - names)
-            if unknown:
-                raise ConfigurationError(
-                    f"CachedRunner({option}=...) names {', '.join(map(repr, unknown))}, not "
-                    f"a function tool of agent {agent.name!r} (it has "
-                    f"{', '.join(map(repr, sorted(names))) or 'none'})"
-                )
+        among = f"the function tools of agent {agent.name!r}"
+        pre = tool_checks(checks, "checks", call="CachedRunner", known=names, among=among)
+        post = tool_checks(
+            post_checks, "post_checks", call="CachedRunner", known=names, among=among
+        )
         self.tool_names = frozenset(names)
         wrapped = []
         for tool in tools:
+            body, handles_errors = _body(tool)
             engine.tool(
-                _replayable(tool),
+                _replayable(tool, body),
                 name=tool.name,
                 version=_version(tool),
                 pre_check=pre.get(tool.name),
                 post_check=post.get(tool.name),
                 inject=[_CONTEXT],
             )
-            wrapped.append(dataclasses.replace(tool, on_invoke_tool=_recording(tool)))
+            recording = _recording(tool, handles_errors)
+            wrapped.append(dataclasses.replace(tool, on_invoke_tool=recording))
         self.agent = agent
         self._recording_agent = agent.clone(tools=wrapped)
 
@@ -328,7 +339,7 @@ class CachedRunner:
         ``run_config``...). Returns the engine's :class:`Outcome`, whose ``result`` is
         the SDK's ``RunResult`` on a hit, a miss and a handoff alike.
         """
-        final = self.final if final is None else _final(final)
+        final = self.final if final is None else final_option(final, FINALS)
         if "context" in runner_kwargs or "input" in runner_kwargs:
             raise ConfigurationError("CachedRunner.run takes input and context= itself")
         session = self.engine.session(
@@ -339,12 +350,17 @@ class CachedRunner:
             inject={_CONTEXT: RunContextWrapper(context=context)},
         )
         async with session:
-            outcome = await session.areplay()
+            # A hit is held open until answered, so a final="llm" call is logged with it.
+            outcome = await session.areplay(commit_hit=False)
             if outcome.hit:
-                return await self._hit(input, outcome, context, final, runner_kwargs)
+                answered = await self._hit(session, input, outcome, context, final, runner_kwargs)
+                return dataclasses.replace(session.commit(), result=answered)
             history = _items(input)
-            if outcome.status is Status.HANDOFF and session.handoff is not None:
-                history += _history(session.handoff.steps)
+            handoff = session.handoff
+            if outcome.status is Status.HANDOFF and handoff is not None and handoff.steps:
+                history += _history(handoff.steps)
+                note = handoff_note(len(handoff.steps), handoff.reason)
+                history.append({"role": "user", "content": note})
             state = _RunState(session)
             hooks = _Hooks(state, self.tool_names, runner_kwargs.pop("hooks", None))
             token = _current.set(state)
@@ -360,18 +376,21 @@ class CachedRunner:
 
     def run_sync(self, input: str | list[Any], **kwargs: Any) -> Outcome:
         """:meth:`run` from synchronous code (outside an event loop)."""
-        return asyncio.run(self.run(input, **kwargs))
+        return run_sync(lambda: self.run(input, **kwargs), "CachedRunner.run_sync")
 
     async def _hit(
         self,
+        session: muscle_mem.Session,
         input: str | list[Any],
         outcome: Outcome,
         context: Any,
         final: str,
         runner_kwargs: dict[str, Any],
-    ) -> Outcome:
-        """A hit as the SDK's ``RunResult``: the replayed calls, then the answer."""
-        replayed = _run_items(self.agent, outcome.steps)
+    ) -> RunResult:
+        """A hit as the SDK's ``RunResult``: the replayed calls, then the answer (with
+        ``final="llm"``, one model call's, its usage reported into the hit)."""
+        items = _run_items(self.agent, outcome.steps)
+        answered = None
         if final == "llm":
             # The agent without tools answers from the replayed calls: one model call.
             answered = await Runner.run(
@@ -380,57 +399,63 @@ class CachedRunner:
                 context=context,
                 **runner_kwargs,
             )
-            result = RunResult(
-                input=input,
-                new_items=replayed + answered.new_items,
-                raw_responses=answered.raw_responses,
-                final_output=answered.final_output,
-                input_guardrail_results=answered.input_guardrail_results,
-                output_guardrail_results=answered.output_guardrail_results,
-                tool_input_guardrail_results=[],
-                tool_output_guardrail_results=[],
-                context_wrapper=answered.context_wrapper,
-                _last_agent=self.agent,
-            )
-            tokens = outcome.tokens + answered.context_wrapper.usage.total_tokens
-            return dataclasses.replace(outcome, result=result, tokens=tokens)
-        answer = outcome.result
-        if isinstance(answer, str):
-            replayed.append(MessageOutputItem(agent=self.agent, raw_item=_message(answer)))
-        result = RunResult(
+            session.report_usage(tokens=answered.context_wrapper.usage.total_tokens)
+            items += answered.new_items
+            answer = answered.final_output
+        else:
+            answer = outcome.result
+            if isinstance(answer, str):
+                items.append(MessageOutputItem(agent=self.agent, raw_item=_message(answer)))
+        return RunResult(
             input=input,
-            new_items=replayed,
-            raw_responses=[],
+            new_items=items,
+            raw_responses=answered.raw_responses if answered else [],
             final_output=answer,
-            input_guardrail_results=[],
-            output_guardrail_results=[],
+            input_guardrail_results=answered.input_guardrail_results if answered else [],
+            output_guardrail_results=answered.output_guardrail_results if answered else [],
             tool_input_guardrail_results=[],
             tool_output_guardrail_results=[],
-            context_wrapper=RunContextWrapper(context=context),
+            context_wrapper=answered.context_wrapper if answered else RunContextWrapper(context),
             _last_agent=self.agent,
         )
-        return dataclasses.replace(outcome, result=result)
 
 
-def _final(value: Any) -> str:
-    if value not in FINALS:
-        raise ConfigurationError(
-            f"final={value!r} is not a way to answer a hit; use one of "
-            f"{', '.join(map(repr, FINALS))}"
-        )
-    return str(value)
+def _body(tool: FunctionTool) -> tuple[Any, bool]:
+    """What runs ``tool``'s body, and whether the SDK turns its exceptions into an error
+    string for the model.
 
-
-def _replayable(tool: FunctionTool) -> Any:
-    """The engine's tool for ``tool``: its SDK invoker called with a ``ToolContext`` and
-    the arguments as JSON. While recording, the context is the SDK's own; at replay it
-    is the run's ``context=`` wrapped, and a ``ToolContext`` is made around it."""
+    The SDK's invoker of a ``@function_tool`` does that, and a string recorded would be a
+    step replayed as a success. openai-agents 0.24 has no public way to run the body
+    with its exceptions, nor to change the failure policy of a tool already made
+    (``function_tool(failure_error_function=None)`` is the only one, when it is made),
+    so this calls the body the invoker wraps, ``_invoke_tool_impl`` (private, hence
+    getattr), and the runner turns an exception into the SDK's error string after the
+    session has dropped the call. Without it (a hand-made ``FunctionTool``, whose
+    ``on_invoke_tool`` raises as it is; or an SDK that renamed it) the public invoker
+    runs: its exceptions propagate as without muscle-mem, and when that invoker is the
+    SDK's own a warning says that failing calls may then be recorded.
+    """
     original = tool.on_invoke_tool
-    # The SDK's invoker turns a tool's exception into an error string for the model;
-    # recorded, that string would be a step replayed as a success. Call the invoker it
-    # wraps (private in 0.24, hence getattr) so an exception stops the step from being
-    # recorded; _recording() turns it into the SDK's error string afterwards.
-    invoke = getattr(original, "_invoke_tool_impl", original)
+    body = getattr(original, "_invoke_tool_impl", None)
+    if body is not None:
+        return body, True
+    made_by_sdk = type(original).__module__ if not inspect.isfunction(original) else ""
+    if (made_by_sdk or getattr(original, "__module__", "")).startswith("agents."):
+        # The SDK's own invoker (of a @function_tool), which may catch what it runs.
+        log.warning(
+            "openai-agents: the invoker of tool %r wraps no _invoke_tool_impl (has the SDK "
+            "changed?): a call of it that fails comes back as the SDK's error message and "
+            "may be recorded as a step; pin openai-agents to a version muscle-mem supports",
+            tool.name,
+        )
+    return original, False
+
+
+def _replayable(tool: FunctionTool, body: Any) -> Any:
+    """The engine's tool for ``tool``: its body (see :func:`_body`) called with a
+    ``ToolContext`` and the arguments as JSON. While recording, the context is the SDK's
+    own; at replay it is the run's ``context=`` wrapped, and a ``ToolContext`` is made
+    around it."""
 
     async def call(_muscle_mem_tool_context: RunContextWrapper[Any], **arguments: Any) -> Any:
         ctx = _muscle_mem_tool_context
@@ -447,14 +472,16 @@ def _replayable(tool: FunctionTool) -> Any:
             state = _current.get()
             if state is not None:  # its step has its place: later calls may start
                 state.turns.mark_started(ctx.tool_call_id)
-        return await invoke(ctx, args_json)
+        return await body(ctx, args_json)
 
     return call
 
 
-def _recording(tool: FunctionTool) -> Any:
+def _recording(tool: FunctionTool, handles_errors: bool) -> Any:
     """The ``on_invoke_tool`` of the runner's copy of ``tool``: the call goes through
-    the session of the run in progress, which records it."""
+    the session of the run in progress, which records it (and drops it if it raises).
+    ``handles_errors``: the tool's own invoker would have answered an exception with an
+    error message for the model, so this does too, as the SDK would."""
     original = tool.on_invoke_tool
 
     async def on_invoke_tool(ctx: ToolContext[Any], args_json: str) -> Any:
@@ -468,6 +495,8 @@ def _recording(tool: FunctionTool) -> Any:
         except muscle_mem.MuscleMemError:
             raise  # misuse or a store failure: not the tool's error to show the model
         except Exception as error:
+            if not handles_errors:
+                raise
             message = await maybe_invoke_function_tool_failure_error_function(
                 function_tool=tool, context=ctx, error=error
             )

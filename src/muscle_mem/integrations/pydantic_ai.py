@@ -17,6 +17,10 @@ How it maps onto PydanticAI:
   the model produced; the tool runs through PydanticAI's own handler, so other
   capabilities' hooks still run. A call that fails (a ``ModelRetry``, an error) is never
   recorded. Output tools are not steps.
+- **Decorated tools** (``@engine.function`` under ``@agent.tool``, for agents run by
+  ``engine()`` itself) may take ``ctx: RunContext`` without ``inject=``: importing this
+  module registers ``RunContext`` as a context type (:func:`muscle_mem.register_context_type`),
+  so the context is left out of their steps and replay takes it from ``inject=``.
 - **Tools** are registered with ``engine.tool(..., name=<tool name>, version=<hash of the
   description, the JSON schema and the function's source>, inject=[...])``: a changed
   tool never replays old steps. The ``RunContext`` is injected, never recorded: replay
@@ -49,22 +53,33 @@ drives a miss (it runs the model and calls the tools, concurrently), and one eng
 serve several agents with their own ``deps`` and run options; a session per run keeps the
 recording in one object handed to this run's capability, with no global agent to set.
 The hit is decided before ``agent.run`` is called, so it costs no framework machinery
-either. Streaming runs (``run_stream``, ``iter``) are not covered.
+either. **Streaming**: :meth:`MuscleMem.run_stream` stands for ``agent.run_stream``; a
+hit streams the answer in one piece with no model request. ``agent.iter`` is not
+covered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from muscle_mem import Check, ConfigurationError, Engine, ExecutedStep, Handoff, Outcome
+from muscle_mem import (
+    Check,
+    ConfigurationError,
+    Engine,
+    ExecutedStep,
+    Outcome,
+    Session,
+    register_context_type,
+)
+
+from ._common import final_option, handoff_note, run_sync, tool_checks
 
 try:
     from pydantic import TypeAdapter
@@ -80,6 +95,7 @@ try:
         UserPromptPart,
     )
     from pydantic_ai.models import Model, infer_model
+    from pydantic_ai.result import StreamedRunResult
     from pydantic_ai.run import AgentRunResult
     from pydantic_ai.tools import ToolDefinition
     from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
@@ -90,7 +106,12 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "pip install 'muscle-mem[pydantic-ai]'"
     ) from error
 
-__all__ = ["MuscleMem"]
+__all__ = ["MuscleMem", "StreamedRun"]
+
+# A tool decorated with @engine.function that takes ``ctx: RunContext[...]`` records
+# without inject=: the context is left out of its steps, and replay takes it from the
+# run's inject={"ctx": RunContext(...)}.
+register_context_type(RunContext)
 
 # The name the RunContext takes in a registered tool. Passed positionally, so a capture
 # may call it what it likes (``ctx``); chosen so that no tool's own argument is likely to
@@ -104,11 +125,10 @@ _live: contextvars.ContextVar[Callable[[], Awaitable[Any]] | None] = contextvars
     "muscle_mem_pydantic_ai_live", default=None
 )
 
-_NOTE = (
-    "[muscle-mem] The tool calls above were replayed from an earlier run of this task. "
-    "Replay stopped before step {at}: {reason}. Carry on from here and make only the calls "
-    "that are still needed."
-)
+FINALS = {
+    "recorded": "the output recorded with the path, params filled in",
+    "llm": "one model request for a fresh output",
+}
 
 Final = Callable[[tuple[ExecutedStep, ...]], Any]
 
@@ -136,9 +156,9 @@ class MuscleMem:
                 f"MuscleMem(engine) takes a muscle_mem.Engine, got {type(engine).__qualname__}"
             )
         self.engine = engine
-        self.checks = _checks(checks, "checks")
-        self.post_checks = _checks(post_checks, "post_checks")
-        self.final = _final(final)
+        self.checks = tool_checks(checks, "checks", call="MuscleMem")
+        self.post_checks = tool_checks(post_checks, "post_checks", call="MuscleMem")
+        self.final: str | Final = final_option(final, FINALS, steps_callable=True)
 
     def __repr__(self) -> str:
         return f"MuscleMem({self.engine!r}, checks={sorted(self.checks)})"
@@ -165,6 +185,86 @@ class MuscleMem:
         the other keyword arguments (``toolsets``, ``model``, ``model_settings``,
         ``usage_limits``, ``capabilities``...) go to ``agent.run``.
         """
+        run = await self._start(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        async with run.session as session:
+            # A hit is held open until it is answered: a fresh answer's request is logged
+            # with it, so `muscle-mem stats` counts its tokens.
+            so_far = await session.areplay(commit_hit=False)
+            if so_far:
+                answered = await self._answer(run, so_far)
+                return dataclasses.replace(session.commit(), result=answered)
+            result = await agent.run(**run.agent_input(), deps=deps, **run.recording_options())
+            return run.commit(result.new_messages(), result.output, result)
+
+    def run_stream(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        about: Any = None,
+        mode: str | None = None,
+        deps: Any = None,
+        final: str | Final | None = None,
+        **run_options: Any,
+    ) -> StreamedRun:
+        """:meth:`run` for ``agent.run_stream``: ``async with mm.run_stream(agent, prompt,
+        ...) as result`` gives PydanticAI's own ``StreamedRunResult``, and the returned
+        :class:`StreamedRun`'s ``outcome`` once the block has ended.
+
+        A hit makes no model request: its result streams the answer :meth:`run` would
+        give (the recorded output by default) in one piece, its messages the replayed
+        calls. A miss or a handoff streams the agent's run, recording its tool calls; the
+        run is committed as the block ends, with the output the stream produced (what the
+        block left unread is read first).
+        """
+        return StreamedRun(
+            self._stream(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        )
+
+    async def _stream(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        params: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+        about: Any,
+        mode: str | None,
+        deps: Any,
+        final: str | Final | None,
+        run_options: dict[str, Any],
+    ) -> AsyncGenerator[Any, None]:
+        """:meth:`run_stream`'s steps: yields the stream, then, once the block has read
+        it, the outcome."""
+        run = await self._start(agent, prompt, params, tags, about, mode, deps, final, run_options)
+        async with run.session as session:
+            so_far = await session.areplay(commit_hit=False)
+            if so_far:
+                answered = await self._answer(run, so_far)
+                stream = StreamedRunResult(answered.all_messages(), 0, run_result=answered)
+                yield stream
+                yield dataclasses.replace(session.commit(), result=stream)
+                return
+            streaming = agent.run_stream(**run.agent_input(), deps=deps, **run.recording_options())
+            async with streaming as result:
+                yield result
+                output = await result.get_output()  # what the block left unread
+            yield run.commit(result.new_messages(), output, result)
+
+    async def _start(
+        self,
+        agent: Agent[Any, Any],
+        prompt: str,
+        params: Mapping[str, Any] | None,
+        tags: Iterable[str] | None,
+        about: Any,
+        mode: str | None,
+        deps: Any,
+        final: str | Final | None,
+        run_options: dict[str, Any],
+    ) -> _Run:
+        """Check a run's arguments, register the agent's tools, and open its session."""
         if not isinstance(agent, Agent):
             raise ConfigurationError(
                 f"MuscleMem.run(agent, prompt) takes a pydantic_ai.Agent, got "
@@ -181,7 +281,7 @@ class MuscleMem:
                     f"MuscleMem.run() does not take {taken}=: a cached run starts from the "
                     "task alone (a handoff's history is the replayed calls)"
                 )
-        how = self.final if final is None else _final(final)
+        how = self.final if final is None else final_option(final, FINALS, steps_callable=True)
         ctx = RunContext(
             deps=deps,
             model=_model(run_options.get("model", agent.model)),
@@ -192,34 +292,11 @@ class MuscleMem:
         session = self.engine.session(
             prompt, params=params, tags=tags, about=about, mode=mode, inject={_CTX: ctx}
         )
-        async with session:
-            so_far = await session.areplay()
-            if so_far:
-                return await self._answer(agent, prompt, so_far, how, deps, run_options)
-            handoff = session.handoff
-            recorder = _Record(session)
-            options = dict(run_options)
-            options["capabilities"] = [*options.get("capabilities", ()), recorder]
-            if handoff is not None and handoff.steps:
-                history = _history(prompt, handoff.steps, note=_note(handoff))
-                result = await agent.run(None, message_history=history, deps=deps, **options)
-            else:
-                result = await agent.run(prompt, deps=deps, **options)
-            tokens, cost = _usage(result.new_messages())
-            session.report_usage(tokens=tokens, cost=cost)
-            outcome = session.commit(result.output)
-        return dataclasses.replace(outcome, result=result)
+        return _Run(agent, prompt, session, how, deps, run_options)
 
     def run_sync(self, agent: Agent[Any, Any], prompt: str, **options: Any) -> Outcome:
         """:meth:`run` from synchronous code (not from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run(agent, prompt, **options))
-        raise ConfigurationError(
-            "MuscleMem.run_sync() was called inside a running event loop: use "
-            "`await mm.run(...)` there"
-        )
+        return run_sync(lambda: self.run(agent, prompt, **options), "MuscleMem.run_sync")
 
     # -- the tools -----------------------------------------------------------------
 
@@ -266,35 +343,84 @@ class MuscleMem:
 
     # -- a hit ---------------------------------------------------------------------
 
-    async def _answer(
-        self,
-        agent: Agent[Any, Any],
-        prompt: str,
-        hit: Outcome,
-        how: str | Final,
-        deps: Any,
-        run_options: Mapping[str, Any],
-    ) -> Outcome:
-        """The hit's outcome, with the AgentRunResult the caller expects as its result."""
+    async def _answer(self, run: _Run, hit: Outcome) -> AgentRunResult[Any]:
+        """The AgentRunResult the caller expects from a hit, its usage reported."""
         steps = hit.steps
-        if how == "llm":
+        if run.how == "llm":
             # One model request on the replayed history, tools hidden: a fresh answer.
-            options = dict(run_options)
+            options = dict(run.options)
             options["capabilities"] = [*options.get("capabilities", ()), _NoTools()]
-            history = _history(prompt, steps, note=None)
-            result = await agent.run(None, message_history=history, deps=deps, **options)
+            history = _history(run.prompt, steps, note=None)
+            result = await run.agent.run(None, message_history=history, deps=run.deps, **options)
             tokens, cost = _usage(result.new_messages())
-            # The hit is committed already (replay commits it), so this request's usage is
-            # on the returned outcome only, not in the run log.
-            return dataclasses.replace(hit, result=result, tokens=tokens, cost=cost)
-        output = hit.result if how == "recorded" else how(steps)  # type: ignore[operator]
-        messages = _history(prompt, steps, note=None)
+            run.session.report_usage(tokens=tokens, cost=cost)
+            return result
+        output = hit.result if run.how == "recorded" else run.how(steps)  # type: ignore[operator]
+        messages = _history(run.prompt, steps, note=None)
         if isinstance(output, str):
             messages.append(ModelResponse(parts=[TextPart(output)], model_name="muscle-mem"))
-        result = _RESULT.validate_python(
+        return _RESULT.validate_python(
             {"output": output, "messages": messages, "usage": RunUsage()}
         )
-        return dataclasses.replace(hit, result=result)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One cached run of an agent, between :meth:`MuscleMem._start` and its commit."""
+
+    agent: Agent[Any, Any]
+    prompt: str
+    session: Session
+    how: str | Final
+    deps: Any
+    options: dict[str, Any]
+
+    def agent_input(self) -> dict[str, Any]:
+        """What ``agent.run`` (or ``run_stream``) starts from: the prompt on a miss; after a
+        handoff, no prompt and the replayed calls as ``message_history``."""
+        handoff = self.session.handoff
+        if handoff is None or not handoff.steps:
+            return {"user_prompt": self.prompt}
+        note = handoff_note(len(handoff.steps), handoff.reason)
+        return {"message_history": _history(self.prompt, handoff.steps, note=note)}
+
+    def recording_options(self) -> dict[str, Any]:
+        """The run's options, with the capability that records its tool calls."""
+        options = dict(self.options)
+        options["capabilities"] = [*options.get("capabilities", ()), _Record(self.session)]
+        return options
+
+    def commit(self, new_messages: list[ModelMessage], output: Any, result: Any) -> Outcome:
+        """Report the run's usage, store its path with ``output`` and return the outcome,
+        ``result`` (the framework's) as its result."""
+        tokens, cost = _usage(new_messages)
+        self.session.report_usage(tokens=tokens, cost=cost)
+        return dataclasses.replace(self.session.commit(output), result=result)
+
+
+class StreamedRun:
+    """What :meth:`MuscleMem.run_stream` returns: ``async with`` it for PydanticAI's
+    ``StreamedRunResult``; :attr:`outcome` is the run's :class:`Outcome` once the block
+    has ended (its ``result`` that stream), None before."""
+
+    def __init__(self, steps: AsyncGenerator[Any, None]) -> None:
+        self._steps = steps
+        self.outcome: Outcome | None = None
+
+    async def __aenter__(self) -> StreamedRunResult[Any, Any]:
+        stream: StreamedRunResult[Any, Any] = await anext(self._steps)
+        return stream
+
+    async def __aexit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            self.outcome = await anext(self._steps)
+            await self._steps.aclose()
+            return
+        try:  # the block failed: so does the run (and the agent's stream closes)
+            await self._steps.athrow(error)
+        except BaseException as raised:
+            if raised is not error:
+                raise
 
 
 _RESULT: TypeAdapter[AgentRunResult[Any]] = TypeAdapter(AgentRunResult[Any])
@@ -404,10 +530,6 @@ def _history(prompt: str, steps: Sequence[ExecutedStep], *, note: str | None) ->
     return messages
 
 
-def _note(handoff: Handoff) -> str:
-    return _NOTE.format(at=handoff.at, reason=handoff.reason)
-
-
 def _usage(messages: Iterable[ModelMessage]) -> tuple[int, float]:
     """The tokens of a run's model responses, and their cost where it is known."""
     tokens, cost = 0, 0.0
@@ -428,26 +550,3 @@ def _model(model: Any) -> Model:
             "the agent has no model: give Agent(model=...) or MuscleMem.run(..., model=...)"
         )
     return model if isinstance(model, Model) else infer_model(model)
-
-
-def _checks(value: Mapping[str, Check] | None, option: str) -> dict[str, Check]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(c, Check) for k, c in value.items()
-    ):
-        raise ConfigurationError(
-            f"MuscleMem({option}=...) takes a dict of tool name to Check, e.g. "
-            f"{option}={{'type_into': Check(capture=lambda ctx, field, value: ...)}}; "
-            f"got {value!r}"
-        )
-    return dict(value)
-
-
-def _final(value: Any) -> str | Final:
-    if value in ("recorded", "llm") or (callable(value) and not isinstance(value, str)):
-        return cast("str | Final", value)  # checked just above
-    raise ConfigurationError(
-        "final= takes 'recorded' (the output recorded with the path), 'llm' (one model "
-        f"request for a fresh output) or a callable taking the replayed steps; got {value!r}"
-    )
