@@ -53,6 +53,9 @@ class World:
 def _no_store_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     # A test that asks for no store kind must not pick one up from the developer's shell.
     monkeypatch.delenv(ENV_VAR, raising=False)
+    # Nor a width: the command fits its tables to $COLUMNS, which pytest-xdist's workers
+    # set (to 80) and a plain run does not; a test that wants a width sets it.
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 class _Admin:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,8 @@ REPORT = "send the report"
 FLAKY = "open the dashboard"
 DELAY = 0.02  # the agent "thinks" this long per step: misses are measurably slower
 OLD_KEY = "task1:0123456789abcdef0123456789abcdef"  # a task key of the distant past
+# The tasks' own words, as the store keeps them: the task's text, params by name.
+FORM_TEXT, REPORT_TEXT, FLAKY_TEXT = FORM, REPORT, FLAKY  # no param in their words
 DAY = 86400.0
 
 
@@ -303,6 +306,31 @@ def piped(exporting, importing, store):
     return export_err, importer
 
 
+def as_api(figures):
+    """The CLI's stats JSON as :meth:`Stats.to_dict` has it: times as epoch seconds (the
+    CLI's are ISO 8601), without the task's text (the API's figures have none)."""
+
+    def task(t):
+        t = {k: v for k, v in t.items() if k != "text"}
+        t["last_run"] = iso_time(t["last_run"]) if t["last_run"] else 0.0
+        return t
+
+    return {"tasks": [task(t) for t in figures["tasks"]], "total": task(figures["total"])}
+
+
+def untold(run):
+    """A run of the log as JSON, without its task's text (the tree's, not the log's)."""
+    return {k: v for k, v in run.items() if k != "text"}
+
+
+def iso_time(text):
+    """Epoch seconds of an ISO 8601 time the CLI printed, which must carry its zone."""
+    when = datetime.fromisoformat(text)
+    assert when.utcoffset() == timedelta(0), text
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", text), text
+    return when.timestamp()
+
+
 def same(cli_value, api_value, where="stats"):
     """The CLI's JSON figures equal the API's, floats within rounding."""
     if isinstance(api_value, dict):
@@ -369,8 +397,13 @@ def test_stats_json_gives_the_figures_of_the_run_log_and_of_engine_stats(
         form_stats["time_saved_s"] + report_stats["time_saved_s"]
     )
     assert total["time_saved_s"] > 0
+    assert form_stats["text"] == FORM_TEXT and report_stats["text"] == REPORT_TEXT
+    assert "text" not in total
+    assert iso_time(total["last_run"]) == pytest.approx(
+        max(r.started_at for r in engine.store.runs())
+    )
     # The CLI is a thin layer: the same figures as the Python API.
-    same(figures, engine.stats().to_dict())
+    same(as_api(figures), engine.stats().to_dict())
     assert engine.stats().total.hits == 4
 
 
@@ -384,24 +417,26 @@ def test_stats_since_and_tag_keep_only_those_runs(engines, server, world, capsys
     everything = cli_json(capsys, "stats", "--store", server)
     assert [t["task_key"] for t in everything["tasks"]] == [k["form"], OLD_KEY, k["report"]]
     assert everything["total"]["runs"] == 9
-    same(everything, engine.stats().to_dict())
+    same(as_api(everything), engine.stats().to_dict())
 
     recent = cli_json(capsys, "stats", "--store", server, "--since", "7d")
     assert [t["task_key"] for t in recent["tasks"]] == [k["form"], k["report"]]
     assert recent["total"]["runs"] == 7
-    same(recent, engine.stats(since=timedelta(days=7)).to_dict())
+    same(as_api(recent), engine.stats(since=timedelta(days=7)).to_dict())
 
     legacy = cli_json(capsys, "stats", "--store", server, "--tag", "legacy")
     [old] = legacy["tasks"]
+    assert old["text"] == ""  # a key the store holds no tree of: its text is unknown
     assert (old["task_key"], old["runs"], old["hits"], old["misses"]) == (OLD_KEY, 2, 1, 1)
     assert old["tokens_saved"] == 500 and old["time_saved_s"] == pytest.approx(1.5)
-    same(legacy, engine.stats(tags=["legacy"]).to_dict())
+    same(as_api(legacy), engine.stats(tags=["legacy"]).to_dict())
 
     signup = cli_json(capsys, "stats", "--store", server, "--tag", "signup", "--since", "1h")
     assert [t["task_key"] for t in signup["tasks"]] == [k["form"]]
     assert signup["total"]["runs"] == 5
     none = cli_json(capsys, "stats", "--store", server, "--tag", "legacy", "--since", "7d")
     assert none["tasks"] == [] and none["total"]["runs"] == 0
+    assert none["total"]["last_run"] is None  # no run, no time
     code, out, _ = cli(capsys, "stats", "--store", server, "--tag", "legacy", "--since", "7d")
     assert (code, out.strip()) == (0, "no runs in that window")
 
@@ -412,9 +447,9 @@ def test_stats_since_agrees_with_engine_stats_given_a_timedelta(engines, url, wo
     add_old_runs(url)
     recent = cli_json(capsys, "stats", "--store", url, "--since", "2w")
     assert recent["total"]["runs"] == 9
-    same(recent, engine.stats(since=timedelta(weeks=2)).to_dict())
+    same(as_api(recent), engine.stats(since=timedelta(weeks=2)).to_dict())
     recent = cli_json(capsys, "stats", "--store", url, "--since", "12h")
-    same(recent, engine.stats(since=timedelta(hours=12)).to_dict())
+    same(as_api(recent), engine.stats(since=timedelta(hours=12)).to_dict())
     assert recent["total"]["runs"] == 7
 
 
@@ -426,11 +461,12 @@ def test_stats_table_from_the_installed_script(recorded, url):
     assert done.stderr == ""
     lines = done.stdout.splitlines()
     header = lines[0].split()
-    assert header[:5] == ["TASK", "TAGS", "RUNS", "HITS", "HIT"]
-    [form_row] = [line for line in lines if line.startswith(hexpart(k["form"])[:12])]
-    cells = form_row.split()
-    assert cells[1:6] == ["signup", "5", "3", "60%", "1"]  # tags, runs, hits, rate, misses
+    assert header[:6] == ["TASK", "KEY", "TAGS", "RUNS", "HITS", "HIT"]
+    [form_row] = [line for line in lines if line.startswith(FORM_TEXT)]
+    cells = form_row.removeprefix(FORM_TEXT).split()
+    assert cells[:6] == [hexpart(k["form"])[:12], "signup", "5", "3", "60%", "1"]
     assert "20% (step 1)" in form_row and "600" in form_row and "$0.0600" in form_row
+    assert lines[2].startswith(REPORT_TEXT)
     [total_row] = [line for line in lines if line.startswith("total")]
     assert total_row.split()[1:4] == ["7", "4", "57%"]
     assert "650" in total_row
@@ -459,18 +495,23 @@ def test_ls_lists_task_keys_with_tags_paths_nodes_and_last_use(recorded, url, wo
     assert listed[k["form"]]["nodes"] == 3
     assert (listed[k["report"]]["tags"], listed[k["report"]]["nodes"]) == (["reports"], 1)
     assert (listed[k["flaky"]]["paths"], listed[k["flaky"]]["nodes"]) == (2, 4)
-    assert all(time.time() - t["last_used"] < 60 for t in listed.values())
+    assert all(time.time() - iso_time(t["last_used"]) < 60 for t in listed.values())
+    assert all(iso_time(t["created_at"]) <= iso_time(t["last_used"]) for t in listed.values())
+    assert listed[k["form"]]["text"] == FORM_TEXT and listed[k["flaky"]]["text"] == FLAKY_TEXT
+    assert listed[k["form"]]["approved"] == 0  # recorded paths start unapproved
 
     assert cli(capsys, "--json", "--store", url, "ls")[1] == cli(capsys, "ls", "--json",
                                                                   "--store", url)[1]  # fmt: skip
     code, out, err = cli(capsys, "--store", url, "ls")  # --store before the command too
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split() == ["TASK", "TAGS", "PATHS", "NODES", "LAST", "USED"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert rows[hexpart(k["form"])[:12]] == ["signup", "1", "3", "just", "now"]
-    assert rows[hexpart(k["flaky"])[:12]] == ["dashboard", "2", "4", "just", "now"]
-    assert rows[hexpart(k["report"])[:12]] == ["reports", "1", "1", "just", "now"]
+    assert re.split(r"\s{2,}", lines[0]) == [
+        "KEY", "TASK", "TAGS", "PATHS", "APPROVED", "NODES", "LAST USED"
+    ]  # fmt: skip
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in lines[1:])}
+    assert rows[hexpart(k["form"])[:12]] == [FORM_TEXT, "signup", "1", "0", "3", "just now"]
+    assert rows[hexpart(k["flaky"])[:12]] == [FLAKY_TEXT, "dashboard", "2", "0", "4", "just now"]
+    assert rows[hexpart(k["report"])[:12]] == [REPORT_TEXT, "reports", "1", "0", "1", "just now"]
 
 
 def test_ls_of_an_empty_store(tmp_path, capsys):
@@ -487,8 +528,12 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
     code, out, err = cli(capsys, "show", hexpart(key)[:4], "--store", url)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].startswith(f"{key}  tags: signup  paths: 1  nodes: 3  last used: just now")
-    calls = [line for line in lines[1:] if "(" in line and "snapshots" not in line]
+    assert lines[:3] == [
+        FORM_TEXT,
+        f"  key: {key}",
+        "  tags: signup · paths: 1 (0 approved) · nodes: 3 · last used: just now",
+    ]
+    calls = [line for line in lines if "─ " in line]
     assert len(calls) == 3
     assert calls[0].startswith("└─ ") and calls[0].endswith(".fill('name', {name})")
     assert calls[1].endswith(".fill('greeting', 'Hello {name}!')")
@@ -497,14 +542,52 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
     assert facts == [
         "snapshots: pre 1, post 0 · hits 4 · failures 0",  # every run replayed it
         "snapshots: pre 2, post 0 · hits 3 · failures 1",  # two greeting boxes, one miss
-        "snapshots: pre 0, post 0 · hits 3 · failures 0 · path 1 ends here (not approved)",
+        "snapshots: pre 0, post 0 · hits 3 · failures 0",
+    ]
+    assert lines[-1].strip() == "path 1 ends here (not approved)"  # numbered for approve
+    # Each check's snapshots by value, the most recently matched first, with when.
+    values = [
+        line.strip(" │") for line in lines[3:-1] if "─ " not in line and "snapshots:" not in line
+    ]
+    assert values == [
+        "pre: 'v1' (last matched just now)",
+        "pre: '#greeting-v2' (last matched just now)",  # the box moved: matched since
+        "'#greeting' (earlier)",
     ]
     for name in ("John", "Jane", "Bob", "Ann", "Zoe"):
         assert name not in out  # params are shown by name, never by value
 
-    # The full key, with or without its "task1:" prefix, names the same tree.
-    assert cli(capsys, "show", key, "--store", url)[1] == out
-    assert cli(capsys, "show", hexpart(key), "--store", url)[1] == out
+    # The full key, with or without its "task1:" prefix, names the same tree; so does
+    # the start of its text, in any case.
+    for name in (key, hexpart(key), "fill", "FILL  THE", "fill the form"):
+        assert cli(capsys, "show", name, "--store", url)[1] == out, name
+    assert cli(capsys, "show", "send the", "--store", url)[1].startswith(REPORT_TEXT + "\n")
+
+
+def test_show_lists_a_few_snapshots_unless_asked_for_all(engines, url, world, capsys):
+    engine = build_engine(engines, url, world)
+    for page in ("v1", "v2", "v3", "v4", "v5"):  # a new page each time: five environments
+        world["page"] = page
+        form(engine, "John")
+    code, out, _ = cli(capsys, "show", "fill", "--store", url)
+    assert code == 0
+    pre = [line.strip(" │") for line in out.splitlines() if "'v" in line or "more" in line]
+    assert pre == [
+        "pre: 'v5' (last matched just now)",
+        "'v4' (earlier)",
+        "'v3' (earlier)",
+        "… and 2 more (--snapshots 0 shows all)",
+    ]
+    code, out, _ = cli(capsys, "show", "fill", "--snapshots", "0", "--store", url)
+    assert [line.strip(" │") for line in out.splitlines() if "'v" in line][-1] == "'v1' (earlier)"
+    shown = cli_json(capsys, "show", "fill", "--snapshots", "2", "--store", url)
+    [name] = shown["steps"]
+    assert name["pre_snapshots"] == 5 and name["post"] == []
+    assert [s["value"] for s in name["pre"]] == ["'v5'", "'v4'"]
+    assert iso_time(name["pre"][0]["last_matched"]) == pytest.approx(iso_time(name["last_used"]))
+    assert name["pre"][1]["last_matched"] is None  # earlier: the tree keeps the order only
+    code, _, err = cli(capsys, "show", "fill", "--snapshots", "-1", "--store", url)
+    assert code == 2 and "--snapshots" in err
 
 
 def test_show_json_nests_the_steps(recorded, url, capsys):
@@ -517,15 +600,21 @@ def test_show_json_nests_the_steps(recorded, url, capsys):
         1,
         3,
     )
+    assert (shown["text"], shown["approved"]) == (FORM_TEXT, 0)
+    assert iso_time(shown["created_at"]) <= iso_time(shown["last_used"])
     [name] = shown["steps"]
     [greeting] = name["steps"]
     [submit] = greeting["steps"]
     assert name["call"].endswith("fill('name', {name})") and name["tool"].endswith(".fill")
     assert (name["pre_snapshots"], name["hits"], name["failures"]) == (1, 4, 0)
+    assert [s["value"] for s in name["pre"]] == ["'v1'"]
     assert greeting["call"].endswith("fill('greeting', 'Hello {name}!')")
     assert (greeting["pre_snapshots"], greeting["hits"], greeting["failures"]) == (2, 3, 1)
+    assert [s["value"] for s in greeting["pre"]] == ["'#greeting-v2'", "'#greeting'"]
     assert (submit["terminal"], submit["steps"], submit["hits"]) == (True, [], 3)
+    assert (submit["path"], submit["approved"], name["path"]) == (1, False, None)
     assert not name["terminal"] and not greeting["terminal"]
+    assert all(iso_time(step["last_used"]) for step in (name, greeting, submit))
     tree = engine.store.tree(key)
     assert {name["id"], greeting["id"], submit["id"]} == {n.id for n in tree if n.step}
 
@@ -541,17 +630,35 @@ def test_show_an_ambiguous_or_unknown_prefix_exits_1_and_says_why(tmp_path, caps
 
     code, out, err = cli(capsys, "show", "beef", "--store", crafted)
     assert (code, out) == (1, "")
-    assert err.count("\n") == 1
-    assert "'beef' names 2 task keys (" in err and err.endswith("); give more of it\n")
-    assert "beef01000000" in err and "beef02000000" in err  # both, so one can choose
+    assert err.splitlines() == [  # both, so one can choose (their text is not known)
+        "muscle-mem: 'beef' names 2 tasks; give more of the text, or of the key:",
+        "  beef01000000  -  (crafted)",
+        "  beef02000000  -  (crafted)",
+    ]
     code, out, err = cli(capsys, "show", "cafe", "--store", crafted)
     assert (code, out) == (1, "")
-    assert "no task key starts with 'cafe'; `muscle-mem ls` lists them" in err
+    assert "no task key or task text starts with 'cafe'; `muscle-mem ls` lists them" in err
     code, _, err = cli(capsys, "show", "task1:", "--store", crafted)
-    assert code == 1 and "no task key starts with 'task1:'" in err
+    assert code == 1 and "no task key or task text starts with 'task1:'" in err
     code, out, _ = cli(capsys, "show", "beef02", "--store", crafted)
-    assert code == 0 and out.startswith("task1:beef02")
+    assert code == 0 and "  key: task1:beef02" in out
     assert "tool.one()" in out
+
+
+def test_a_prefix_of_the_text_names_every_task_it_starts(engines, url, world, capsys):
+    engine = build_engine(engines, url, world)
+    record(engine, world)
+    engine(FORM, "x", params={"name": "x"}, tags=["other"])  # the same words, other tags
+    k = keys(engine)
+    code, out, err = cli(capsys, "show", "fill the", "--store", url)
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert lines[0] == "muscle-mem: 'fill the' names 2 tasks; give more of the text, or of the key:"
+    assert f"  {hexpart(k['form'])[:12]}  {FORM_TEXT}  (signup)" in lines
+    assert any(line.endswith(f"  {FORM_TEXT}  (other)") for line in lines)
+    # The key tells them apart; rm takes the same names.
+    code, out, _ = cli(capsys, "rm", "send", hexpart(k["form"])[:8], "--dry-run", "--store", url)
+    assert code == 0 and len(out.splitlines()) == 3
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -566,6 +673,9 @@ def test_runs_newest_first_filtered_by_status_tag_and_limit(recorded, url, capsy
     assert [r["status"] for r in log] == ["hit", "miss", "hit", "handoff", "hit", "hit", "miss"]
     started = [r["started_at"] for r in log]
     assert started == sorted(started, reverse=True)  # ISO strings in UTC sort as times
+    assert [iso_time(t) for t in started] == sorted(map(iso_time, started), reverse=True)
+    assert [r["text"] for r in log[:2]] == [REPORT_TEXT, REPORT_TEXT]
+    assert {r["text"] for r in everything if r["task_key"] == OLD_KEY} == {""}  # no tree
     newest = log[0]
     assert newest["tags"] == ["reports"] and newest["params"] == []
     assert newest["replayed"] == 1 and newest["recorded"] == 0
@@ -605,14 +715,151 @@ def test_runs_table(recorded, url, capsys):
     engine, _ = recorded
     code, out, err = cli(capsys, "runs", "--store", url, "--status", "handoff")
     assert (code, err) == (0, "")
-    header, row = out.splitlines()
-    assert header.split()[:4] == ["WHEN", "TASK", "TAGS", "STATUS"]
-    assert hexpart(keys(engine)["form"])[:12] in row
-    assert " handoff " in row and "signup" in row and "step 1: the pre-check" in row
+    header, row = out.splitlines()  # not a terminal: as wide as it takes
+    assert header.split()[:5] == ["WHEN", "KEY", "TASK", "TAGS", "STATUS"]
+    assert f"{hexpart(keys(engine)['form'])[:12]}  {FORM_TEXT}  signup  handoff " in row
+    reason = engine.store.runs()[3].reason
+    assert row.endswith(f"  {reason}") and "matched none of 1 recorded snapshot(s)" in reason
     code, out, _ = cli(capsys, "runs", "--store", url, "--status", "error")
     assert (code, out) == (0, "no runs\n")
     code, _, err = cli(capsys, "runs", "--store", url, "--limit", "-1")
     assert code == 2 and "--limit" in err
+
+
+# -- the terminal's width -----------------------------------------------------------------
+
+# A task of many words, on three tags: wider than any terminal's column for it.
+LONG = (
+    "open the weekly funnel review for {name} and flag every step that lost more than "
+    "five percent of its visitors since the last review"
+)
+LONG_TEXT = LONG
+
+
+@pytest.fixture
+def everything(url, world, engines):
+    """The form and report tasks, the flaky one, and a task of many words (it runs the
+    flaky agent's steps), with a handoff whose reason is long."""
+    engine = build_engine(engines, url, world)
+    record(engine, world)
+    record_flaky(engine, world)
+    long = LONG.replace("{name}", "dash")
+    engine(long, "dash", params={"name": "dash"}, tags=["dashboard", "funnel", "weekly"])
+    return engine
+
+
+def at(capsys, monkeypatch, columns, *args):
+    """``muscle-mem ARGS`` in a terminal ``columns`` wide: its output."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, err = cli(capsys, *args)
+    assert (code, err) == (0, ""), (args, err)
+    return out
+
+
+def words(text):
+    """The text without its spaces: the same however it was wrapped."""
+    return "".join(text.split())
+
+
+COMMANDS = [
+    ["stats"],
+    ["ls"],
+    ["runs", "-n", "0"],
+    ["runs", "--status", "handoff"],
+    ["show", "fill"],
+    ["show", "open the weekly"],
+    ["show", "open the dash"],
+    ["rm", "--all", "--dry-run"],
+    ["prune", "--failing", "--dry-run"],
+]
+
+
+def test_every_command_fits_80_columns_and_keeps_what_matters(everything, url, capsys, monkeypatch):
+    reasons = [run.reason for run in everything.store.runs() if run.diverged_at is not None]
+    assert max(map(len, reasons)) > 80
+    printed = {}
+    for command in COMMANDS:
+        out = at(capsys, monkeypatch, 80, *command, "--store", url)
+        assert max(map(len, out.splitlines())) <= 80, (command, out)
+        printed[command[0] + " " + command[-1]] = out
+    stats, ls = printed["stats stats"], printed["ls ls"]
+    # The task's own words stand first; those too long for their column are cut with "…".
+    for table in (stats, ls, printed["runs 0"]):
+        for text in (REPORT_TEXT, FLAKY_TEXT, LONG_TEXT):
+            assert text[:16] in table
+        assert LONG_TEXT not in table and "…" in table
+    assert FORM_TEXT in stats and FORM_TEXT in ls  # short enough to fit whole
+    assert stats.splitlines()[0].split()[:2] == ["TASK", "RUNS"]  # what a glance needs
+    for header in ("HIT RATE", "TIME SAVED", "TOKENS SAVED"):
+        assert header in stats.splitlines()[0]
+    assert ls.splitlines()[0].split()[:2] == ["KEY", "TASK"]  # the key to type, beside
+    # Reasons are wrapped at the width, never cut: every word of each is there.
+    assert "why replay stopped (most common):" in stats
+    for reason in {r for r in reasons if r in {x for x, _ in everything.stats().total.reasons}}:
+        assert words(reason) in words(stats)
+    handoffs = printed["runs handoff"]
+    assert handoffs.splitlines()[0].split()[:3] == ["WHEN", "TASK", "STATUS"]
+    for reason in reasons:
+        assert words(reason) in words(handoffs)
+    # show: the text, then the tree, its lines cut at the width.
+    shown = printed["show open the weekly"].splitlines()
+    assert shown[0].startswith(LONG_TEXT[:40]) and shown[0].endswith("…") and len(shown[0]) == 80
+    assert "key: task1:" in shown[1]
+    assert printed["show fill"].splitlines()[0] == FORM_TEXT
+    assert printed["rm --dry-run"].count("\n") == 5  # the heading and a line per task
+    assert "failing (2 left)" in printed["prune --dry-run"]
+
+    # Narrower still, low-priority columns give way first; the task and status stay.
+    narrow = at(capsys, monkeypatch, 50, "runs", "--store", url)
+    assert max(map(len, narrow.splitlines())) <= 50
+    assert narrow.splitlines()[0].split()[:3] == ["WHEN", "TASK", "STATUS"]
+
+
+def test_wide_prints_every_column_and_all_of_each_text(everything, url, capsys, monkeypatch):
+    for command in COMMANDS:
+        fitted = at(capsys, monkeypatch, 80, *command, "--store", url)
+        wide = at(capsys, monkeypatch, 80, *command, "--wide", "--store", url)
+        assert wide == at(capsys, monkeypatch, 80, "--wide", *command, "--store", url)
+        monkeypatch.delenv("COLUMNS")  # not a terminal: as wide as --wide
+        assert cli(capsys, *command, "--store", url)[1] == wide, command
+        if command[0] not in ("show", "prune") or "weekly" in command[-1]:
+            assert max(map(len, wide.splitlines())) > 80, command
+        assert "…" not in wide.replace("… and", ""), command  # nothing cut
+        assert len(fitted.splitlines()) >= len(wide.splitlines())  # nothing left out
+    stats = at(capsys, monkeypatch, 80, "stats", "--wide", "--store", url)
+    assert stats.splitlines()[0].split() == [
+        "TASK", "KEY", "TAGS", "RUNS", "HITS", "HIT", "RATE", "MISSES", "HANDOFFS",
+        "DIVERGED", "TIME", "SAVED", "TOKENS", "SAVED", "COST", "SAVED",
+    ]  # fmt: skip
+    assert "…" not in stats and LONG_TEXT in stats
+    assert "dashboard,funnel,weekly" in stats
+    for reason in {r for r, _ in everything.stats().total.reasons}:
+        assert re.search(rf"^ +\d+  {re.escape(reason)}$", stats, re.M)  # one line each
+    runs = at(capsys, monkeypatch, 80, "runs", "--wide", "--store", url)
+    assert all(f"  {r.reason}" in runs for r in everything.store.runs() if r.reason)
+    ls = at(capsys, monkeypatch, 80, "ls", "--wide", "--store", url)
+    assert LONG_TEXT in ls and "APPROVED" in ls and "NODES" in ls
+    shown = at(capsys, monkeypatch, 80, "show", "open the weekly", "--wide", "--store", url)
+    assert shown.splitlines()[0] == LONG_TEXT
+
+
+def test_json_times_are_iso_8601_with_their_zone(everything, url, capsys):
+    shown = cli_json(capsys, "show", "fill", "--store", url)
+    stamps = [shown["created_at"], shown["last_used"]]
+    steps = shown["steps"]
+    while steps:
+        stamps += [s["last_used"] for s in steps]
+        stamps += [m["last_matched"] for s in steps for m in s["pre"] + s["post"]]
+        steps = [child for s in steps for child in s["steps"]]
+    for task in cli_json(capsys, "ls", "--store", url):
+        stamps += [task["created_at"], task["last_used"]]
+    stamps += [run["started_at"] for run in cli_json(capsys, "runs", "--store", url)]
+    figures = cli_json(capsys, "stats", "--store", url)
+    stamps += [t["last_run"] for t in figures["tasks"]] + [figures["total"]["last_run"]]
+    stamps = [s for s in stamps if s is not None]
+    assert len(stamps) > 30
+    for stamp in stamps:
+        assert abs(time.time() - iso_time(stamp)) < 600
 
 
 # -- rm ------------------------------------------------------------------------------------
@@ -626,7 +873,7 @@ def test_rm_asks_and_removes_nothing_on_no(recorded, url, capsys, monkeypatch):
     assert code == 1
     assert out.splitlines() == [
         "would remove:",
-        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths",
+        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths · {FORM_TEXT}",
         "nothing removed",
     ]
     assert "remove from" in err and "[y/N]" in err
@@ -654,7 +901,7 @@ def test_rm_dry_run_removes_nothing(recorded, url, capsys):
     assert (code, err) == (0, "")  # nothing asked
     assert out.splitlines() == [
         "would remove:",
-        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths",
+        f"  {hexpart(key)[:12]} (signup): 3 steps, 1 paths · {FORM_TEXT}",
     ]
     assert len(task_keys(url)) == 2
     assert form(engine, "Max").status == "hit"
@@ -671,7 +918,9 @@ def test_rm_yes_forgets_the_trees_for_this_process_and_others_and_keeps_the_log(
     assert out.splitlines()[0] == "removing:"
     assert out.splitlines()[-1] == "removed 4 steps from 2 task keys"
     assert cli_json(capsys, "ls", "--store", url) == []
-    assert cli_json(capsys, "runs", "--store", url, "-n", "0") == before  # history stays
+    after = cli_json(capsys, "runs", "--store", url, "-n", "0")
+    assert [untold(run) for run in after] == [untold(run) for run in before]  # history stays
+    assert {run["text"] for run in after} == {""}  # the words went with the tree
 
     # The engine that recorded them had their trees in memory: it sees the removal.
     again = form(engine, "Max")
@@ -679,7 +928,7 @@ def test_rm_yes_forgets_the_trees_for_this_process_and_others_and_keeps_the_log(
     fresh = build_engine(engines, url, world)
     assert (report(fresh).status, report(fresh).status) == ("miss", "hit")
     code, _, err = cli(capsys, "rm", k["form"][:10] + "0000", "--yes", "--store", url)
-    assert code == 1 and "no task key starts with" in err
+    assert code == 1 and "no task key or task text starts with" in err
 
 
 def test_rm_from_the_script_reads_the_answer_on_stdin(recorded, url):
@@ -715,7 +964,9 @@ def test_rm_all_asks_then_forgets_every_task_key_and_keeps_the_log(
     assert (done["removed_steps"], done["dry_run"], done["declined"]) == (4, False, False)
     assert sorted(t["task_key"] for t in done["tasks"]) == sorted([k["form"], k["report"]])
     assert task_keys(url) == []
-    assert cli_json(capsys, "runs", "--store", url, "-n", "0") == before  # history stays
+    after = cli_json(capsys, "runs", "--store", url, "-n", "0")
+    assert [untold(run) for run in after] == [untold(run) for run in before]  # history stays
+    assert {run["text"] for run in after} == {""}  # the words went with the tree
     code, out, _ = cli(capsys, "rm", "--all", "--yes", "--store", url)
     assert (code, out) == (0, "nothing to remove\n")
 
@@ -744,7 +995,7 @@ def test_prune_failing_removes_failing_steps_and_what_is_below_them(recorded, ur
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "would remove:",
-        f"  {hexpart(k['flaky'])[:12]}: 2 of 4 steps, failing (2 left)",
+        f"  {hexpart(k['flaky'])[:12]}: 2 of 4 steps, failing (2 left) · {FLAKY_TEXT}",
     ]
     assert len(engine.store.tree(k["flaky"])) == 4
 
@@ -783,7 +1034,7 @@ def test_prune_unused_for_removes_steps_not_used_lately(recorded, url, capsys):
     code, out, _ = cli(capsys, "prune", "--unused-for", "30d", "--store", url, "--dry-run")
     assert out.splitlines() == [
         "would remove:",
-        f"  {hexpart(k['form'])[:12]}: 3 of 3 steps, unused (all of it)",
+        f"  {hexpart(k['form'])[:12]}: 3 of 3 steps, unused (all of it) · {FORM_TEXT}",
     ]
     code, out, err = cli(capsys, "prune", "--unused-for", "4w", "--yes", "--store", url)
     assert (code, err) == (0, "")
@@ -890,7 +1141,7 @@ def test_export_some_keys_to_a_file(recorded, url, tmp_path, capsys):
     both = export_of(capsys, url, k["form"], hexpart(k["report"]))
     assert sorted(both) == sorted(export_of(capsys, url))
     code, _, err = cli(capsys, "export", "ffffffff", "--store", url)
-    assert code == 1 and "no task key starts with 'ffffffff'" in err
+    assert code == 1 and "no task key or task text starts with 'ffffffff'" in err
 
     target = f"sqlite:///{tmp_path}/only-report.db"
     code, out, err = cli(capsys, "import", out_file, "--store", target)
@@ -1229,7 +1480,7 @@ def test_rm_and_prune_speak_json(recorded, url, capsys):
     assert planned == {
         "dry_run": True,
         "declined": False,
-        "tasks": [{"task_key": k["report"], "steps": 1}],
+        "tasks": [{"task_key": k["report"], "text": REPORT_TEXT, "steps": 1}],
         "removed_steps": 0,
     }
     done = cli_json(capsys, "rm", hexpart(k["report"])[:6], "--yes", "--store", url)

@@ -280,7 +280,10 @@ def test_recall_json_carries_the_records(filled, url, capsys):
     ]
     (learning,) = [r for r in found if r["type"] == "learning"]
     assert learning["at"] == "2024-08-26T05:13:37.477823+00:00"
+    assert learning["record"]["at"] == learning["at"]  # one time format, the record's too
     assert learning["record"]["data"] == {"video_ctr": 3.2, "image_ctr": 2.0}
+    (action,) = cli_json(capsys, "bank", "recall", "--type", "action", "--store", url)
+    assert action["record"]["closed_at"] == "2024-08-28T05:13:25.477823+00:00"
     assert learning["record"]["insight"].startswith("Video ads outperform")
 
 
@@ -314,6 +317,24 @@ def test_recall_table_and_nothing_found(filled, url, capsys):
         code, out, err = cli(capsys, "bank", "recall", *args, "--store", url)
         assert (code, out, err) == (0, "nothing found\n", ""), args
         assert cli_json(capsys, "bank", "recall", *args, "--store", url) == []
+
+
+@sqlite_only
+def test_recall_fits_80_columns_and_wide_prints_every_word(filled, url, capsys, monkeypatch):
+    texts = [r.text for r in filled.recall(limit=100)]
+    assert max(map(len, texts)) > 80
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = cli(capsys, "bank", "recall", "-n", "100", "--store", url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80 and len(lines) == 1 + len(texts)
+    assert lines[0].split() == ["WHEN", "TYPE", "SCOPE", "WHAT"]  # KIND gives way first
+    assert "…" in out and all(" ".join(t.split())[:20] in out for t in texts)
+    code, wide, _ = cli(capsys, "bank", "recall", "-n", "100", "--wide", "--store", url)
+    assert code == 0 and all(" ".join(t.split()) in wide for t in texts)
+    monkeypatch.setenv("COLUMNS", "40")
+    narrow = cli(capsys, "bank", "recall", "-n", "100", "--store", url)[1].splitlines()
+    assert max(map(len, narrow)) <= 40 and narrow[0].split()[-1] == "WHAT"
 
 
 @both_kinds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import subprocess
@@ -135,6 +136,31 @@ def test_two_days_on_one_store(tmp_path: Path) -> None:
     fresh = demo(store, "--fresh", "--llm-latency", "0")
     assert "day 1, Mon 02 Jun 2025" in fresh
     assert [s["status"] for s in steps(fresh)] == [t[2] for t in DAY_ONE]
+
+
+def test_json_tells_the_day_as_the_tables_do(tmp_path: Path) -> None:
+    store = tmp_path / "cache.db"
+    text = demo(store, "--llm-latency", "0")
+    day = json.loads(demo(store, "--llm-latency", "0", "--json", "--fresh"))
+    assert (day["seed"], day["day"], day["simulated"]) == (7, 1, True)
+    assert day["store"] == f"sqlite:///{store}"
+    assert [(t["task"], t["property"], t["status"]) for t in day["tasks"]] == DAY_ONE
+    rows = steps(text)
+    assert [t["replayed"] for t in day["tasks"]] == [int(s["replayed"]) for s in rows]
+    assert [t["llm_calls"] for t in day["tasks"]] == [int(s["calls"]) for s in rows]
+    handoff = day["tasks"][2]
+    assert handoff["diverged_at"] == 1 and "AdPlatform.inspect_page failed" in handoff["reason"]
+    assert handoff["text"] == "audit the conversion flow of MCAD"
+    assert re.fullmatch(r"task1:[0-9a-f]{32}", handoff["task_key"])
+    mine, alone = day["totals"]["muscle_mem"], day["totals"]["agent_alone"]
+    table = totals(text)
+    assert (f"{mine['llm_calls']:,}", f"{alone['llm_calls']:,}") == table["LLM calls"]
+    assert (f"{mine['tokens']:,}", f"{alone['tokens']:,}") == table["tokens"]
+    assert (f"${mine['cost']:.2f}", f"${alone['cost']:.2f}") == table[
+        "cost at $3 per million tokens"
+    ]
+    assert day["totals"]["saved"]["tokens"] == pytest.approx(1 - 75_000 / 152_500)
+    assert day["memory_bank"]["learnings"] >= 1
 
 
 def test_output_is_the_same_for_a_seed_but_for_wall_times(tmp_path: Path) -> None:

@@ -51,8 +51,12 @@ def test_readme_terminal_walkthrough_is_what_the_command_prints(tmp_path, monkey
         line, _, shown = block.partition("\n")
         if not line.startswith("muscle-mem "):
             continue
-        out = subprocess.run(
-            [str(command), *line.split()[1:]], capture_output=True, text=True, check=True
+        out = subprocess.run(  # in a terminal 80 columns wide, as the README shows it
+            [str(command), *line.split()[1:]],
+            env={**os.environ, "COLUMNS": "80"},
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert _timeless(out) == _timeless(shown), line
         printed += out

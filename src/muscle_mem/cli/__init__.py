@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    # --store and --json are accepted before or after the command.
+    # --store, --json and --wide are accepted before or after the command.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store",
@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    common.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print every column and all of each text, however wide (the default when the "
+        "output is not a terminal; else it fits $COLUMNS or the terminal)",
     )
     parser = argparse.ArgumentParser(
         prog="muscle-mem",

@@ -16,8 +16,9 @@ from .common import (
     output,
     read_input,
     wants_json,
+    width,
 )
-from .output import clip, dump, iso, table
+from .output import Column, dump, iso, table
 
 
 def add_commands(command: Command) -> None:
@@ -88,14 +89,37 @@ def _recall(args: argparse.Namespace) -> int:
         include_superseded=args.all,
     )
     if wants_json(args):
-        return dump([{**dataclasses.asdict(r), "at": iso(r.at)} for r in found])
+        return dump([_iso_times(dataclasses.asdict(r)) for r in found])
     if not found:
         return _say("nothing found")
     table(
-        ["WHEN", "TYPE", "SCOPE", "KIND", "WHAT"],
-        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", clip(r.text, 80)] for r in found],
+        [
+            Column("WHEN", keep=3),
+            Column("TYPE", keep=4),
+            Column("SCOPE", keep=2, flex=True, least=14),
+            Column("KIND", keep=1),
+            Column("WHAT", flex=True, least=30),
+        ],
+        [[iso(r.at)[:10], r.type, r.scope or "-", r.kind or "-", r.text] for r in found],
+        width=width(args),
     )
     return 0
+
+
+# The bank's times (epoch seconds), which JSON output spells in ISO 8601 as every
+# command's does.
+_TIMES = {"at", "closed_at", "updated_at"}
+
+
+def _iso_times(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its times, and those of the record inside it, in ISO 8601."""
+    spelled = dict(data)
+    for key, value in data.items():
+        if key in _TIMES and isinstance(value, (int, float)):
+            spelled[key] = iso(value)
+        elif key == "record" and isinstance(value, dict):
+            spelled[key] = _iso_times(value)
+    return spelled
 
 
 def _export(args: argparse.Namespace) -> int:

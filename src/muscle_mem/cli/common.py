@@ -1,4 +1,5 @@
-"""What every command shares: how it fails, which store it works on, how ages are read."""
+"""What every command shares: how it fails, which store it works on, how ages are read,
+how wide it may print."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TextIO
 
 from ..errors import ConfigurationError, MuscleMemError
 from ..store import DEFAULT_PATH, ENV_VAR, Store, open_store, sqlite_path
+from .output import terminal_width
 
 DEFAULT_STORE = DEFAULT_PATH  # the store a command opens when none is named
 SECRET_VAR = "MUSCLE_MEM_SECRET"
@@ -78,6 +80,11 @@ def open_for(args: argparse.Namespace, *, create: bool = False, read_only: bool 
 
 def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
+
+
+def width(args: argparse.Namespace) -> int | None:
+    """How wide the command may print: the terminal's width, or no limit with --wide."""
+    return None if getattr(args, "wide", False) else terminal_width()
 
 
 def read_input(name: str) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
+import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from muscle_mem import Engine
 from muscle_mem.bank import MemoryBank
@@ -15,19 +18,22 @@ from .journal import ACCOUNT, Journal, brand
 from .llm import LLM
 from .openai_llm import ModelUnavailable, OpenAILLM
 from .policy import SimulatedLLM
-from .report import HEADER, Totals, say, step_line, totals_table
+from .report import HEADER, Totals, say, step_line, summary, totals_table
 from .story import DAY, Session, StepResult, days_played, settle
 from .tools import instrument
 from .world import SIMULATED, World
 
 
 def play(args: argparse.Namespace, store: str, out: TextIO, *, store_option: str = "") -> int:
-    """Play one day of the demo on ``store`` and print it to ``out``; the exit code."""
+    """Play one day of the demo on ``store`` and print it to ``out``; the exit code.
+    With ``args.json`` the day is told as one JSON document at its end instead."""
     started = time.perf_counter()
+    as_json = bool(getattr(args, "json", False))
+    story, errors = (io.StringIO(), sys.stderr) if as_json else (out, out)
     try:
         llm = _llm(args)
     except ModelUnavailable as error:
-        print(f"muscle-mem demo: {error}", file=out)
+        print(f"muscle-mem demo: {error}", file=errors)
         return 2
     engine = Engine(store=store)
     try:
@@ -46,21 +52,21 @@ def play(args: argparse.Namespace, store: str, out: TextIO, *, store_option: str
         )
         engine.set_agent(agent).set_context(platform).finalize()
 
-        say(out, _header(args, store, world, llm))
+        say(story, _header(args, store, world, llm))
         if played:
-            say(out, "\nWhat the memory bank remembers from earlier sessions:\n")
-            say(out, _indent(bank.brief(ACCOUNT, budget_chars=2500)))
+            say(story, "\nWhat the memory bank remembers from earlier sessions:\n")
+            say(story, _indent(bank.brief(ACCOUNT, budget_chars=2500)))
         journal.open_day()
         session = Session(engine, platform, llm, journal)
-        say(out, "\n" + HEADER)
+        say(story, "\n" + HEADER)
         steps: list[StepResult] = []
         for number, task in enumerate(DAY, 1):
             try:
                 steps.append(session.run(number, task))
             except ModelUnavailable as error:  # the engine kept nothing of that task
-                say(out, f"muscle-mem demo: {error}")
+                say(errors, f"muscle-mem demo: {error}")
                 return 1
-            say(out, step_line(steps[-1]))
+            say(story, step_line(steps[-1]))
 
         if llm.calls:
             seconds, tokens = llm.seconds / llm.calls, llm.tokens / llm.calls
@@ -68,10 +74,17 @@ def play(args: argparse.Namespace, store: str, out: TextIO, *, store_option: str
             seconds, tokens = args.llm_latency, float(args.tokens)
         totals = Totals.of(steps, seconds, tokens, price_per_token)
         per_call = f"{seconds:.2f} s and {tokens:,.0f} tokens"
-        say(out, "\n" + totals_table(totals, args.price, per_call))
-        say(out, "\n" + _bank_line(bank))
-        say(out, "\n" + _look_further(store_option, steps))
-        say(out, f"\ndemo finished in {time.perf_counter() - started:.1f} s (wall)")
+        say(story, "\n" + totals_table(totals, args.price, per_call))
+        say(story, "\n" + _bank_line(bank))
+        say(story, "\n" + _look_further(store_option, steps))
+        say(story, f"\ndemo finished in {time.perf_counter() - started:.1f} s (wall)")
+        if as_json:
+            day = {"seed": args.seed, "day": world.day, "store": store, "llm": llm.label}
+            day.update(summary(steps, totals, args.price, seconds, tokens))
+            day["memory_bank"] = _bank_counts(bank)
+            day["wall_s"] = time.perf_counter() - started
+            json.dump(day, out, indent=2)
+            out.write("\n")
     finally:
         engine.close()
         llm.close()
@@ -109,15 +122,24 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" if line else "" for line in text.splitlines())
 
 
-def _bank_line(bank: MemoryBank) -> str:
+def _bank_counts(bank: MemoryBank) -> dict[str, Any]:
     actions = bank.actions()
-    closed = [a for a in actions if not a.open]
-    learnings = bank.recall(type="learning", limit=1000)
-    decisions = bank.recall(type="decision", limit=1000)
+    return {
+        "entities": len(bank.entities()),
+        "optimizations": len(actions),
+        "measured": sum(1 for a in actions if not a.open),
+        "fell_short": len(bank.shortfalls()),
+        "learnings": len(bank.recall(type="learning", limit=1000)),
+        "decisions": len(bank.recall(type="decision", limit=1000)),
+    }
+
+
+def _bank_line(bank: MemoryBank) -> str:
+    n = _bank_counts(bank)
     return (
-        f"memory bank: {len(bank.entities())} entities, {len(actions)} optimizations "
-        f"({len(closed)} measured, {len(bank.shortfalls())} fell short of expectations), "
-        f"{len(learnings)} learnings, {len(decisions)} decisions"
+        f"memory bank: {n['entities']} entities, {n['optimizations']} optimizations "
+        f"({n['measured']} measured, {n['fell_short']} fell short of expectations), "
+        f"{n['learnings']} learnings, {n['decisions']} decisions"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from .story import StepResult
 from .world import SIMULATED
@@ -71,8 +71,13 @@ def step_line(step: StepResult) -> str:
 
 
 def _saved(with_cache: float, alone: float) -> str:
+    share = _share_saved(with_cache, alone)
+    return "-" if share is None else f"{share:.0%}"
+
+
+def _share_saved(with_cache: float, alone: float) -> float | None:
     # Below a twentieth (wall time with --llm-latency 0) a ratio says nothing.
-    return f"{(alone - with_cache) / alone:.0%}" if alone >= 0.05 else "-"
+    return (alone - with_cache) / alone if alone >= 0.05 else None
 
 
 def totals_table(totals: Totals, price_per_million: float, per_call: str) -> str:
@@ -98,3 +103,51 @@ def totals_table(totals: Totals, price_per_million: float, per_call: str) -> str
 
 def say(out: TextIO, text: str) -> None:
     print(text, file=out, flush=True)
+
+
+def summary(
+    steps: Sequence[StepResult],
+    totals: Totals,
+    price_per_million: float,
+    seconds_per_call: float,
+    tokens_per_call: float,
+) -> dict[str, Any]:
+    """What the tables say, as data (``muscle-mem demo --json``)."""
+    t = totals
+    mine = {"wall_s": t.wall_s, "llm_calls": t.llm_calls, "tokens": t.tokens, "cost": t.cost}
+    alone = {
+        "wall_s": t.alone_wall_s,
+        "llm_calls": t.alone_calls,
+        "tokens": t.alone_tokens,
+        "cost": t.alone_cost,
+    }
+    return {
+        "simulated": True,  # the ad platform always is (the LLM too, unless --model)
+        "tasks": [
+            {
+                "number": s.number,
+                "task": LABELS[s.task.kind],
+                "text": s.task.text,
+                "property": s.task.code,
+                "status": str(s.status),
+                "replayed": s.replayed,
+                "diverged_at": s.diverged_at,
+                "reason": s.reason,
+                "wall_s": s.wall_s,
+                "llm_calls": s.llm_calls,
+                "tokens": s.tokens,
+                "cost": s.cost,
+                "task_key": s.task_key,
+            }
+            for s in steps
+        ],
+        "totals": {
+            "muscle_mem": mine,
+            "agent_alone": alone,
+            # the share of the agent alone's figure the cache saved; None where the
+            # figure is too small for a share to mean anything
+            "saved": {k: _share_saved(mine[k], alone[k]) for k in mine},
+        },
+        "agent_alone_per_llm_call": {"seconds": seconds_per_call, "tokens": tokens_per_call},
+        "price_per_million_tokens": price_per_million,
+    }
