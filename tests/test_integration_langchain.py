@@ -324,7 +324,7 @@ def test_final_model_spends_one_model_call_on_a_fresh_answer():
     tools = form_tools(page)
     engine = Engine()
     fresh = scripted(answer("A fresh answer.", usage=40), answer("Again.", usage=40))
-    mm = MuscleMemMiddleware(engine, tools, final="model", model=fresh)
+    mm = MuscleMemMiddleware(engine, tools, final="llm", model=fresh)
     model = scripted(calls(("type_into", {"selector": "#name", "text": "Ida"})), answer("Done."))
     mm.invoke(create_agent(model, tools, middleware=[mm]), "type Ida", params={"n": "Ida"})
     hit = mm.invoke(
@@ -371,7 +371,7 @@ def test_misuse_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="not among the tools given"):
         MuscleMemMiddleware(engine, tools, checks={"typo": Check(capture=lambda **kw: 1)})
     with pytest.raises(ConfigurationError, match="pass the chat model"):
-        MuscleMemMiddleware(engine, tools, final="model")
+        MuscleMemMiddleware(engine, tools, final="llm")
     with pytest.raises(ConfigurationError, match="final='later'"):
         MuscleMemMiddleware(engine, tools, final="later")
     with pytest.raises(ConfigurationError, match="LangChain tools"):

@@ -17,7 +17,7 @@ import pytest
 from muscle_mem import Check, Engine, ReplayMissError
 from muscle_mem.cli import main
 from muscle_mem.errors import ExportFormatError
-from muscle_mem.portable import import_into
+from muscle_mem.portable import export_lines, import_into, read_export
 from muscle_mem.portable_dir import export_dir, file_name, read_dir
 from muscle_mem.store import open_store
 
@@ -194,6 +194,21 @@ def test_a_folder_round_trips_every_row_exactly(stores, tmp_path):
         for which in ("pre", "post", "end"):
             assert sorted(other.snapshots(which)) == sorted(node.snapshots(which))
     assert target.tasks()[0].text == info.text
+    # Exported again from where it landed: the very same files.
+    export_dir(target, tmp_path / "again")
+    assert the_file(tmp_path / "again").read_bytes() == the_file(tmp_path / "out").read_bytes()
+
+
+def test_json_lines_carry_the_task_words_and_approvals(stores):
+    source = stores.fresh()
+    record_two_paths(source)
+    [info] = source.tasks()
+    source.approve(info.task_key, [source.tree(info.task_key).ends()[0].id])
+    target = stores.fresh()
+    import_into(target, read_export(list(export_lines(source))))
+    [landed] = target.tasks()
+    assert (landed.text, landed.approved) == (info.text, 1)
+    assert [e.approved for e in target.tree(info.task_key).ends()] == [True, False]
 
 
 def test_tags_name_the_folder():
@@ -298,3 +313,18 @@ def test_approve_by_text_and_path_number_and_revoke(tmp_path, capsys):
     assert [e.approved for e in open_store(url).tree(key).ends()] == [False, True]
     code, _, err = cli(capsys, "approve", key[6:12], "--path", 3, "--store", url)
     assert code == 1 and "has 2 path(s), numbered 1 to 2" in err and "no path 3" in err
+
+
+def test_two_keys_that_would_share_a_file_name_get_one_each(tmp_path):
+    from muscle_mem import MemoryStore
+    from muscle_mem.models import TaskInfo
+
+    twins = [
+        TaskInfo(f"task1:3f2a9c1b{end * 24}", ("signup",), 0, 0, 0.0, 0.0, "fill it")
+        for end in "0f"
+    ]
+    assert export_dir(MemoryStore(), tmp_path, twins) == (2, 0)
+    assert sorted(p.name for p in (tmp_path / "signup").iterdir()) == [
+        "fill-it.3f2a9c1b.json",
+        f"fill-it.3f2a9c1b{'f' * 24}.json",
+    ]

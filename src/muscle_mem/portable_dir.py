@@ -98,6 +98,8 @@ def export_dir(
     changed = 0
     for done, info in enumerate(tasks, 1):
         path = root / file_name(info)
+        if path in written:  # two keys whose words, tags and first 8 hex digits agree
+            path = path.with_name(f"{path.name[:-14]}.{info.task_key.rpartition(':')[2]}.json")
         text = json.dumps(document(store, info, key, counts), indent=2, ensure_ascii=False)
         written.add(path)
         changed += _write(path, text + "\n")

@@ -174,3 +174,20 @@ def _figures(task_key: str, runs: list[RunRecord], saved: tuple[float, int, floa
 def _mean(values: Iterable[float]) -> float:
     items = list(values)
     return sum(items) / len(items)
+
+
+def seconds(value: float) -> str:
+    """A duration as people read it: ``0s``, ``850µs``, ``12ms``, ``3.4s``, ``2.5min``,
+    ``1.2h`` (the command line and the web view print time saved this way)."""
+    sign, value = ("-" if value < 0 else ""), abs(value)
+    if value == 0:
+        return "0s"
+    if value < 1e-3:
+        return f"{sign}{value * 1e6:.0f}µs"
+    if value < 1:
+        return f"{sign}{value * 1e3:.0f}ms"
+    if value < 120:
+        return f"{sign}{value:.1f}s"
+    if value < 7200:
+        return f"{sign}{value / 60:.1f}min"
+    return f"{sign}{value / 3600:.1f}h"

@@ -22,7 +22,7 @@ from ..models import (
     Text,
     Traced,
 )
-from ..stats import TaskStats, compute
+from ..stats import TaskStats, compute, seconds
 from ..store import Store
 from ..trie import Node, SnapshotSet
 from .common import (
@@ -34,7 +34,7 @@ from .common import (
     wants_json,
     width,
 )
-from .output import Column, Progress, ago, clip, cut, dump, iso, seconds, short, table, wrap
+from .output import Column, Progress, ago, clip, cut, dump, iso, short, table, wrap
 
 CHECKS: tuple[Slot, ...] = ("pre", "post")  # the snapshot sets `show` lists
 # A snapshot's value as `show` prints it: enough to recognise, bounded however big.

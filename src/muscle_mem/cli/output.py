@@ -187,19 +187,6 @@ def wrap(text: str, width: int | None, first: str, then: str) -> str:
     return "\n".join(textwrap.wrap(text, room, initial_indent=first, subsequent_indent=then))
 
 
-def seconds(value: float) -> str:
-    sign, value = ("-" if value < 0 else ""), abs(value)
-    if value < 1e-3:
-        return f"{sign}{value * 1e6:.0f}µs"
-    if value < 1:
-        return f"{sign}{value * 1e3:.0f}ms"
-    if value < 120:
-        return f"{sign}{value:.1f}s"
-    if value < 7200:
-        return f"{sign}{value / 60:.1f}min"
-    return f"{sign}{value / 3600:.1f}h"
-
-
 def ago(timestamp: float) -> str:
     age = time.time() - timestamp
     if age < 60:

@@ -36,7 +36,7 @@ graph needs no middleware support: ``ToolNode``'s ``wrap_tool_call`` is enough.
 ``{"messages": [HumanMessage(task), AIMessage(tool_calls=...), ToolMessage, ...,
 AIMessage(answer)]}``, grouped into the model turns they were recorded in (the parallel
 calls of one turn in one ``AIMessage``). The answer is the recorded one with this run's
-params (and values from this run's results) filled in; ``final="model"`` spends one model
+params (and values from this run's results) filled in; ``final="llm"`` spends one model
 call on a fresh answer from the replayed history instead, its tokens logged with the hit.
 
 **A handoff** invokes the graph with the replayed calls as its history (each an
@@ -131,7 +131,7 @@ CALL = "langchain_call"
 ORDER_TIMEOUT_S = 10.0
 FINALS = {
     "recorded": "the recorded answer, no model call",
-    "model": "one model call on the replayed history",
+    "llm": "one model call on the replayed history",
 }
 # Tools whose code is their func/coroutine; any other BaseTool's is its class's _run.
 _SOURCE_TOOLS = (StructuredTool, Tool)
@@ -169,10 +169,10 @@ class MuscleMemMiddleware(AgentMiddleware):
                 f"got {type(engine).__qualname__}"
             )
         final_option(final, FINALS)
-        if final == "model" and model is None:
+        if final == "llm" and model is None:
             raise ConfigurationError(
-                "final='model' answers a hit with one model call: pass the chat model, "
-                "MuscleMemMiddleware(..., final='model', model=model)"
+                "final='llm' answers a hit with one model call: pass the chat model, "
+                "MuscleMemMiddleware(..., final='llm', model=model)"
             )
         self.engine = engine
         self.final = final
@@ -255,7 +255,7 @@ class MuscleMemMiddleware(AgentMiddleware):
             outcome = _replay(session)
             if outcome.hit:
                 messages = replaying.turns(_recorded_turns(outcome.result))
-                if self.final == "model":
+                if self.final == "llm":
                     return _answered(session, messages, self.model.invoke(messages))
                 return _answered(session, messages, _recorded_answer(outcome.result))
             messages = _start(task, session, replaying)
@@ -282,7 +282,7 @@ class MuscleMemMiddleware(AgentMiddleware):
             outcome = await session.areplay(commit_hit=False)
             if outcome.hit:
                 messages = replaying.turns(_recorded_turns(outcome.result))
-                if self.final == "model":
+                if self.final == "llm":
                     return _answered(session, messages, await self.model.ainvoke(messages))
                 return _answered(session, messages, _recorded_answer(outcome.result))
             messages = _start(task, session, replaying)
@@ -702,7 +702,7 @@ def _replay(session: Session) -> Outcome:
     """``session.replay()`` on one event loop for all its steps: the proxies are async
     (an async graph's handler must be awaited), and ``replay()`` would start a loop per
     step for them, a third of a hit's time. A hit is held open until it is answered, so
-    a ``final="model"`` call is logged with it."""
+    a ``final="llm"`` call is logged with it."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -342,9 +342,13 @@ class SQLStore(Store, SQLDatabase):
                 (key, json.dumps(list(tags)), used, used, text),
             )
             before = count(cur)
-            for node in tree:
+            # New rows are made in the tree's order (a node's children oldest first),
+            # which is the order reads give them back in: `show` numbers paths the same
+            # in the store a tree came from and in the one it was imported into.
+            made = time.time()
+            for i, node in enumerate(tree):
                 if node.step is not None:
-                    self._merge_node(cur, key, node)
+                    self._merge_node(cur, key, node, made + i * 1e-6)
             after = count(cur)
             if after != before:  # replay can see something new: every process re-reads
                 # Rows already here keep their signatures; new ones are signed with this
@@ -394,7 +398,7 @@ class SQLStore(Store, SQLDatabase):
             self._trees.pop(task_key, None)
         return changed
 
-    def _merge_node(self, cur: Cursor, key: str, node: Node) -> None:
+    def _merge_node(self, cur: Cursor, key: str, node: Node, created: float) -> None:
         assert node.step is not None and node.parent is not None
         # A node already here keeps its row and signature: an import, maybe without the
         # secret, must not unsign what the store's writers signed.
@@ -433,7 +437,7 @@ class SQLStore(Store, SQLDatabase):
                 int(node.terminal),
                 node.hits,
                 node.failures,
-                node.last_used,
+                created,
                 node.last_used,
                 self._sign_node(node.id, node.parent, key, node.step),
                 node.result,

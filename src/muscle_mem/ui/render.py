@@ -10,6 +10,7 @@ from typing import Any
 
 from ..models import RunRecord
 from ..stats import TaskStats
+from ..stats import seconds as duration
 from .chart import chart
 from .data import (
     SINCE,
@@ -462,21 +463,6 @@ def _percent(value: float) -> str:
 
 def money(value: float) -> str:
     return f"-${-value:,.4f}" if value < 0 else f"${value:,.4f}"
-
-
-def duration(value: float) -> str:
-    sign, value = ("-" if value < 0 else ""), abs(value)
-    if value == 0:
-        return "0s"
-    if value < 1e-3:
-        return f"{sign}{value * 1e6:.0f}µs"
-    if value < 1:
-        return f"{sign}{value * 1e3:.0f}ms"
-    if value < 120:
-        return f"{sign}{value:.1f}s"
-    if value < 7200:
-        return f"{sign}{value / 60:.1f}min"
-    return f"{sign}{value / 3600:.1f}h"
 
 
 def _iso(timestamp: float) -> str:
