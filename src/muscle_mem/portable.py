@@ -106,9 +106,9 @@ def export_lines(
                     "last_used": node.last_used,
                     "sig": _b64(sign_node(key, node.id, node.parent, task, node.step)),
                     "result": _b64(node.result),
-                    "result_sig": None
-                    if node.result is None
-                    else _b64(sign_result(key, node.id, task, node.result)),
+                    "result_sig": _b64(sign_result(key, node.id, task, node.result))
+                    if node.terminal or node.result is not None
+                    else None,
                 }
             )
             for which in SLOTS:
@@ -348,11 +348,12 @@ class _Reader:
         step: Step,
         result: bytes | None,
     ) -> bool:
-        """Whether the node line's signature, and its result's if it has one, hold."""
+        """Whether the node line's signature, and its end's and result's if it is an
+        end or has one, hold."""
         nid = row["node"]
         if not valid(_sig(row, where), sign_node(self.key, nid, parent, task, step)):
             return False
-        if result is None:
+        if result is None and row.get("terminal") is not True:
             return True
         return valid(_sig(row, where, "result_sig"), sign_result(self.key, nid, task, result))
 

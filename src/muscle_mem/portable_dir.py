@@ -130,8 +130,8 @@ def document(store: Store, info: TaskInfo, key: bytes | None, counts: bool) -> d
         entry: dict[str, Any] = {"path": number, "approved": end.approved, "steps": steps}
         if end.result is not None:
             entry["result"] = readable(check(end.result, ordered=True))
-            if key is not None:
-                entry["result_sig"] = _hex(sign_result(key, end.id, task, end.result))
+        if key is not None:
+            entry["result_sig"] = _hex(sign_result(key, end.id, task, end.result))
         if len(end.ends):
             entry["params_recorded"] = _snapshots(end, "end", key)
         paths.append(entry)
@@ -322,10 +322,10 @@ class _DirReader:
         result = None
         if "result" in entry:
             result = _exact(entry["result"], f"{where}.result", ordered=True)
-            if self.key and not valid(
-                _sig(entry, where, "result_sig"), sign_result(self.key, parent, task, result)
-            ):
-                ok = False
+        if self.key and not valid(
+            _sig(entry, where, "result_sig"), sign_result(self.key, parent, task, result)
+        ):
+            ok = False
         if not ok:
             self.imported.rejected += len(made)
             return None

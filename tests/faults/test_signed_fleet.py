@@ -11,6 +11,7 @@ import pytest
 from conftest import kinds
 from muscle_mem import IntegrityWarning, StoreError
 from muscle_mem.portable import export_lines, import_into, read_export
+from muscle_mem.store.rows import end_digest
 
 from .common import new_world, pay, pay_engine, read, write
 
@@ -101,3 +102,25 @@ def test_an_import_with_another_secret_is_refused(store_url, stores):
     target = stores.track(store_url, secret="laptop")
     with pytest.raises(StoreError, match="another secret"):
         quietly(lambda: import_into(target, imported))
+
+
+def test_a_step_a_writer_turns_into_an_end_without_the_secret_is_never_a_hit(store_url, stores):
+    # Whoever can write to the database can give a step the terminal flag and the digest
+    # (computed with no secret) of an end with no result; the secret signs every end, so
+    # the fleet's workers leave it out and never stop there calling it a hit.
+    world = new_world()
+    assert pay(worker(stores, store_url, world, "fleet"), "ann").status == "miss"
+    store = stores.open(store_url)
+    (first,) = read(store, "SELECT id FROM mm_nodes WHERE terminal = 0")[0]
+    write(
+        store,
+        "UPDATE mm_nodes SET terminal = 1, result = NULL, end_digest = ? WHERE id = ?",
+        (end_digest(first, None), first),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = pay(worker(stores, store_url, world, "fleet"), "bob")
+    assert [w.category for w in caught] == [IntegrityWarning]
+    # The forged end is left out and its step kept: the recorded path replays whole.
+    assert outcome.hit and outcome.replayed == 2 and outcome.result == "paid 200 to bob"
+    assert world["log"][-2:] == [("payee", "bob"), ("amount", "200")]

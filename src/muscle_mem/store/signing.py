@@ -30,11 +30,16 @@ def sign_node(key: bytes | None, nid: str, parent: str, task_key: str, step: Ste
     return _mac(key, b"node", nid, parent, task_key, step.tool, step.code, step.call)
 
 
-def sign_result(key: bytes | None, nid: str, task_key: str, result: bytes) -> bytes | None:
-    """A recorded end's result, signed apart from its node: node rows signed before
-    results were kept stay valid, and a forged result fails on its own."""
+def sign_result(key: bytes | None, nid: str, task_key: str, result: bytes | None) -> bytes | None:
+    """A recorded end and its result, signed apart from its node: node rows signed
+    before results were kept stay valid, and a forged result fails on its own. An end
+    with no result (one recorded before results were kept, or whose result could not be
+    encoded) is signed too: without it, whoever can write to the database could turn a
+    signed step into an end, and replay would stop there calling it a hit."""
     if key is None:
         return None
+    if result is None:
+        return _mac(key, b"end", nid, task_key)
     return _mac(key, b"result", nid, task_key, result)
 
 

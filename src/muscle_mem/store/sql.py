@@ -416,7 +416,7 @@ class SQLStore(Store, SQLDatabase):
             "THEN excluded.approved ELSE mm_nodes.approved END, "
             # A result kept here stays, with its signature and digest; one is taken only
             # where none is (an end without one, or a step that becomes an end).
-            "result_sig = CASE WHEN mm_nodes.result IS NULL "
+            "result_sig = CASE WHEN mm_nodes.result IS NULL AND excluded.terminal = 1 "
             "THEN excluded.result_sig ELSE mm_nodes.result_sig END, "
             "end_digest = CASE WHEN mm_nodes.result IS NULL AND excluded.terminal = 1 "
             "THEN excluded.end_digest ELSE mm_nodes.end_digest END, "
@@ -441,7 +441,7 @@ class SQLStore(Store, SQLDatabase):
                 node.last_used,
                 self._sign_node(node.id, node.parent, key, node.step),
                 node.result,
-                self._sign_result(node.id, key, node.result),
+                self._sign_result(node.id, key, node.result) if node.terminal else None,
                 int(node.approved),
                 self._sign_approval(node.id, key) if node.approved else None,
                 rows.end_digest(node.id, node.result) if node.terminal else None,
@@ -689,14 +689,13 @@ class SQLStore(Store, SQLDatabase):
         loaded: dict[str, Node] = {}
         for row in node_rows:
             try:
-                node = self._node(row, task_key, known, where)
+                node, forged = self._node(row, task_key, known, where)
             except rows.Damaged as problem:
                 damage.add("mm_nodes", rows.name(row[0]), problem)
                 continue
-            if node is None:
-                rejected += 1
-                continue
-            loaded[node.id] = node
+            rejected += forged
+            if node is not None:
+                loaded[node.id] = node
         # Link children to parents reachable from the root, oldest first; a node whose
         # parent was left out is unreachable, and so never replayed.
         for child in loaded.values():
@@ -746,9 +745,10 @@ class SQLStore(Store, SQLDatabase):
 
     def _node(
         self, row: Sequence[Any], task_key: str, known: dict[str, Node], where: str
-    ) -> Node | None:
-        """The node a ``mm_nodes`` row holds (``where``: the read's, for warnings);
-        None if it fails its signature. Raises :class:`.rows.Damaged` for a row
+    ) -> tuple[Node | None, bool]:
+        """The node a ``mm_nodes`` row holds (``where``: the read's, for warnings), None
+        if it fails its signature, and whether a signature failed (the node's, or its
+        end's: then the node is kept as a step). Raises :class:`.rows.Damaged` for a row
         muscle-mem could not have written."""
         nid = rows.text(row[0], "id")
         parent = rows.text(row[1], "parent")
@@ -765,13 +765,18 @@ class SQLStore(Store, SQLDatabase):
         if approved > 1:
             raise rows.Damaged(f"approved is {approved}, not 0 or 1")
         approved_sig = rows.optional_blob(row[13], "approved_sig")
-        if self._key and not (
-            valid(sig, self._sign_node(nid, parent, task_key, step))
-            # A forged result is refused with its node, which a run then records
-            # again, result and all: a hit never returns what the secret didn't sign.
-            and (result is None or valid(result_sig, self._sign_result(nid, task_key, result)))
-        ):
-            return None
+        forged_end = False
+        if self._key:
+            if not valid(sig, self._sign_node(nid, parent, task_key, step)):
+                return None, True
+            if (terminal or result is not None) and not valid(
+                result_sig, self._sign_result(nid, task_key, result)
+            ):
+                # An end or result the secret didn't sign, on a step it did: the step
+                # stays (paths through it replay) and the end is left out, so a hit never
+                # stops where nobody with the secret ended a run, nor returns what it
+                # didn't sign. A run that ends here again signs it.
+                forged_end, terminal, result = True, 0, None
         rows.identified(nid, parent, step)
         before = known.get(nid)
         if before is None or before.step != step:
@@ -781,7 +786,7 @@ class SQLStore(Store, SQLDatabase):
         if terminal:
             rows.checked_end(nid, result, row[14])
         cap = self.snapshot_cap
-        return Node(
+        node = Node(
             nid,
             parent,
             step,
@@ -796,6 +801,7 @@ class SQLStore(Store, SQLDatabase):
             last_used=last_used,
             result=result,
         )
+        return node, forged_end
 
     def _snapshot(self, row: Sequence[Any]) -> bool:
         """Whether a ``mm_snapshots`` row's signature (with a secret) is good. Raises
@@ -870,7 +876,7 @@ class SQLStore(Store, SQLDatabase):
         return sign_node(self._key, nid, parent, task_key, step)
 
     def _sign_result(self, nid: str, task_key: str, result: bytes | None) -> bytes | None:
-        return None if result is None else sign_result(self._key, nid, task_key, result)
+        return sign_result(self._key, nid, task_key, result)
 
     def _sign_snapshot(self, nid: str, which: str, data: bytes) -> bytes | None:
         return sign_snapshot(self._key, nid, which, data)
