@@ -552,7 +552,7 @@ def test_show_draws_the_tree_with_params_snapshots_and_counts(recorded, url, cap
     assert values == [
         "pre: 'v1' (last matched just now)",
         "pre: '#greeting-v2' (last matched just now)",  # the box moved: matched since
-        "'#greeting' (earlier)",
+        "'#greeting' (last matched just now)",
     ]
     for name in ("John", "Jane", "Bob", "Ann", "Zoe"):
         assert name not in out  # params are shown by name, never by value
@@ -569,23 +569,32 @@ def test_show_lists_a_few_snapshots_unless_asked_for_all(engines, url, world, ca
     for page in ("v1", "v2", "v3", "v4", "v5"):  # a new page each time: five environments
         world["page"] = page
         form(engine, "John")
+    # When each was last matched is the store's: make the older ones older.
+    for page, hours in (("v1", 72), ("v2", 48), ("v3", 5), ("v4", 2)):
+        engine.store.write(
+            lambda cur, page=page, hours=hours: cur.execute(
+                "UPDATE mm_snapshots SET used = ? WHERE data = ?",
+                (time.time() - hours * 3600, encode(page)),
+            )
+        )
     code, out, _ = cli(capsys, "show", "fill", "--store", url)
     assert code == 0
     pre = [line.strip(" │") for line in out.splitlines() if "'v" in line or "more" in line]
     assert pre == [
         "pre: 'v5' (last matched just now)",
-        "'v4' (earlier)",
-        "'v3' (earlier)",
+        "'v4' (last matched 2h ago)",
+        "'v3' (last matched 5h ago)",
         "… and 2 more (--snapshots 0 shows all)",
     ]
     code, out, _ = cli(capsys, "show", "fill", "--snapshots", "0", "--store", url)
-    assert [line.strip(" │") for line in out.splitlines() if "'v" in line][-1] == "'v1' (earlier)"
+    last = [line.strip(" │") for line in out.splitlines() if "'v" in line][-1]
+    assert last == "'v1' (last matched 3d ago)"
     shown = cli_json(capsys, "show", "fill", "--snapshots", "2", "--store", url)
     [name] = shown["steps"]
     assert name["pre_snapshots"] == 5 and name["post"] == []
     assert [s["value"] for s in name["pre"]] == ["'v5'", "'v4'"]
     assert iso_time(name["pre"][0]["last_matched"]) == pytest.approx(iso_time(name["last_used"]))
-    assert name["pre"][1]["last_matched"] is None  # earlier: the tree keeps the order only
+    assert iso_time(name["pre"][1]["last_matched"]) == pytest.approx(time.time() - 7200, abs=60)
     code, _, err = cli(capsys, "show", "fill", "--snapshots", "-1", "--store", url)
     assert code == 2 and "--snapshots" in err
 

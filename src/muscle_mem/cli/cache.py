@@ -267,8 +267,9 @@ def _show(args: argparse.Namespace) -> int:
     [info] = _resolve(store, [args.key])
     tree = store.tree(info.task_key)
     paths = {end.id: n for n, end in enumerate(tree.ends(), 1)}  # as approve --path counts
+    times = store.snapshot_times(info.task_key)
     if wants_json(args):
-        steps = _node_json(tree.root, paths, args.snapshots)
+        steps = _node_json(tree.root, paths, args.snapshots, times)
         return dump({**_task_json(info), "steps": steps})
     w = width(args)
     print(clip(info.text or "(the task's text is unknown: recorded before muscle-mem kept it)", w))
@@ -281,12 +282,15 @@ def _show(args: argparse.Namespace) -> int:
             w,
         )
     )
-    _print_children(tree.root, "", paths, w, args.snapshots)
+    _print_children(tree.root, "", paths, w, args.snapshots, times)
     return 0
 
 
+Times = dict[tuple[str, str, bytes], float]  # see Store.snapshot_times
+
+
 def _print_children(
-    node: Node, indent: str, paths: dict[str, int], w: int | None, limit: int
+    node: Node, indent: str, paths: dict[str, int], w: int | None, limit: int, times: Times
 ) -> None:
     children = node.children
     for i, child in enumerate(children):
@@ -300,7 +304,7 @@ def _print_children(
         )
         print(cut(f"{about}{facts}", w))
         for which in CHECKS:
-            shown, hidden = _snapshots(child, which, limit)
+            shown, hidden = _snapshots(child, which, limit, times)
             gap = " " * (len(which) + 2)
             for j, (value, when) in enumerate(shown):
                 label = f"{which}: " if j == 0 else gap
@@ -311,7 +315,7 @@ def _print_children(
                 print(cut(f"{about}{gap}… and {hidden} more (--snapshots 0 shows all)", w))
         if child.terminal:
             print(cut(f"{about}{_end_mark(child, paths)}", w))
-        _print_children(child, below, paths, w, limit)
+        _print_children(child, below, paths, w, limit, times)
 
 
 def _end_mark(end: Node, paths: dict[str, int]) -> str:
@@ -319,19 +323,25 @@ def _end_mark(end: Node, paths: dict[str, int]) -> str:
     return f"path {paths[end.id]} ends here ({'approved' if end.approved else 'not approved'})"
 
 
-def _snapshots(node: Node, which: Slot, limit: int) -> tuple[list[tuple[str, float | None]], int]:
+def _snapshots(
+    node: Node, which: Slot, limit: int, times: Times
+) -> tuple[list[tuple[str, float | None]], int]:
     """A check's snapshots at ``node``, most recently matched first, at most ``limit``
     (0: all), each as its value abbreviated and when it was last matched if that is
     known; and how many more there are.
 
-    A tree keeps its snapshots in the order they were matched, not the times: the
-    latest was matched when the step was last used, the others earlier."""
+    The store's times say when; where it keeps none, the latest was matched when the
+    step was last used, and the others earlier."""
     kept = node.snapshots(which)
     keys = kept.keys()[::-1]
     if limit:
         keys = keys[:limit]
     shown = [
-        (_snapshot(kept, key), node.last_used if i == 0 else None) for i, key in enumerate(keys)
+        (
+            _snapshot(kept, key),
+            times.get((node.id, which, key), node.last_used if i == 0 else None),
+        )
+        for i, key in enumerate(keys)
     ]
     return shown, len(kept) - len(keys)
 
@@ -343,7 +353,7 @@ def _snapshot(kept: SnapshotSet, key: bytes) -> str:
         return f"<cannot read it: {error}>"
 
 
-def _node_json(node: Node, paths: dict[str, int], limit: int) -> list[dict[str, Any]]:
+def _node_json(node: Node, paths: dict[str, int], limit: int, times: Times) -> list[dict[str, Any]]:
     return [
         {
             "id": child.id,
@@ -354,7 +364,7 @@ def _node_json(node: Node, paths: dict[str, int], limit: int) -> list[dict[str, 
             **{
                 which: [
                     {"value": value, "last_matched": None if when is None else iso(when)}
-                    for value, when in _snapshots(child, which, limit)[0]
+                    for value, when in _snapshots(child, which, limit, times)[0]
                 ]
                 for which in CHECKS
             },
@@ -364,7 +374,7 @@ def _node_json(node: Node, paths: dict[str, int], limit: int) -> list[dict[str, 
             "path": paths.get(child.id),  # the number of the path that ends here
             "approved": child.approved,
             "last_used": iso(child.last_used),
-            "steps": _node_json(child, paths, limit),
+            "steps": _node_json(child, paths, limit, times),
         }
         for child in node.children
     ]

@@ -98,6 +98,16 @@ class Store(ABC):
     def tasks(self) -> list[TaskInfo]:
         """The task keys that have something cached, most recently used first."""
 
+    def snapshot_times(self, task_key: str) -> dict[tuple[str, str, bytes], float]:
+        """When each of the task key's snapshots was last matched (epoch seconds), by
+        (node id, slot, encoding), for people looking at the cache (``muscle-mem show``).
+
+        A tree keeps its snapshots in the order they were matched, not the times; a
+        store that keeps no times (the memory store: its trees live no longer than the
+        process that matched them) returns an empty dict, the default.
+        """
+        return {}
+
     @abstractmethod
     def remove(self, task_key: str, nodes: Collection[str] | None = None) -> int:
         """Forget ``nodes`` of the task key's tree (all of them when None), with their

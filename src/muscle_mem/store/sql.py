@@ -231,6 +231,24 @@ class SQLStore(Store, SQLDatabase):
         damage.warn()
         return records
 
+    def snapshot_times(self, task_key: str) -> dict[tuple[str, str, bytes], float]:
+        def work(cur: Cursor) -> list[Any]:
+            cur.execute(
+                "SELECT node, which, data, used FROM mm_snapshots WHERE task_key = ?",
+                (task_key,),
+            )
+            return cur.fetchall()
+
+        # Only shown: a damaged row is left out here, and named when the tree is read.
+        return {
+            (node, which, bytes(data)): float(used)
+            for node, which, data, used in self._read(work)
+            if type(node) is str
+            and type(which) is str
+            and isinstance(data, (bytes, memoryview))
+            and type(used) in (int, float)
+        }
+
     def tasks(self) -> list[TaskInfo]:
         def work(cur: Cursor) -> list[Any]:
             cur.execute(
