@@ -512,8 +512,7 @@ class Versus:
             "|" + "---|" * len(header),
         ]
         lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-            for _, _, row in rows
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for _, _, row in rows
         ]
         return "\n".join(lines)
 

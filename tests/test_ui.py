@@ -230,6 +230,11 @@ def test_a_task_page_shows_steps_params_checks_paths_and_divergence(cache, keys)
     assert "approved</span>" in render.task_page(alert, Links())
     assert "pre-check: 2 snapshots" in text  # the greeting box, where it was and is
     assert "&#x27;#greeting-v2&#x27;" in text
+    # Each snapshot says when it was last matched, as the store keeps it.
+    [greeting] = tree.steps[0].children
+    assert [value for value, _ in greeting.pre] == ["#greeting-v2", "#greeting"]
+    assert all(matched is not None and matched > 0 for _, matched in greeting.pre)
+    assert text.count("last matched") == len(tree.steps[0].pre) + len(greeting.pre)
     page = Parsed(html)
     heat = [(a["data-step"], a["data-runs"]) for a in page.all("td") if "data-step" in a]
     assert heat == [("0", "0"), ("1", "1")]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import MuscleMemError
-from ..models import TASK_KEY_PREFIX, RunRecord, Status, TaskInfo
+from ..models import TASK_KEY_PREFIX, RunRecord, Slot, Status, TaskInfo
 from ..stats import TaskStats, compute, saved_by_hit
 from ..store import Store
-from ..trie import Node, SnapshotSet
+from ..trie import Node
 
 #: Period widths a timeline may take, so that a few seconds of a demo and a year of
 #: production both come out as a few dozen points.
@@ -110,8 +110,10 @@ class StepView:
     index: int  # the step's place in its path, 0 for the first call
     tool: str
     call: tuple[tuple[Any, ...], dict[str, Any]] | Unreadable
-    pre: tuple[Any, ...]  # the most recently matched first, at most SHOWN_SNAPSHOTS
-    post: tuple[Any, ...]
+    # (value, when last matched if the store knows), the most recently matched first,
+    # at most SHOWN_SNAPSHOTS of each check
+    pre: tuple[tuple[Any, float | None], ...]
+    post: tuple[tuple[Any, float | None], ...]
     pre_count: int
     post_count: int
     hits: int
@@ -241,7 +243,8 @@ class Cache:
         tree = self.store.tree(task_key)
         ends = tree.ends()
         numbers = {end.id: number for number, end in enumerate(ends, 1)}
-        steps = tuple(_step(child, 0, numbers) for child in tree.root.children)
+        times = self.store.snapshot_times(task_key)
+        steps = tuple(_step(child, 0, numbers, times) for child in tree.root.children)
         approved = sum(end.approved for end in ends)
         return TaskTree(task, steps, len(ends), approved, _heat_by_path(numbers, runs))
 
@@ -325,7 +328,9 @@ def _task(key: str, info: TaskInfo | None, stats: TaskStats | None) -> Task:
     return Task(key, info.text if info is not None else "", tags, info, stats)
 
 
-def _step(node: Node, index: int, numbers: dict[str, int]) -> StepView:
+def _step(
+    node: Node, index: int, numbers: dict[str, int], times: dict[tuple[str, str, bytes], float]
+) -> StepView:
     assert node.step is not None
     try:
         call: tuple[tuple[Any, ...], dict[str, Any]] | Unreadable = node.template()[0]
@@ -336,8 +341,8 @@ def _step(node: Node, index: int, numbers: dict[str, int]) -> StepView:
         index=index,
         tool=node.step.tool,
         call=call,
-        pre=_snapshots(node.pre),
-        post=_snapshots(node.post),
+        pre=_snapshots(node, "pre", times),
+        post=_snapshots(node, "post", times),
         pre_count=len(node.pre),
         post_count=len(node.post),
         hits=node.hits,
@@ -345,17 +350,21 @@ def _step(node: Node, index: int, numbers: dict[str, int]) -> StepView:
         last_used=node.last_used,
         path=numbers.get(node.id),
         approved=node.approved,
-        children=tuple(_step(child, index + 1, numbers) for child in node.children),
+        children=tuple(_step(child, index + 1, numbers, times) for child in node.children),
     )
 
 
-def _snapshots(snapshots: SnapshotSet) -> tuple[Any, ...]:
-    shown = []
+def _snapshots(
+    node: Node, which: Slot, times: dict[tuple[str, str, bytes], float]
+) -> tuple[tuple[Any, float | None], ...]:
+    snapshots = node.snapshots(which)
+    shown: list[tuple[Any, float | None]] = []
     for key in reversed(snapshots.keys()[-SHOWN_SNAPSHOTS:]):
         try:
-            shown.append(snapshots.value(key))
+            value = snapshots.value(key)
         except (KeyError, MuscleMemError) as error:  # evicted meanwhile, or unreadable here
-            shown.append(Unreadable(str(error)))
+            value = Unreadable(str(error))
+        shown.append((value, times.get((node.id, which, key))))
     return tuple(shown)
 
 

@@ -272,8 +272,9 @@ def _snapshots(which: str, shown: Sequence[Any], count: int) -> Markup:
             else literal(item, 160),
             " ",
             el("span", "latest", class_="badge") if i == 0 else None,
+            [" last matched ", when(matched)] if matched is not None else None,
         )
-        for i, item in enumerate(shown)
+        for i, (item, matched) in enumerate(shown)
     ]
     more = count - len(shown)
     if more:
