@@ -109,7 +109,7 @@ def test_two_days_on_one_store(tmp_path: Path) -> None:
     assert table["tokens"] == ("75,000", "152,500")
     assert table["cost at $3 per million tokens"] == ("$0.23", "$0.46")
     assert f"muscle-mem stats --store sqlite:///{store} " in first
-    assert re.search(r"muscle-mem show task1:[0-9a-f]{32} --store ", first)
+    assert "muscle-mem show 'audit the conversion flow of {property}' --store " in first
     assert "muscle-mem bank brief brand:mmm --store" in first  # the first handoff's
     wall = re.search(r"demo finished in ([\d.]+) s", first)
     assert wall is not None

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any, TextIO
@@ -15,7 +16,7 @@ from muscle_mem.bank import MemoryBank
 
 from .agent import Agent
 from .journal import ACCOUNT, Journal, brand
-from .llm import LLM
+from .llm import LLM, TASK_TEXT
 from .openai_llm import ModelUnavailable, OpenAILLM
 from .policy import SimulatedLLM
 from .report import HEADER, Totals, say, step_line, summary, totals_table
@@ -148,7 +149,8 @@ def _look_further(option: str, steps: list[StepResult]) -> str:
     commands = [
         ("muscle-mem stats", "hit rate, time and tokens saved per task"),
         (
-            f"muscle-mem show {handoff.task_key}",
+            # A task is named by its own words, as every command takes it.
+            f"muscle-mem show {shlex.quote(TASK_TEXT[handoff.task.kind])}",
             f"the audit's recorded paths, {handoff.task.code}'s branch",
         ),
         (
