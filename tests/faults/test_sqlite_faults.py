@@ -234,7 +234,9 @@ def test_a_corrupted_file_fails_cleanly_and_never_replays_what_was_not_recorded(
             with open(path, "r+b") as f:
                 f.truncate(chance.choice([0, 1, 2, 99, 100, 4096, chance.randrange(size)]))
         else:
-            _overwrite_a_value(path, chance)
+            # The first round damages the schema version (the damage that refuses the
+            # store), so both outcomes are met whatever the seed; the rest pick at random.
+            _overwrite_a_value(path, chance, "schema_version" if number == 0 else None)
         warned: list = []
         calls, errors = _replay_everything(path, chance.choice(["v1", "v2"]), warned)
         assert _safe(calls), (number, calls)
@@ -259,16 +261,22 @@ _TABLES = {
 _GARBAGE = [None, 5, -1, 2.5, "many", "", "[", '{"t":5}', b'{"t":5}', b"5", b"\xff", "x" * 300]
 
 
-def _overwrite_a_value(path, chance):
+def _overwrite_a_value(path, chance, meta_key=None):
+    """Garbage in one value of a random row, or in ``mm_meta``'s ``meta_key``."""
     table = chance.choice(sorted(_TABLES))
     column = chance.choice(_TABLES[table])
     value = chance.choice(_GARBAGE)
     connection = sqlite3.connect(path, isolation_level=None)
     try:
+        if meta_key is not None:
+            connection.execute("UPDATE mm_meta SET value = 'many' WHERE key = ?", (meta_key,))
+            return
+        # The row is the seed's choice too (not SQLite's random()), so a failure replays.
+        (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
         connection.execute(
             f"UPDATE {table} SET {column} = ? WHERE rowid = "
-            f"(SELECT rowid FROM {table} ORDER BY random() LIMIT 1)",
-            (value,),
+            f"(SELECT rowid FROM {table} ORDER BY rowid LIMIT 1 OFFSET ?)",
+            (value, chance.randrange(max(count, 1))),
         )
     except sqlite3.IntegrityError:
         pass  # NOT NULL: the database itself refuses that damage
