@@ -87,7 +87,7 @@ def add_commands(command: Command) -> None:
     _confirm_options(prune)
 
 
-def _resolve(store: Store, names: Iterable[str]) -> list[TaskInfo]:
+def resolve(store: Store, names: Iterable[str]) -> list[TaskInfo]:
     """The tasks the given names select, each exactly one.
 
     A name is the start of a task key (with or without its ``task1:``) or of a task's
@@ -264,7 +264,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.snapshots < 0:
         raise UsageError("--snapshots must be 0 (all) or more")
     store = open_for(args, read_only=True)
-    [info] = _resolve(store, [args.key])
+    [info] = resolve(store, [args.key])
     tree = store.tree(info.task_key)
     paths = {end.id: n for n, end in enumerate(tree.ends(), 1)}  # as approve --path counts
     times = store.snapshot_times(info.task_key)
@@ -487,7 +487,7 @@ def _rm(args: argparse.Namespace) -> int:
     if args.all == bool(args.keys):
         raise UsageError("name the tasks to remove, or say --all (not both)")
     store = open_for(args)
-    tasks = store.tasks() if args.all else _resolve(store, args.keys)
+    tasks = store.tasks() if args.all else resolve(store, args.keys)
     named = {t.task_key: t for t in tasks}  # a key named twice, once
     listing: Listing = [
         (

@@ -12,7 +12,7 @@ from ..errors import ExportFormatError
 from ..portable import Imported, export_lines, import_into, read_export
 from ..portable_dir import ImportedDir, apply_approvals, export_dir, read_dir
 from ..trie import Node
-from .cache import _resolve
+from .cache import resolve
 from .common import (
     SECRET_VAR,
     Command,
@@ -69,7 +69,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.counts and args.dir is None:
         raise UsageError("--counts goes with --dir (JSON lines always hold the counts)")
     store = open_for(args, read_only=True)
-    tasks = _resolve(store, args.keys) if args.keys else None
+    tasks = resolve(store, args.keys) if args.keys else None
     progress = Progress("exporting", len(tasks) if tasks is not None else 0)
     if args.dir is not None:
         try:
@@ -158,7 +158,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     store = open_for(args)
-    [info] = _resolve(store, [args.key])
+    [info] = resolve(store, [args.key])
     ends = store.tree(info.task_key).ends()
     chosen: list[tuple[int, Node]] = list(enumerate(ends, 1))
     if args.path:
