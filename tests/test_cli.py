@@ -1542,6 +1542,23 @@ def test_an_impossible_value_in_an_export_is_one_line(
     assert not (tmp_path / "target.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("tags", "says"), [(["ok", 5], "tags[1] must be str, got 5"), (["\ud800"], "tags[0] is not")]
+)
+def test_a_tag_no_store_can_hold_is_one_line(recorded, url, tmp_path, capsys, tags, says):
+    lines = export_of(capsys, url)
+    at = next(i for i, line in enumerate(lines) if '"tags"' in line and '"node"' not in line)
+    task = json.loads(lines[at])
+    task["tags"] = tags
+    lines[at] = json.dumps(task)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    code, out, err = cli(capsys, "import", bad, "--store", tmp_path / "target.db")
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert says in err and f"line {at + 1}" in err
+    assert not (tmp_path / "target.db").exists()
+
+
 def test_a_signed_file_imported_without_the_secret_says_it_was_not_checked(
     engines, url, world, tmp_path, capsys, monkeypatch
 ):

@@ -253,6 +253,14 @@ def test_an_edited_call_is_refused_naming_the_file_and_field(tmp_path, capsys):
             lambda d: d["paths"][0]["steps"][0].update(pre=[{"$what": 1}]),
             "steps[0].pre[0]: '$what' is not a type",
         ),
+        # JSON can spell a lone surrogate; no store can hold one.
+        (lambda d: d.update(text="audit \ud800"), "text: is not valid Unicode"),
+        (lambda d: d.update(tags=["ok", "\ud800"]), "tags[1] is not valid Unicode"),
+        (lambda d: d.update(tags=["ok", 5]), "tags[1] must be str, got 5"),
+        (
+            lambda d: d["paths"][0]["steps"][0].update(tool="fill\ud800"),
+            "steps[0].tool: is not valid Unicode",
+        ),
     ],
 )
 def test_a_broken_file_is_refused_with_one_line(stores, tmp_path, edit, message):

@@ -200,9 +200,7 @@ class _Reader:
             raise ExportFormatError(f"{where}: a line after the file's last line")
         if "task" in row and "node" not in row:
             task = _field(row, "task", str, where)
-            tags = _field(row, "tags", list, where)
-            if not all(isinstance(tag, str) for tag in tags):
-                raise ExportFormatError(f"{where}: tags must be strings")
+            tags = tag_values(_field(row, "tags", list, where), f"{where}: tags")
             if self.counted:
                 if self.open is not None:
                     raise ExportFormatError(
@@ -382,19 +380,30 @@ class _Reader:
         self.imported.snapshots += 1
 
 
-def _field(row: dict[str, Any], name: str, kind: Any, where: str) -> Any:
-    value = row.get(name)
+def field_value(value: Any, kind: Any, label: str) -> Any:
+    """``value`` read from an export, if it is a ``kind`` a store can hold; else an
+    :class:`ExportFormatError` that names it by ``label``. (Both export formats read their
+    fields through it.)"""
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         expected = getattr(kind, "__name__", "a number")
-        raise ExportFormatError(f"{where}: {name!r} must be {expected}, got {value!r}")
+        raise ExportFormatError(f"{label} must be {expected}, got {value!r:.60}")
     if isinstance(value, str):
         try:
             value.encode()
         except UnicodeEncodeError:  # a lone surrogate: JSON allows it, no store does
-            raise ExportFormatError(f"{where}: {name!r} is not valid Unicode") from None
+            raise ExportFormatError(f"{label} is not valid Unicode") from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise ExportFormatError(f"{where}: {name!r} must be a finite number, got {value}")
+        raise ExportFormatError(f"{label} must be a finite number, got {value}")
     return value
+
+
+def tag_values(tags: list[Any], label: str) -> tuple[str, ...]:
+    """An export's tags, if every one is text a store can hold."""
+    return tuple(field_value(tag, str, f"{label}[{i}]") for i, tag in enumerate(tags))
+
+
+def _field(row: dict[str, Any], name: str, kind: Any, where: str) -> Any:
+    return field_value(row.get(name), kind, f"{where}: {name!r}")
 
 
 def _count(row: dict[str, Any], name: str, where: str) -> int:

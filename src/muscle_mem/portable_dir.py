@@ -44,7 +44,7 @@ from typing import Any
 from .codec import check, encode_tree
 from .errors import DecodeError, EncodeError, ExportFormatError
 from .models import Step, TaskInfo, node_id, root_id
-from .portable import Imported
+from .portable import Imported, field_value, tag_values
 from .readable import readable, tagged
 from .store import rows
 from .store.base import Store
@@ -264,9 +264,7 @@ class _DirReader:
                 f"({VERSION}); upgrade muscle-mem"
             )
         task = _get(data, "task", str, name)
-        tags = _get(data, "tags", list, name)
-        if not all(isinstance(tag, str) for tag in tags):
-            raise ExportFormatError(f"{name}: tags: must be strings")
+        tags = tag_values(_get(data, "tags", list, name), f"{name}: tags")
         if task in self.imported.trees:
             raise ExportFormatError(f"{name}: task {task} is in another file too")
         tree = Tree(task)
@@ -398,10 +396,7 @@ def _encoded(tree: Any, where: str, *, ordered: bool = False) -> bytes:
 
 
 def _get(row: dict[str, Any], name: str, kind: type, where: str) -> Any:
-    value = row.get(name)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ExportFormatError(f"{where}.{name}: must be {kind.__name__}, got {value!r:.60}")
-    return value
+    return field_value(row.get(name), kind, f"{where}.{name}:")
 
 
 def _count(row: dict[str, Any], name: str, where: str) -> int:
